@@ -1,0 +1,81 @@
+"""CLI: `python -m core [--db PATH] NOUN VERB ...`, mirroring every page action.
+
+Library errors become one `Error: …` line with a hint, never a traceback (CSAT_DEBUG=1 shows one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+import typer
+
+from core.config import db_path
+from core.errors import CoreError, ImportFailed
+from core.store import Store
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="CSAT reasoning-distillation engine (the dashboard's CLI twin).")
+
+
+@app.callback()
+def _root(ctx: typer.Context,
+          db: str = typer.Option(None, "--db", envvar="CSAT_DB", help="DuckDB file (default data/workspace/csat.duckdb)")) -> None:
+    ctx.obj = {"db": str(db_path(db)), "store": None}
+
+
+def store_of(ctx: typer.Context) -> Store:
+    """Open the store on first use, so `--help` never takes the file lock."""
+    root = ctx.find_root()
+    if root.obj["store"] is None:
+        root.obj["store"] = Store(root.obj["db"])
+    return root.obj["store"]
+
+
+def print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False, indent=1, default=str))
+
+
+def _register() -> None:
+    # Imported here so each noun lives in its own module and registers itself.
+    from core.cli import data  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+        return 0
+    except CoreError as exc:
+        typer.echo(f"Error: {exc.message}", err=True)
+        if isinstance(exc, ImportFailed):
+            for issue in exc.issues[:50]:
+                typer.echo(f"  {issue}", err=True)
+            if len(exc.issues) > 50:
+                typer.echo(f"  … and {len(exc.issues) - 50} more", err=True)
+        if exc.hint:
+            typer.echo(f"Hint: {exc.hint}", err=True)
+        return 1
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("Aborted.", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("Interrupted; finished work is stored.", err=True)
+        return 130
+    except Exception as exc:  # last resort: one line, traceback only on request
+        if os.environ.get("CSAT_DEBUG"):
+            raise
+        typer.echo(f"Error: unexpected {type(exc).__name__}: {exc} (set CSAT_DEBUG=1 for a traceback)", err=True)
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Datasets in the store: import (all-or-nothing), list, browse, delete, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.config import SAMPLE_DIR, UNKNOWN_SUBJECT
+from core.errors import ImportFailed, NotFound
+from core.formats import Issue, Parsed, parse_file
+from core.formats.base import nfc, sha256_of
+from core.store import Store
+
+SPLITS = ("train", "seed", "test")
+SAMPLES = {"sample-train": ("train_pool.json", "train"), "sample-test": ("test.json", "test")}
+
+
+@dataclass
+class ImportResult:
+    name: str
+    format: str
+    imported: int
+    skipped: list[Issue] = field(default_factory=list)
+    already: bool = False  # the same file was imported under this name before: nothing changed
+
+
+def import_parsed(store: Store, parsed: Parsed, name: str, split: str, *, source: str, sha256: str,
+                  subject: str | None = None, skip_bad: bool = False, replace: bool = False) -> ImportResult:
+    name = nfc(name) or ""
+    if not name:
+        raise ImportFailed("a dataset needs a name")
+    if split not in SPLITS:
+        raise ImportFailed(f"unknown split {split!r}", hint=f"choose one of {', '.join(SPLITS)}")
+    if parsed.issues and not skip_bad:
+        raise ImportFailed(
+            f"{len(parsed.issues)} bad row(s) in {source}; nothing was imported", parsed.issues,
+            hint="fix them, or import with --skip-bad to leave them out",
+        )
+    if not parsed.records:
+        raise ImportFailed(f"no valid questions in {source}; nothing was imported", parsed.issues)
+    existing = store.rows("SELECT sha256 FROM datasets WHERE name = ?", [name])
+    if existing and existing[0]["sha256"] == sha256 and not replace:
+        return ImportResult(name, parsed.format, 0, parsed.issues, already=True)
+    if existing and not replace:
+        raise ImportFailed(f"a dataset named {name!r} already exists with other content",
+                           hint="choose another name, delete it first, or use --replace")
+    subject = nfc(subject)
+    passages = {r.passage_id: r.paragraph for r in parsed.records if r.passage_id and r.paragraph}
+    questions = [
+        (name, r.qid, pos, r.passage_id if r.paragraph else None, r.question, r.extra, r.choices,
+         r.answer, r.points, r.subject or subject or UNKNOWN_SUBJECT,
+         "column" if r.subject else "import" if subject else "unknown")
+        for pos, r in enumerate(parsed.records)
+    ]
+    with store.transaction():
+        if existing:
+            _delete(store, name)
+        store.execute(
+            "INSERT INTO datasets (name, split, format, source, sha256, n_questions) VALUES (?, ?, ?, ?, ?, ?)",
+            [name, split, parsed.format, source, sha256, len(questions)],
+        )
+        store.executemany("INSERT INTO passages VALUES (?, ?, ?)", [(name, k, v) for k, v in passages.items()])
+        store.executemany("INSERT INTO questions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", questions)
+    return ImportResult(name, parsed.format, len(questions), parsed.issues)
+
+
+def import_file(store: Store, path: str | Path, name: str, split: str, *, fmt: str = "auto",
+                subject: str | None = None, skip_bad: bool = False, replace: bool = False,
+                mapping: dict[str, str] | None = None, source: str | None = None) -> ImportResult:
+    """Parse, validate and store a file in one transaction: a failure stores nothing."""
+    path = Path(path)
+    parsed = parse_file(path, fmt, mapping)
+    return import_parsed(store, parsed, name, split, source=source or path.name, sha256=sha256_of(path),
+                         subject=subject, skip_bad=skip_bad, replace=replace)
+
+
+def load_samples(store: Store) -> list[ImportResult]:
+    """The bundled sample sets; importing them again changes nothing."""
+    return [import_file(store, SAMPLE_DIR / file, name, split) for name, (file, split) in SAMPLES.items()]
+
+
+def list_datasets(store: Store) -> list[dict[str, Any]]:
+    """The `data list --json` contract: name, split, questions, points, subjects."""
+    sets = store.rows("SELECT name, split, format, source, created_at FROM datasets ORDER BY created_at, name")
+    stats = {r["dataset"]: r for r in store.rows(
+        "SELECT dataset, count(*) AS n, sum(points) AS points, count(points) AS with_points "
+        "FROM questions GROUP BY dataset")}
+    subjects: dict[str, dict[str, int]] = {}
+    for r in store.rows("SELECT dataset, subject, count(*) AS n FROM questions GROUP BY ALL ORDER BY dataset, n DESC, subject"):
+        subjects.setdefault(r["dataset"], {})[r["subject"]] = r["n"]
+    out = []
+    for s in sets:
+        st = stats.get(s["name"], {"n": 0, "points": None, "with_points": 0})
+        points = st["points"] if st["with_points"] else None
+        out.append({
+            "name": s["name"], "split": s["split"], "questions": st["n"],
+            "points": (int(points) if points is not None and float(points).is_integer() else points),
+            "subjects": subjects.get(s["name"], {}),
+            "format": s["format"], "source": s["source"], "created_at": str(s["created_at"]),
+        })
+    return out
+
+
+def require(store: Store, name: str) -> dict[str, Any]:
+    row = store.rows("SELECT * FROM datasets WHERE name = ?", [name])
+    if not row:
+        names = [r["name"] for r in store.rows("SELECT name FROM datasets ORDER BY name")]
+        raise NotFound(f"no dataset named {name!r}", hint=f"datasets: {', '.join(names) or 'none yet'}")
+    return row[0]
+
+
+def questions(store: Store, name: str, search: str | None = None, subject: str | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+    """Questions with their passage text, in file order; `search` matches any text field."""
+    require(store, name)
+    sql = ("SELECT q.*, p.text AS paragraph FROM questions q LEFT JOIN passages p "
+           "ON p.dataset = q.dataset AND p.passage_id = q.passage_id WHERE q.dataset = ?")
+    params: list[Any] = [name]
+    if subject:
+        sql += " AND q.subject = ?"
+        params.append(subject)
+    if search:
+        needle = f"%{nfc(search)}%"
+        sql += (" AND (q.question ILIKE ? OR q.extra ILIKE ? OR p.text ILIKE ? OR q.qid = ?"
+                " OR array_to_string(q.choices, ' ') ILIKE ?)")
+        params += [needle, needle, needle, nfc(search), needle]
+    sql += " ORDER BY q.position"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return store.rows(sql, params)
+
+
+def _delete(store: Store, name: str) -> None:
+    for table in ("questions", "passages", "datasets"):
+        column = "name" if table == "datasets" else "dataset"
+        store.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
+
+
+def delete_dataset(store: Store, name: str) -> int:
+    """Delete a dataset and its questions; returns how many questions went."""
+    n = require(store, name)["n_questions"]
+    with store.transaction():
+        _delete(store, name)
+    return n
+
+
+def export_dataset(store: Store, name: str, fmt: str, out: str | Path) -> int:
+    """jsonl: every field (re-importable as generic); submission: `id,answer` CSV."""
+    rows = questions(store, name)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "jsonl":
+        with out.open("w", encoding="utf-8") as f:
+            for q in rows:
+                f.write(json.dumps({
+                    "id": q["qid"], "passage_id": q["passage_id"], "paragraph": q["paragraph"],
+                    "question": q["question"], "question_plus": q["extra"], "choices": list(q["choices"]),
+                    "answer": q["answer"], "points": q["points"], "subject": q["subject"],
+                }, ensure_ascii=False) + "\n")
+    elif fmt == "submission":
+        with out.open("w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "answer"])
+            w.writerows([q["qid"], q["answer"] if q["answer"] is not None else ""] for q in rows)
+    else:
+        raise ImportFailed(f"unknown export format {fmt!r}", hint="choose jsonl or submission")
+    return len(rows)
+
+
+def pipeline_counts(store: Store) -> dict[str, Any]:
+    """What the Data step holds, for the Home page and the sidebar."""
+    return {
+        "datasets": store.scalar("SELECT count(*) FROM datasets"),
+        "questions": store.scalar("SELECT count(*) FROM questions"),
+        "last": store.scalar("SELECT max(created_at) FROM datasets"),
+    }

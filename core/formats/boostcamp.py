@@ -1,0 +1,46 @@
+"""Boostcamp CSV: id, paragraph, problems (Python-literal dict), question_plus."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from core.errors import ImportFailed
+from core.formats.base import Parsed, Record, nfc, parse_answer, parse_choices, passage_key
+from core.formats.tabular import read_csv
+
+COLUMNS = ("id", "paragraph", "problems")
+
+
+def parse(path: Path) -> Parsed:
+    rows = read_csv(path)
+    missing = [c for c in COLUMNS if rows and c not in rows[0]]
+    if missing:
+        raise ImportFailed(f"{path.name} lacks column(s) {', '.join(missing)} of the Boostcamp format",
+                           hint=f"columns found: {', '.join(rows[0])}")
+    out = Parsed("boostcamp")
+    for i, row in enumerate(rows, 1):
+        where = f"row {i}" + (f" (id {row['id']})" if row.get("id") else "")
+        try:
+            # literal_eval, never eval: the file is untrusted input (DESIGN.md §5).
+            problem = ast.literal_eval(row.get("problems") or "")
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            out.bad(where, "problems is not a readable Python-literal dict")
+            continue
+        if not isinstance(problem, dict) or "question" not in problem or "choices" not in problem:
+            out.bad(where, "problems must be a dict with 'question' and 'choices'")
+            continue
+        try:
+            choices = parse_choices(problem["choices"])
+            answer = parse_answer(problem.get("answer"))
+        except ValueError as exc:
+            out.bad(where, str(exc))
+            continue
+        paragraph = nfc(row.get("paragraph"))
+        out.records.append(Record(
+            qid=nfc(row.get("id")) or "", question=nfc(problem.get("question")) or "",
+            choices=choices, answer=answer, paragraph=paragraph, passage_id=passage_key(paragraph),
+            extra=nfc(row.get("question_plus")) or nfc(problem.get("question_plus")),
+            subject=nfc(row.get("subject")), where=where,
+        ))
+    return out
