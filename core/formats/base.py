@@ -75,6 +75,12 @@ def check_size(path: Path) -> None:
 def read_text(path: Path) -> str:
     """Decode UTF-8 (with or without BOM), else CP949 (common for Korean files), else fail."""
     data = path.read_bytes()
+    nul = data.find(b"\x00")
+    if nul >= 0:  # binary (image, archive, …): CP949 would otherwise decode much of it as text
+        raise ImportFailed(
+            f"{path.name} is not readable text: it contains binary data (NUL byte at {nul})",
+            hint="save the file as UTF-8 text, or pick the right file",
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -1,0 +1,24 @@
+"""Dashboard entry: one navigation over pages/, a sidebar with the pipeline's state."""
+
+import streamlit as st
+
+from pages._ui import get_store, sidebar_status
+
+st.set_page_config(page_title="CSAT distillation", page_icon="📝", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True, url_path="home"),
+    st.Page("pages/data.py", title="Data", icon="📚", url_path="data"),
+    st.Page("pages/mine.py", title="Mine", icon="⛏️", url_path="mine"),
+    st.Page("pages/augment.py", title="Augment", icon="🧬", url_path="augment"),
+    st.Page("pages/review.py", title="Review", icon="🔍", url_path="review"),
+    st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon="📊", url_path="evaluate"),
+    st.Page("pages/visualise.py", title="Visualise", icon="🗺️", url_path="visualise"),
+    st.Page("pages/settings.py", title="Settings", icon="⚙️", url_path="settings"),
+]
+
+page = st.navigation(PAGES)
+store = get_store()
+sidebar_status(store)
+page.run()

@@ -1,0 +1,99 @@
+"""Shared page helpers: the process-wide store, safe text rendering, plain-words errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from core import pipeline
+from core.config import db_path
+from core.errors import CoreError, ImportFailed
+from core.render import choice_label, stem
+from core.store import Store
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(path: str) -> Store:
+    return Store(path)
+
+
+def get_store() -> Store:
+    """The one Store of this process (DESIGN.md §3); a held file stops the page with one line."""
+    try:
+        return _open_store(str(db_path()))
+    except CoreError as exc:
+        st.error(f"{exc.message}. {exc.hint or ''}")
+        st.stop()
+
+
+def text(value: str | None) -> str:
+    """Untrusted dataset text as Markdown that renders literally (no HTML, no markup)."""
+    return _MD_SPECIAL.sub(r"\\\1", value or "").replace("\n", "  \n")
+
+
+def show_question(q: dict[str, Any], number: str | None = None, highlight: dict[int, str] | None = None) -> None:
+    """A question laid out as on the exam paper; `highlight` marks choices (e.g. {3: "정답"})."""
+    highlight = highlight or {}
+    if q.get("paragraph"):
+        with st.container(border=True):
+            st.markdown(text(q["paragraph"]))
+    st.markdown("**" + text(stem(q, number)) + "**")
+    if q.get("extra"):
+        with st.container(border=True):
+            extra = q["extra"]
+            st.markdown(text(extra if extra.lstrip().startswith("<보기>") else f"<보기>\n{extra}"))
+    for i, choice in enumerate(q["choices"], 1):
+        tag = highlight.get(i)
+        line = f"{choice_label(i)} {text(choice)}"
+        st.markdown(f":green[**{line}**] · {tag}" if tag else line)
+
+
+def run_action(fn: Callable[[], Any], success: str | Callable[[Any], str] | None = None) -> Any:
+    """Run a core call; a CoreError becomes a message on the page, other errors an expander."""
+    try:
+        result = fn()
+    except ImportFailed as exc:
+        st.error(exc.message)
+        if exc.issues:
+            st.dataframe([{"where": i.where, "problem": i.message} for i in exc.issues],
+                         hide_index=True, width="stretch")
+        if exc.hint:
+            st.caption(f"Hint: {exc.hint}")
+        return None
+    except CoreError as exc:
+        st.error(exc.message + (f" — {exc.hint}" if exc.hint else ""))
+        return None
+    except Exception as exc:  # unexpected: a plain line, the traceback folded away
+        st.error(f"Unexpected error: {type(exc).__name__}: {exc}")
+        with st.expander("Details"):
+            st.exception(exc)
+        return None
+    if success:
+        st.success(success(result) if callable(success) else success)
+    return result
+
+
+def flash(message: str | None = None) -> None:
+    """Keep a success message across st.rerun(): set it with a message, show it with none."""
+    if message:
+        st.session_state["_flash"] = message
+    elif "_flash" in st.session_state:
+        st.success(st.session_state.pop("_flash"))
+
+
+def empty_state(what_it_does: str, needs: str, issue: str | None = None) -> None:
+    st.info(f"{what_it_does}\n\n**Needs first:** {needs}" + (f"\n\n_Coming in {issue}._" if issue else ""))
+
+
+def sidebar_status(store: Store) -> None:
+    with st.sidebar:
+        st.caption("Pipeline")
+        for row in pipeline.status(store):
+            mark = "✅" if row["holds"] else "▫️"
+            st.caption(f"{mark} {row['step']}: {row['holds'] or '—'}")
+        st.caption(f"Store: `{store.path}`")

@@ -1,0 +1,119 @@
+"""Data: import question files, preview them exam-style, see counts, browse, delete."""
+
+import tempfile
+from pathlib import Path
+
+import plotly.express as px
+import streamlit as st
+
+from core import datasets
+from core.cli.data import parse_mapping
+from core.formats import FORMATS, parse_file
+from core.formats.base import sha256_of
+from pages._ui import flash, get_store, run_action, show_question
+
+store = get_store()
+st.title("Data")
+flash()
+
+# ---- what is stored -----------------------------------------------------------------------
+sets = datasets.list_datasets(store)
+if sets:
+    # st.table, not st.dataframe: a handful of rows, and readable text in the DOM.
+    st.table([{"name": s["name"], "split": s["split"], "questions": s["questions"],
+               "points": s["points"] if s["points"] is not None else "—", "format": s["format"],
+               "source": s["source"]} for s in sets])
+    counts = [{"dataset": s["name"], "subject": subj, "questions": n}
+              for s in sets for subj, n in s["subjects"].items()]
+    subjects_all = sorted({c["subject"] for c in counts})
+    st.table([{"subject": subj} | {s["name"]: s["subjects"].get(subj, 0) for s in sets} for subj in subjects_all])
+    fig = px.bar(counts, x="subject", y="questions", color="dataset", barmode="group", text="questions",
+                 title="Questions per subject")
+    st.plotly_chart(fig, width="stretch")
+else:
+    st.info("No datasets yet: import a file below, or load the bundled samples on the Home page.")
+
+# ---- import -------------------------------------------------------------------------------
+st.header("Import")
+upload = st.file_uploader("Question file", type=["csv", "json", "jsonl", "parquet"])
+path_text = st.text_input("…or a path on this machine (file or Hugging Face datasets folder)")
+c1, c2, c3 = st.columns(3)
+fmt = c1.selectbox("Format", FORMATS, help="auto detects Boostcamp CSV, KICE JSON, KMMLU CSV, else generic")
+split = c2.selectbox("Role", datasets.SPLITS, format_func={"train": "train pool", "seed": "seed", "test": "test"}.get)
+subject = c3.text_input("Subject for rows without one", placeholder="e.g. 한국사 (optional)")
+mapping_text = st.text_area("Column mapping for generic files (FIELD=COLUMN per line)", height=68,
+                            placeholder="question=stem\nchoices=A,B,C,D\nanswer=label")
+
+
+def source_path() -> tuple[Path, str] | None:
+    if upload is not None:
+        tmp = Path(tempfile.mkdtemp()) / Path(upload.name).name
+        tmp.write_bytes(upload.getvalue())
+        return tmp, upload.name
+    if path_text.strip():
+        p = Path(path_text.strip()).expanduser()
+        return p, p.name
+    return None
+
+
+src = source_path()
+if src:
+    path, label = src
+    mapping = run_action(lambda: parse_mapping(mapping_text.split()))
+    parsed = run_action(lambda: parse_file(path, fmt, mapping)) if mapping is not None else None
+    if parsed:
+        name = st.text_input("Dataset name", value=Path(label).stem)
+        st.write(f"**{len(parsed.records)}** questions parsed as **{parsed.format}**"
+                 + (f", **{len(parsed.issues)}** bad row(s)" if parsed.issues else ""))
+        if parsed.issues:
+            st.warning("Bad rows: the file imports only if you choose to skip them.")
+            st.dataframe([{"where": i.where, "problem": i.message} for i in parsed.issues],
+                         hide_index=True, width="stretch")
+        skip_bad = st.checkbox("Skip bad rows", value=False, disabled=not parsed.issues)
+        with st.expander(f"Preview (first {min(3, len(parsed.records))} questions)", expanded=True):
+            for r in parsed.records[:3]:
+                st.caption(f"id {r.qid} · {r.subject or subject or 'unknown subject'} · "
+                           f"{'정답 ' + str(r.answer) if r.answer else '정답 없음'}"
+                           + (f" · {r.points:g}점" if r.points else ""))
+                show_question({"paragraph": r.paragraph, "question": r.question, "extra": r.extra,
+                               "choices": r.choices, "points": r.points}, r.qid)
+                st.divider()
+        if st.button("Import", type="primary"):
+            result = run_action(lambda: datasets.import_parsed(
+                store, parsed, name, split, source=label, sha256=sha256_of(path),
+                subject=subject or None, skip_bad=skip_bad))
+            if result and result.already:
+                st.info(f"{label} is already imported as {name!r}; nothing changed.")
+            elif result:
+                flash(f"Imported {result.imported} questions into {name!r}"
+                      + (f"; skipped {len(result.skipped)} bad row(s): "
+                         + "; ".join(str(i) for i in result.skipped) if result.skipped else "."))
+                st.rerun()
+
+# ---- browse -------------------------------------------------------------------------------
+if sets:
+    st.header("Browse")
+    b1, b2, b3 = st.columns([2, 2, 3])
+    chosen = b1.selectbox("Dataset", [s["name"] for s in sets])
+    subjects = next(s["subjects"] for s in sets if s["name"] == chosen)
+    subj = b2.selectbox("Subject", ["(all)", *subjects])
+    query = b3.text_input("Search text or id")
+    found = datasets.questions(store, chosen, search=query or None, subject=None if subj == "(all)" else subj)
+    page_size = 10
+    pages = max(1, -(-len(found) // page_size))
+    page_no = st.number_input(f"{len(found)} questions · page", 1, pages, 1) if pages > 1 else 1
+    for q in found[(page_no - 1) * page_size: page_no * page_size]:
+        answer = f"정답 {q['answer']}" if q["answer"] else "정답 없음"
+        points = f" · {q['points']:g}점" if q["points"] else ""
+        with st.expander(f"{q['qid']} · {q['subject']} · {answer}{points} — {q['question'][:60]}"):
+            show_question(q, q["qid"], {q["answer"]: "정답"} if q["answer"] else None)
+
+    st.header("Delete")
+    d1, d2 = st.columns([3, 2])
+    victim = d1.selectbox("Dataset to delete", [s["name"] for s in sets], key="victim")
+    sure = d2.checkbox(f"Yes, delete {victim!r} and its questions")
+    if st.button("Delete dataset", disabled=not sure):
+        n = run_action(lambda: datasets.delete_dataset(store, victim))
+        if n is not None:
+            flash(f"Deleted {victim!r} ({n} questions).")
+            st.rerun()

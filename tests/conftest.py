@@ -1,0 +1,29 @@
+"""Shared fixtures. Tests run offline: no hub downloads, no keys, a fresh store per test."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+for _key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY"):
+    os.environ.pop(_key, None)
+
+import pytest  # noqa: E402
+
+from core.store import Store  # noqa: E402
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "test.duckdb")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def db_env(tmp_path, monkeypatch):
+    """A fresh DuckDB path for code that opens the store itself (CLI, AppTest)."""
+    path = tmp_path / "app.duckdb"
+    monkeypatch.setenv("CSAT_DB", str(path))
+    monkeypatch.setenv("CSAT_WORKSPACE", str(tmp_path / "workspace"))
+    return path
