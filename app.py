@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages._ui import get_store, sidebar_status
+from pages._ui import open_store, sidebar_status
 
 st.set_page_config(page_title="CSAT distillation", page_icon="📝", layout="wide")
 
@@ -19,6 +19,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-store = get_store()
+store = open_store()
 sidebar_status(store)
 page.run()

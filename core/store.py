@@ -157,3 +157,7 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.con.close()
+
+
+# Later tables register their migrations on import; importing them here means every Store has them.
+import core.schema  # noqa: E402,F401

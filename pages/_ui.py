@@ -17,18 +17,38 @@ from core.store import Store
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 
 
+def use_navigation() -> None:
+    """Route through app.py's st.navigation even though the folder is named pages/.
+
+    Until st.navigation has run once in a process, Streamlit treats a pages/ folder as a legacy
+    multipage app and may run a page file directly (no sidebar, every file listed). A page run
+    that way clears the flag, as st.navigation itself does, and reruns through app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @st.cache_resource(show_spinner=False)
 def _open_store(path: str) -> Store:
     return Store(path)
 
 
-def get_store() -> Store:
+def open_store() -> Store:
     """The one Store of this process (DESIGN.md §3); a held file stops the page with one line."""
     try:
         return _open_store(str(db_path()))
     except CoreError as exc:
         st.error(f"{exc.message}. {exc.hint or ''}")
         st.stop()
+
+
+def get_store() -> Store:
+    """For page files: make sure app.py routes, then the process's store."""
+    use_navigation()
+    return open_store()
 
 
 def text(value: str | None) -> str:

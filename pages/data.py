@@ -78,7 +78,8 @@ if src:
                 show_question({"paragraph": r.paragraph, "question": r.question, "extra": r.extra,
                                "choices": r.choices, "points": r.points}, r.qid)
                 st.divider()
-        if st.button("Import", type="primary"):
+        clicked = st.button("Import", type="primary")
+        if clicked:
             result = run_action(lambda: datasets.import_parsed(
                 store, parsed, name, split, source=label, sha256=sha256_of(path),
                 subject=subject or None, skip_bad=skip_bad))

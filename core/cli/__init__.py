@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             typer.echo(f"Hint: {exc.hint}", err=True)
         return 1
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:  # typer.Exit/Abort are not click's in newer typer
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         typer.echo("Aborted.", err=True)
         return 1
     except click.ClickException as exc:

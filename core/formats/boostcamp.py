@@ -7,17 +7,18 @@ from pathlib import Path
 
 from core.errors import ImportFailed
 from core.formats.base import Parsed, Record, nfc, parse_answer, parse_choices, passage_key
-from core.formats.tabular import read_csv
+from core.formats.tabular import csv_columns, read_csv
 
 COLUMNS = ("id", "paragraph", "problems")
 
 
 def parse(path: Path) -> Parsed:
     rows = read_csv(path)
-    missing = [c for c in COLUMNS if rows and c not in rows[0]]
+    columns = csv_columns(path)  # from the header, so a file with no data rows is checked too
+    missing = [c for c in COLUMNS if c not in columns]
     if missing:
         raise ImportFailed(f"{path.name} lacks column(s) {', '.join(missing)} of the Boostcamp format",
-                           hint=f"columns found: {', '.join(rows[0])}")
+                           hint=f"columns found: {', '.join(columns)}")
     out = Parsed("boostcamp")
     for i, row in enumerate(rows, 1):
         where = f"row {i}" + (f" (id {row['id']})" if row.get("id") else "")

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ImportFailed
-from core.formats.base import Parsed, Record, nfc, parse_answer, parse_choices, passage_key
 from core.formats import tabular
+from core.formats.base import Parsed, Record, nfc, parse_answer, parse_choices, passage_key
 
 FIELDS = ("id", "paragraph", "passage_id", "question", "extra", "choices", "answer", "points", "subject")
 USUAL = {

@@ -74,7 +74,8 @@ class Template:
         if unused:
             raise PromptError(f"prompt '{self.name}' is missing placeholder(s) "
                               + ", ".join("{{" + u + "}}" for u in unused),
-                              hint=f"reset the prompt or add them back ({override_path(self.name)})")
+                              hint="add them back, or reset the prompt to its default"
+                              + (f" ({override_path(self.name)})" if self.overridden else ""))
         clean = {k: _nfc(str(v)) for k, v in values.items()}
 
         def fill(text: str) -> str:

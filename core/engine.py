@@ -1,0 +1,329 @@
+"""The generation engine: cached, rate-limited, retried, concurrent calls to one registered model.
+
+`run(store, model, requests)` serves every request it can from the store (one query for the whole
+batch), sends the rest with bounded concurrency (or in batches, for in-process models), retries 429,
+5xx and timeouts with exponential backoff and jitter, and stores every outcome, errors included,
+through core.generations.record. A stored error is sent again on the next run and its row replaced,
+so a stopped job resumes without paying twice. Cancel stops new sends; requests in flight finish
+and are stored (they are paid for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core import generations, providers
+from core.answers import extract_answer
+from core.errors import CoreError
+from core.models import Model
+from core.pricing import estimate_tokens
+from core.providers.base import GenParams, Provider, ProviderError, Result
+from core.ratelimit import POLL_S, Limits, limits_for
+from core.store import Store
+
+FLUSH_ROWS = 64  # write after this many results ...
+FLUSH_S = 0.5  # ... or this long, whichever comes first
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass
+class Request:
+    messages: list[dict[str, str]]
+    prompt_hash: str  # the template's content hash: a changed prompt is a new request
+    sample: int = 0
+    task: str = "solve"
+    dataset: str | None = None
+    qid: str | None = None
+    n_choices: int | None = None  # set: extract a choice number 1..n_choices from the reply
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    total: int = 0
+    sent: int = 0
+    cached: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass
+class RunResult:
+    rows: list[dict[str, Any] | None]  # per request: the stored outcome (RESULT_COLUMNS), None if not run
+    progress: Progress = field(default_factory=Progress)
+    cancelled: bool = False
+
+
+def resolve_params(model: Model, params: GenParams | dict[str, Any] | None) -> GenParams:
+    """The model's defaults overlaid with this run's settings (validated: typos fail here)."""
+    base = model.params.gen_defaults()
+    if params is None:
+        return base
+    if isinstance(params, dict):
+        params = GenParams(**params)
+    return base.model_copy(update=params.model_dump(exclude_unset=True))
+
+
+def cache_key(model: Model, output_params: dict[str, Any], gen: GenParams, req: Request) -> str:
+    """sha256 of what determines the output and nothing else (not concurrency, not batch size)."""
+    payload = {"provider": model.provider, "model_id": model.model_id, "base_url": model.base_url,
+               "adapter": model.adapter, "output_params": output_params, "params": gen.key_dict(),
+               "messages": req.messages, "template": req.prompt_hash, "sample": req.sample}
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def plan(store: Store, model: Model, requests: list[Request],
+         params: GenParams | dict[str, Any] | None = None) -> dict[str, Any]:
+    """How many requests are cached and how many would be sent (with their prompt tokens)."""
+    gen = resolve_params(model, params)
+    out = providers.provider_class(model.provider).output_params(model)
+    keys = [cache_key(model, out, gen, r) for r in requests]
+    hit = generations.lookup(store, keys)
+    todo = {k: r for k, r in zip(keys, requests) if k not in hit}
+    tokens = sum(estimate_tokens("".join(m["content"] for m in r.messages)) for r in todo.values())
+    return {"requests": len(requests), "cached": len(requests) - sum(k not in hit for k in keys),
+            "to_send": len(todo), "input_tokens": tokens, "max_tokens": gen.max_tokens}
+
+
+class _Writer:
+    """Buffers rows and writes them in batches from a worker thread, off the event loop."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.rows: list[dict[str, Any]] = []
+        self.refs: list[dict[str, Any]] = []
+        self.wake = asyncio.Event()
+        self.closing = False
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= FLUSH_ROWS:
+            self.wake.set()
+
+    async def _flush(self) -> None:
+        rows, refs, self.rows, self.refs = self.rows, self.refs, [], []
+        if rows or refs:
+            await asyncio.to_thread(generations.record, self.store, rows, refs)
+
+    async def loop(self) -> None:
+        while not self.closing:
+            try:
+                await asyncio.wait_for(self.wake.wait(), FLUSH_S)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+            await self._flush()
+        await self._flush()
+
+
+class _Run:
+    def __init__(self, store: Store, model: Model, gen: GenParams,
+                 job_id: str | None, cancel: threading.Event | None,
+                 progress: Callable[[Progress], None] | None):
+        self.store, self.model, self.gen = store, model, gen
+        self.provider: Provider | None = None  # made only when something must be sent: cached runs need no key
+        self.job_id, self.cancel, self.on_progress = job_id, cancel, progress
+        self.params_json = json.dumps(gen.key_dict(), sort_keys=True, ensure_ascii=False)
+        self.p = Progress()
+        self.fatal: ProviderError | None = None
+        self.writer = _Writer(store)
+
+    def stopped(self) -> bool:
+        return self.fatal is not None or (self.cancel is not None and self.cancel.is_set())
+
+    def report(self) -> None:
+        self.p.done = self.p.cached + self.p.sent
+        if self.on_progress:
+            self.on_progress(self.p)
+
+    def row(self, key: str, req: Request, res: Result, attempts: int) -> dict[str, Any]:
+        answer = reason = method = None
+        if req.n_choices and res.error is None:
+            if res.truncated:  # the final answer line never came: whatever matches is mid-reasoning
+                reason, method = "output truncated at the token limit", "none"
+            else:
+                ext = extract_answer(res.text, req.n_choices)
+                answer, reason, method = ext.answer, ext.reason, ext.method
+        return {"cache_key": key, "task": req.task, "dataset": req.dataset, "qid": req.qid,
+                "model": self.model.name, "provider": self.model.provider, "model_id": self.model.model_id,
+                "params": self.params_json, "prompt_hash": req.prompt_hash, "sample": req.sample,
+                "messages": json.dumps(req.messages, ensure_ascii=False),
+                "response": res.text if res.error is None else (res.text or None),
+                "reasoning": res.reasoning, "answer": answer, "answer_reason": reason,
+                "answer_method": method, "finish_reason": res.finish_reason, "truncated": res.truncated,
+                "input_tokens": res.input_tokens, "output_tokens": res.output_tokens,
+                "latency_s": res.latency_s, "attempts": attempts, "error": res.error,
+                "created_at": datetime.now(), "job_id": self.job_id}
+
+    def finish(self, key: str, req: Request, res: Result, attempts: int, out: dict[str, dict]) -> None:
+        row = self.row(key, req, res, attempts)
+        self.writer.add(row)
+        out[key] = {c: row[c] for c in generations.RESULT_COLUMNS}
+        self.p.sent += 1
+        self.p.errors += res.error is not None
+        self.p.input_tokens += res.input_tokens or 0
+        self.p.output_tokens += res.output_tokens or 0
+        self.report()
+
+    async def call(self, req: Request, limits: Limits) -> tuple[Result, int] | None:
+        """One request with retries; None when cancelled before an answer came."""
+        params = self.model.params
+        est = estimate_tokens("".join(m["content"] for m in req.messages))
+        attempt = 0
+        while True:
+            if not await limits.acquire(est + (self.gen.max_tokens or 0), self.stopped):
+                return None
+            start = time.monotonic()
+            try:
+                res = await asyncio.wait_for(self.provider.generate(req.messages, self.gen), params.timeout_s)
+                if res.latency_s is None:
+                    res.latency_s = round(time.monotonic() - start, 3)
+                limits.settle(est + (self.gen.max_tokens or 0),
+                              (res.input_tokens or est) + (res.output_tokens or 0))
+                return res, attempt + 1
+            except TimeoutError:
+                err = ProviderError(f"timed out after {params.timeout_s:g} s", retryable=True)
+            except ProviderError as exc:
+                err = exc
+            except Exception as exc:  # an SDK surprise: keep it on the row, do not crash the job
+                err = ProviderError(f"{type(exc).__name__}: {exc}")
+            if err.fatal:
+                self.fatal = self.fatal or err
+            if not err.retryable or attempt >= params.max_retries or self.stopped():
+                if self.cancel is not None and self.cancel.is_set() and err.retryable:
+                    return None  # cancelled mid-retry: nothing to keep, the next run sends it
+                return Result(error=str(err), latency_s=round(time.monotonic() - start, 3)), attempt + 1
+            delay = min(MAX_BACKOFF_S, params.retry_base_s * 2 ** attempt) * random.uniform(0.5, 1.5)
+            delay = max(delay, err.retry_after or 0.0)
+            if not await self.sleep(delay):
+                return None
+            attempt += 1
+
+    async def sleep(self, seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self.stopped():
+                return False
+            await asyncio.sleep(min(left, POLL_S))
+        return True
+
+    async def send_concurrent(self, todo: list[tuple[str, Request]], out: dict[str, dict]) -> None:
+        limits = limits_for(self.model.name, self.model.params.rpm, self.model.params.tpm)
+        queue = iter(todo)
+
+        async def worker() -> None:
+            for key, req in queue:  # workers share one iterator: each item is taken once
+                if self.stopped():
+                    return
+                got = await self.call(req, limits)
+                if got is not None:
+                    self.finish(key, req, *got, out)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.model.params.concurrency, len(todo)))))
+
+    async def send_batched(self, todo: list[tuple[str, Request]], out: dict[str, dict]) -> None:
+        # Similar lengths together: less padding per batch.
+        todo = sorted(todo, key=lambda kr: sum(len(m["content"]) for m in kr[1].messages))
+        size = self.model.params.batch_size
+        for i in range(0, len(todo), size):
+            if self.stopped():
+                return
+            chunk = todo[i:i + size]
+            try:
+                results = await self.provider.generate_batch([r.messages for _, r in chunk], self.gen)
+            except ProviderError as exc:
+                if exc.fatal:
+                    self.fatal = exc
+                    return
+                results = [Result(error=str(exc)) for _ in chunk]
+            except Exception as exc:  # e.g. out of memory: the rows say so, the next run retries
+                results = [Result(error=f"{type(exc).__name__}: {exc}") for _ in chunk]
+            for (key, req), res in zip(chunk, results):
+                self.finish(key, req, res, 1, out)
+
+    async def execute(self, requests: list[Request], keys: list[str], refresh: bool) -> RunResult:
+        self.p.total = len(requests)
+        hit = {} if refresh else generations.lookup(self.store, keys)
+        now = datetime.now()
+        self.writer.refs = [{"dataset": r.dataset, "qid": r.qid, "model": self.model.name, "task": r.task,
+                             "sample": r.sample, "cache_key": k, "job_id": self.job_id, "used_at": now}
+                            for k, r in zip(keys, requests)
+                            if k in hit and r.dataset is not None and r.qid is not None]
+        self.p.cached = sum(k in hit for k in keys)
+        self.report()
+        todo = list({k: r for k, r in zip(keys, requests) if k not in hit}.items())
+        out: dict[str, dict] = dict(hit)
+        flusher = asyncio.create_task(self.writer.loop())
+        try:
+            if todo and not self.stopped():
+                self.provider = providers.make(self.model)
+                send = self.send_batched if self.provider.batched else self.send_concurrent
+                await send(todo, out)
+        finally:
+            self.writer.closing = True
+            self.writer.wake.set()
+            await flusher
+            if self.provider is not None:
+                await self.provider.aclose()
+        rows = [out.get(k) for k in keys]
+        if self.fatal is not None:
+            raise CoreError(self.fatal.message, hint=self.fatal.hint)
+        return RunResult(rows, self.p, cancelled=any(r is None for r in rows))
+
+
+async def run_async(store: Store, model: Model, requests: list[Request], *,
+                    params: GenParams | dict[str, Any] | None = None, job_id: str | None = None,
+                    cancel: threading.Event | None = None,
+                    progress: Callable[[Progress], None] | None = None, refresh: bool = False) -> RunResult:
+    """See `run`."""
+    gen = resolve_params(model, params)
+    cls = providers.provider_class(model.provider)
+    cls.check(gen)
+    out_params = cls.output_params(model)
+    keys = [cache_key(model, out_params, gen, r) for r in requests]
+    return await _Run(store, model, gen, job_id, cancel, progress).execute(requests, keys, refresh)
+
+
+def run(store: Store, model: Model, requests: list[Request], *,
+        params: GenParams | dict[str, Any] | None = None, job_id: str | None = None,
+        cancel: threading.Event | None = None, progress: Callable[[Progress], None] | None = None,
+        refresh: bool = False) -> RunResult:
+    """Generate (or fetch from the store) one reply per request; blocking.
+
+    params: this run's overrides of the model's defaults. cancel: set it to stop sending (the run
+    returns with `cancelled` True after the requests in flight are stored). progress: called with a
+    Progress after every result. refresh: ignore the cache (still stores). Raises CoreError when the
+    model cannot be used at all (missing key, bad model id); other failures are stored on rows.
+    """
+    coro = run_async(store, model, requests, params=params, job_id=job_id, cancel=cancel,
+                     progress=progress, refresh=refresh)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside an event loop (a notebook): run ours in a thread of its own.
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

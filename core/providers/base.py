@@ -1,0 +1,111 @@
+"""The one provider interface: validated generation parameters in, a Result out.
+
+A provider only talks to its backend. Concurrency, rate limits, retries, timeouts, caching and
+storage belong to core/engine.py, so every backend gets the same policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import CoreError
+
+if TYPE_CHECKING:
+    from core.models import Model
+
+
+class GenParams(BaseModel):
+    """What changes a model's output. Unknown fields fail here, before any call is paid for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(None, ge=0, le=2, description="None: the backend's default")
+    max_tokens: int | None = Field(None, gt=0, description="output limit, thinking included")
+    top_p: float | None = Field(None, gt=0, le=1)
+    thinking: bool | None = Field(None, description="None: the model's default")
+    thinking_budget: int | None = Field(None, ge=-1, description="Gemini: -1 dynamic, 0 off")
+    json_schema: dict[str, Any] | None = Field(None, description="ask for JSON matching this schema")
+
+    def key_dict(self) -> dict[str, Any]:
+        # Unset fields are left out so that adding a field later keeps every stored cache key valid.
+        return self.model_dump(exclude_none=True)
+
+
+@dataclass
+class Result:
+    text: str = ""
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    truncated: bool = False
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_s: float | None = None
+    error: str | None = None
+
+
+class ProviderError(CoreError):
+    """A failed call. retryable: 429, 5xx, timeouts. fatal: every further call would fail too
+    (bad key, unknown model), so the engine stops sending instead of failing 10,000 times."""
+
+    def __init__(self, message: str, *, retryable: bool = False, fatal: bool = False,
+                 retry_after: float | None = None, hint: str | None = None):
+        super().__init__(message, hint)
+        self.retryable = retryable
+        self.fatal = fatal
+        self.retry_after = retry_after
+
+
+def status_error(status: int, detail: str, retry_after: float | None = None) -> ProviderError:
+    """The engine's view of an HTTP status, shared by the HTTP providers."""
+    detail = " ".join(str(detail).split())[:300]
+    if status in (408, 429) or status >= 500:
+        return ProviderError(f"HTTP {status}: {detail}", retryable=True, retry_after=retry_after)
+    if status in (401, 403):
+        return ProviderError(f"HTTP {status}: {detail}", fatal=True,
+                             hint="check the API key (the variable named by api_key_env) and its access")
+    if status == 404:
+        return ProviderError(f"HTTP 404: {detail}", fatal=True, hint="check the model id and base URL")
+    return ProviderError(f"HTTP {status}: {detail}")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: rare from model APIs; our own backoff applies
+
+
+class Provider:
+    """Base class. Remote providers implement `generate`; batched (local) ones `generate_batch`."""
+
+    name: ClassVar[str] = ""
+    batched: ClassVar[bool] = False  # True: the engine hands over batches instead of concurrent calls
+    unsupported: ClassVar[frozenset[str]] = frozenset()  # GenParams fields this backend cannot honour
+
+    def __init__(self, model: Model):
+        self.model = model
+
+    @classmethod
+    def check(cls, params: GenParams) -> None:
+        """Refuse parameters the backend would silently ignore, before anything is sent."""
+        bad = sorted(k for k in params.key_dict() if k in cls.unsupported)
+        if bad:
+            raise CoreError(f"the {cls.name} provider does not support {', '.join(bad)}",
+                            hint="leave it unset for this model")
+
+    @classmethod
+    def output_params(cls, model: Model) -> dict[str, Any]:
+        """Model settings besides GenParams that change outputs (they go into the cache key)."""
+        return {}
+
+    async def generate(self, messages: list[dict[str, str]], params: GenParams) -> Result:
+        return (await self.generate_batch([messages], params))[0]
+
+    async def generate_batch(self, batch: list[list[dict[str, str]]], params: GenParams) -> list[Result]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections; called once per engine run."""
