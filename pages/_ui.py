@@ -21,14 +21,14 @@ def use_navigation() -> None:
     """Route through app.py's st.navigation even though the folder is named pages/.
 
     Until st.navigation has run once in a process, Streamlit treats a pages/ folder as a legacy
-    multipage app and may run a page file directly (no sidebar, every file listed). A page run
-    that way clears the flag, as st.navigation itself does, and reruns through app.py.
+    multipage app and may run a page file directly (no sidebar status, every file listed). A page
+    run that way clears the flag, as st.navigation itself does, so the next run goes through
+    app.py. (No rerun here: a rerun would swallow the click that started this run.)
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 @st.cache_resource(show_spinner=False)

@@ -18,7 +18,7 @@ for row in pipeline.status(store):
             if row["last"]:
                 st.caption(f"last run {row['last']:%Y-%m-%d %H:%M}")
         with right:
-            st.page_link(f"pages/{row['page']}.py", label=f"Open {row['step']}")
+            st.markdown(f"[Open {row['step']}](/{row['page']})")
 
 if not store.scalar("SELECT count(*) FROM datasets"):
     st.info("No data yet. Load the bundled sample questions (original 수능-style items) to try every step.")

@@ -49,8 +49,14 @@ def fresh_cache():
     _clear_cached_store()
 
 
-def test_home_shows_pipeline_and_loads_samples(db_env):
+def test_app_routes_with_sidebar_status(db_env):
     at = app(db_env)
+    assert [t.value for t in at.title] == ["CSAT reasoning distillation"]
+    assert any("Pipeline" in c.value for c in at.sidebar.caption)
+
+
+def test_home_shows_pipeline_and_loads_samples(db_env):
+    at = app(db_env, "pages/home.py")
     text = " ".join(m.value for m in at.markdown)
     for step in ("Data", "Mine", "Augment", "Review", "Train", "Evaluate", "Visualise"):
         assert f"**{step}** — empty" in text
