@@ -15,6 +15,10 @@ from core.formats.base import nfc, sha256_of
 from core.store import Store
 
 SPLITS = ("train", "seed", "test")
+# Tables whose rows belong to a dataset, deleted with it (later steps append theirs).
+DATASET_TABLES: list[tuple[str, str]] = [
+    ("predictions", "dataset"), ("eval_runs", "dataset"), ("gold_votes", "dataset"),
+    ("questions", "dataset"), ("passages", "dataset"), ("datasets", "name")]
 SAMPLES = {"sample-train": ("train_pool.json", "train"), "sample-test": ("test.json", "test")}
 
 
@@ -52,7 +56,8 @@ def import_parsed(store: Store, parsed: Parsed, name: str, split: str, *, source
     questions = [
         (name, r.qid, pos, r.passage_id if r.paragraph else None, r.question, r.extra, r.choices,
          r.answer, r.points, r.subject or subject or UNKNOWN_SUBJECT,
-         "column" if r.subject else "import" if subject else "unknown")
+         "column" if r.subject else "import" if subject else "unknown",
+         "file" if r.answer is not None else None)
         for pos, r in enumerate(parsed.records)
     ]
     with store.transaction():
@@ -63,7 +68,9 @@ def import_parsed(store: Store, parsed: Parsed, name: str, split: str, *, source
             [name, split, parsed.format, source, sha256, len(questions)],
         )
         store.executemany("INSERT INTO passages VALUES (?, ?, ?)", [(name, k, v) for k, v in passages.items()])
-        store.executemany("INSERT INTO questions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", questions)
+        store.executemany(
+            "INSERT INTO questions (dataset, qid, position, passage_id, question, extra, choices, answer, points,"
+            " subject, subject_source, answer_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", questions)
     return ImportResult(name, parsed.format, len(questions), parsed.issues)
 
 
@@ -134,8 +141,8 @@ def questions(store: Store, name: str, search: str | None = None, subject: str |
 
 
 def _delete(store: Store, name: str) -> None:
-    for table in ("questions", "passages", "datasets"):
-        column = "name" if table == "datasets" else "dataset"
+    # Identifiers come from this constant list, values are bound (STYLE.md: plain SQL).
+    for table, column in DATASET_TABLES:
         store.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
 
 

@@ -92,7 +92,7 @@ def plan(store: Store, model: Model, requests: list[Request],
     hit = generations.lookup(store, keys)
     todo = {k: r for k, r in zip(keys, requests) if k not in hit}
     tokens = sum(estimate_tokens("".join(m["content"] for m in r.messages)) for r in todo.values())
-    return {"requests": len(requests), "cached": len(requests) - sum(k not in hit for k in keys),
+    return {"requests": len(requests), "cached": sum(k in hit for k in keys),
             "to_send": len(todo), "input_tokens": tokens, "max_tokens": gen.max_tokens}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ class Model:
     provider: str
     model_id: str
     base_url: str | None = None
-    params: ModelParams = ModelParams()
+    params: ModelParams = field(default_factory=ModelParams)
     adapter: str | None = None
     description: str | None = None
     created_at: Any = None

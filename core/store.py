@@ -160,4 +160,5 @@ class Store:
 
 
 # Later tables register their migrations on import; importing them here means every Store has them.
+import core.predictions  # noqa: E402,F401
 import core.schema  # noqa: E402,F401

@@ -78,6 +78,20 @@ def parse_retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare from model APIs; our own backoff applies
 
 
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection and timeout errors of httpx and its fork httpx2 (SDKs use either): retryable."""
+    import httpx
+
+    found: list[type[BaseException]] = [httpx.TransportError]
+    try:
+        import httpx2
+
+        found.append(httpx2.TransportError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
 class Provider:
     """Base class. Remote providers implement `generate`; batched (local) ones `generate_batch`."""
 

@@ -1,0 +1,113 @@
+"""`eval` commands: run, import, report, compare, labels, export."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import typer
+
+from core import evaluation, figures, predictions
+from core.cli import app, print_json, store_of
+
+eval_app = typer.Typer(no_args_is_help=True, help="Score models on a test set and compare them.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("run")
+def run(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"), model: str = typer.Option(..., "--model"),
+        samples: int = typer.Option(1, "--samples", min=1, help="K samples, majority vote"),
+        temperature: float = typer.Option(None, "--temperature"),
+        label: str = typer.Option(None, "--label", help="store under this name (default: the model's)")) -> None:
+    """Run a registered model on the set (cached engine) and store its predictions."""
+    s = predictions.run_model(store_of(ctx), dataset, model, samples=samples, temperature=temperature, label=label)
+    typer.echo(f"{label or model} on {dataset}: {s['correct']}/{s['questions'] * s['samples']} sample answers correct "
+               f"({s['requests_sent']} requests sent, {s['cached']} cached, {s['errors']} errors). "
+               f"See: python -m core eval report --dataset {dataset}")
+
+
+@eval_app.command("import")
+def import_(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV with columns id,answer"),
+            dataset: str = typer.Option(..., "--dataset"), model: str = typer.Option(..., "--model", help="label")) -> None:
+    """Store predictions made elsewhere (e.g. a competition submission)."""
+    r = predictions.import_predictions(store_of(ctx), dataset, file, model)
+    typer.echo(f"Stored {r.stored} predictions as {model!r} on {dataset!r}"
+               + (f"; {r.missing} questions have no prediction (count as unanswered)" if r.missing else "") + ".")
+    if r.unknown_ids:
+        shown = ", ".join(r.unknown_ids[:20]) + (" …" if len(r.unknown_ids) > 20 else "")
+        typer.echo(f"{len(r.unknown_ids)} id(s) in the file are not in {dataset!r} and were not stored: {shown}", err=True)
+
+
+@eval_app.command("report")
+def report(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Accuracy, macro-F1 and CSAT points per model and subject."""
+    rep = evaluation.report(store_of(ctx), dataset)
+    if as_json:
+        print_json({"dataset": rep["dataset"], "models": [
+            {k: m[k] for k in ("model", "questions", "correct", "accuracy", "macro_f1", "points", "max_points",
+                               "unanswered", "by_subject")} for m in rep["models"]]})
+        return
+    typer.echo(f"{dataset}: {rep['questions']} questions with gold answers")
+    for m in rep["models"]:
+        pts = f", points {m['points']:g}/{m['max_points']:g}" if m["points"] is not None else ""
+        typer.echo(f"  {m['model']}: {m['correct']}/{m['questions']} = {m['accuracy']:.2%}, "
+                   f"macro-F1 {m['macro_f1']:.3f}{pts}, unanswered {m['unanswered']}")
+        for s, v in m["by_subject"].items():
+            typer.echo(f"    {s} (n={v['questions']}): {v['accuracy']:.2%}, F1 {v['macro_f1']:.3f}")
+
+
+@eval_app.command("compare")
+def compare(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"), a: str = typer.Option(..., "--a"),
+            b: str = typer.Option(..., "--b"), resamples: int = typer.Option(10_000, "--resamples"),
+            seed: int = typer.Option(0, "--seed"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Paired comparison of b against a (McNemar, clustered bootstrap, per-subject Holm)."""
+    c = evaluation.compare(store_of(ctx), dataset, a, b, n_resamples=resamples, seed=seed)
+    if as_json:
+        print_json(c)
+        return
+    mc, bt = c["mcnemar"], c["bootstrap"]
+    typer.echo(f"{b} vs {a} on {dataset} (n={c['questions']}): {c['accuracy_b']:.2%} vs {c['accuracy_a']:.2%}; "
+               f"fixed {mc['b_only']}, broken {mc['a_only']}, McNemar exact p = {mc['p_value']:.4f}")
+    if bt:
+        typer.echo(f"  difference {bt['diff']:+.2%}, 95% CI [{bt['low']:+.2%}, {bt['high']:+.2%}] "
+                   f"(bootstrap over {bt['n_clusters']} passages, {bt['n_resamples']} resamples, seed {bt['seed']})")
+    for r in c["by_subject"]:
+        typer.echo(f"  {r['subject']} (n={r['questions']}): {r['diff']:+.2%}, p = {r['p_value']:.3f}, Holm {r['p_holm']:.3f}")
+
+
+@eval_app.command("labels")
+def labels(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
+           voters: list[str] = typer.Option(..., "--from", help="prediction labels that vote (repeat)"),
+           apply: bool = typer.Option(False, "--apply", help="write agreed labels as the gold answers"),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Gold labels by majority vote over several models × runs; ties are listed, never guessed."""
+    store = store_of(ctx)
+    v = predictions.vote_gold_labels(store, dataset, voters)
+    written = predictions.apply_gold_labels(store, dataset) if apply else 0
+    if as_json:
+        print_json(v | {"applied": written})
+        return
+    typer.echo(f"{v['labelled']}/{v['questions']} labelled by vote ({v['unanimous']} unanimous, {v['ties']} ties, "
+               f"{v['no_votes']} without votes)" + (f"; wrote {written} answers" if apply else ""))
+    for d in v["disagreements"][:50]:
+        typer.echo(f"  {d['qid']}: votes {d['votes']} → {d['label'] if d['label'] is not None else 'tie: settle by hand'}")
+
+
+@eval_app.command("export")
+def export(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"), out: Path = typer.Option(..., "--out"),
+           png_dir: Path = typer.Option(None, "--png-dir", help="also write the charts as PNG here")) -> None:
+    """Write the report as CSV (one row per model × subject), and optionally the charts as PNG."""
+    store = store_of(ctx)
+    rep = evaluation.report(store, dataset)
+    rows = evaluation.report_rows(rep)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["model"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    typer.echo(f"Wrote {len(rows)} rows to {out}.")
+    if png_dir:
+        figures.save_png(figures.subject_bars(rep), png_dir / f"{dataset}_by_subject.png")
+        figures.save_png(figures.position_bars(evaluation.positions(store, dataset)), png_dir / f"{dataset}_positions.png")
+        typer.echo(f"Wrote charts to {png_dir}.")

@@ -1,0 +1,69 @@
+"""Plotly figures for reports (no Streamlit here: pages show them, the CLI writes PNGs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from core.errors import CoreError
+
+
+def subject_bars(rep: dict[str, Any], metric: str = "accuracy") -> go.Figure:
+    """The original project's chart: subjects × models, support in the labels."""
+    subjects = sorted({s for m in rep["models"] for s in m["by_subject"]})
+    fig = go.Figure()
+    for m in rep["models"]:
+        values = [m["by_subject"].get(s, {}).get(metric) for s in subjects]
+        fig.add_bar(name=m["model"], x=[_support_label(rep, s) for s in subjects] + [f"전체 (n={rep['questions']})"],
+                    y=[v * 100 if v is not None else None for v in values] + [m[metric] * 100],
+                    text=[f"{v * 100:.1f}" if v is not None else "" for v in values] + [f"{m[metric] * 100:.1f}"],
+                    textposition="outside")
+    fig.update_layout(barmode="group", title=f"{metric} by subject (%), n = {rep['questions']}",
+                      yaxis_title=f"{metric} (%)", yaxis_range=[0, 105], legend_title="model")
+    return fig
+
+
+def _support_label(rep: dict[str, Any], subject: str) -> str:
+    n = max((m["by_subject"].get(subject, {}).get("questions", 0) for m in rep["models"]), default=0)
+    return f"{subject} (n={n})"
+
+
+def position_bars(rows: list[dict[str, Any]]) -> go.Figure:
+    """Share of answers per choice number: gold vs each model (position bias shows up here)."""
+    fig = go.Figure()
+    for who in dict.fromkeys(r["who"] for r in rows):
+        mine = [r for r in rows if r["who"] == who]
+        fig.add_bar(name=who, x=[str(r["choice"]) for r in mine],
+                    y=[r["count"] / r["n"] * 100 if r["n"] else 0 for r in mine],
+                    text=[r["count"] for r in mine], textposition="outside")
+    n = rows[0]["n"] if rows else 0
+    fig.update_layout(barmode="group", title=f"Answer position distribution (%), n = {n}",
+                      xaxis_title="choice", yaxis_title="share of questions (%)")
+    return fig
+
+
+def confusion_heatmap(conf: dict[str, Any]) -> go.Figure:
+    fig = go.Figure(go.Heatmap(
+        z=conf["matrix"], x=[str(p) for p in conf["predicted"]], y=[str(g) for g in conf["gold"]],
+        text=conf["matrix"], texttemplate="%{text}", colorscale="Blues", showscale=False))
+    fig.update_layout(title=f"Gold vs predicted choice: {conf['model']} (n = {conf['n']})",
+                      xaxis_title="predicted", yaxis_title="gold", yaxis_autorange="reversed")
+    return fig
+
+
+def to_png(fig: go.Figure) -> bytes:
+    """PNG bytes via kaleido, which drives an installed Chrome/Chromium."""
+    try:
+        return fig.to_image(format="png", width=1100, height=550, scale=2)
+    except Exception as exc:  # kaleido raises several types when no browser is found
+        raise CoreError(f"PNG export failed: {exc}".splitlines()[0],
+                        hint="install Chrome or Chromium (e.g. apt-get install chromium), or use the chart's camera button") from None
+
+
+def save_png(fig: go.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(to_png(fig))
+    return path

@@ -1,0 +1,218 @@
+"""Predictions per (dataset, model label): from the engine, from a CSV made elsewhere, or gold votes.
+
+A label is whatever the user calls a set of predictions: a registered model's name, "base",
+"orpo-v2", a competition submission. Gold answers keep their source (file, vote, person).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from core import datasets
+from core.errors import ImportFailed, NotFound
+from core.formats.base import Issue, check_size, parse_answer, read_text
+from core.stats import majority_vote
+from core.store import Store, register_migration
+
+
+def m003_predictions(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+        CREATE TABLE predictions (
+            dataset VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,          -- label: a registered model's name or any import label
+            qid VARCHAR NOT NULL,
+            answer INTEGER,                  -- NULL = no answer (blank, unparsed, error)
+            votes INTEGER[],                 -- per-sample answers when K > 1 (NULL entries = unparsed)
+            truncated BOOLEAN DEFAULT false,
+            PRIMARY KEY (dataset, model, qid)
+        )""")
+    con.execute("""
+        CREATE TABLE eval_runs (
+            dataset VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,         -- engine | import
+            detail VARCHAR,                  -- file name, or engine settings as JSON
+            created_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (dataset, model)
+        )""")
+    con.execute("ALTER TABLE questions ADD COLUMN answer_source VARCHAR")
+    con.execute("UPDATE questions SET answer_source = 'file' WHERE answer IS NOT NULL")
+    con.execute("""
+        CREATE TABLE gold_votes (
+            dataset VARCHAR NOT NULL,
+            qid VARCHAR NOT NULL,
+            label INTEGER,                   -- majority label; NULL on a tie or no votes
+            votes JSON,                      -- {label: count}
+            voters VARCHAR[],                -- which prediction labels voted
+            agreement DOUBLE,
+            tie BOOLEAN,
+            created_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (dataset, qid)
+        )""")
+
+
+register_migration("m003_predictions", m003_predictions)
+
+
+@dataclass
+class StoredPredictions:
+    dataset: str
+    model: str
+    stored: int
+    unknown_ids: list[str] = field(default_factory=list)  # in the file, not in the dataset
+    missing: int = 0  # dataset questions with no prediction (count as unanswered)
+
+
+def save_predictions(store: Store, dataset: str, model: str, answers: Mapping[str, int | None], *,
+                     source: str, detail: str | None = None,
+                     votes: Mapping[str, Sequence[int | None]] | None = None,
+                     truncated: Mapping[str, bool] | None = None) -> StoredPredictions:
+    """Replace the predictions of `model` on `dataset` in one transaction."""
+    qids = {q["qid"] for q in datasets.questions(store, dataset)}
+    unknown = sorted(set(answers) - qids)
+    rows = [(dataset, model, qid, answers[qid], list((votes or {}).get(qid) or []) or None,
+             bool((truncated or {}).get(qid, False))) for qid in answers if qid in qids]
+    with store.transaction():
+        store.execute("DELETE FROM predictions WHERE dataset = ? AND model = ?", [dataset, model])
+        store.execute("DELETE FROM eval_runs WHERE dataset = ? AND model = ?", [dataset, model])
+        store.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows)
+        store.execute("INSERT INTO eval_runs (dataset, model, source, detail) VALUES (?, ?, ?, ?)",
+                      [dataset, model, source, detail])
+    return StoredPredictions(dataset, model, len(rows), unknown, len(qids) - len(rows))
+
+
+def read_predictions_csv(path: str | Path) -> dict[str, int | None]:
+    """`id,answer` (a competition submission); answers 1–5, blank = no answer. All-or-nothing."""
+    path = Path(path)
+    check_size(path)
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "id" not in fields or "answer" not in fields:
+        raise ImportFailed(f"{path.name} needs columns id,answer", hint=f"columns found: {', '.join(fields) or 'none'}")
+    out: dict[str, int | None] = {}
+    issues = []
+    for i, row in enumerate(reader, 1):
+        row = {k.strip().lower(): v for k, v in row.items() if k}
+        qid = (row.get("id") or "").strip()
+        try:
+            answer = parse_answer(row.get("answer"))
+            if answer is not None and not 1 <= answer <= 5:
+                raise ValueError(f"answer {answer} is not 1–5")
+        except ValueError as exc:
+            issues.append(Issue(f"row {i}", str(exc)))
+            continue
+        if not qid:
+            issues.append(Issue(f"row {i}", "id is empty"))
+        elif qid in out:
+            issues.append(Issue(f"row {i}", f"duplicate id {qid!r}"))
+        else:
+            out[qid] = answer
+    if issues:
+        raise ImportFailed(f"{len(issues)} bad row(s) in {path.name}; nothing was stored", issues)
+    if not out:
+        raise ImportFailed(f"{path.name} has no predictions")
+    return out
+
+
+def import_predictions(store: Store, dataset: str, path: str | Path, model: str) -> StoredPredictions:
+    answers = read_predictions_csv(path)
+    datasets.require(store, dataset)
+    known = {q["qid"] for q in datasets.questions(store, dataset)}
+    if not set(answers) & known:
+        raise ImportFailed(f"none of the {len(answers)} ids in {Path(path).name} are in dataset {dataset!r}",
+                           hint="is this the right dataset?")
+    return save_predictions(store, dataset, model, answers, source="import", detail=Path(path).name)
+
+
+def run_model(store: Store, dataset: str, model: str, samples: int = 1, temperature: float | None = None,
+              cancel: Any = None, progress: Callable | None = None, label: str | None = None) -> dict[str, Any]:
+    """Solve the set with a registered model (cached engine), majority vote over K samples, store."""
+    from core.solve import generations_for, solve
+
+    summary = solve(store, dataset, model, samples=samples, temperature=temperature, cancel=cancel,
+                    progress=progress)
+    by_q: dict[str, list[dict]] = {}
+    for g in generations_for(store, dataset, model):
+        by_q.setdefault(g["qid"], []).append(g)
+    answers, votes, truncated = {}, {}, {}
+    for qid, gens in by_q.items():
+        gens = sorted(gens, key=lambda g: g["sample_index"])[:samples]
+        votes[qid] = [g["answer"] for g in gens]
+        answers[qid] = majority_vote(votes[qid])["label"]  # a tie is no answer, never a guess
+        truncated[qid] = any(g.get("truncated") for g in gens)
+    detail = json.dumps({"samples": samples, "temperature": temperature}, ensure_ascii=False)
+    save_predictions(store, dataset, label or model, answers, source="engine", detail=detail,
+                     votes=votes, truncated=truncated)
+    return summary
+
+
+def list_runs(store: Store, dataset: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM eval_runs" + (" WHERE dataset = ?" if dataset else "") + " ORDER BY created_at"
+    return store.rows(sql, [dataset] if dataset else [])
+
+
+def delete_predictions(store: Store, dataset: str, model: str) -> None:
+    if not store.scalar("SELECT count(*) FROM eval_runs WHERE dataset = ? AND model = ?", [dataset, model]):
+        raise NotFound(f"no predictions {model!r} on {dataset!r}")
+    with store.transaction():
+        store.execute("DELETE FROM predictions WHERE dataset = ? AND model = ?", [dataset, model])
+        store.execute("DELETE FROM eval_runs WHERE dataset = ? AND model = ?", [dataset, model])
+
+
+# ---- gold labels by majority vote (the original project labelled its test set this way) -------
+
+def vote_gold_labels(store: Store, dataset: str, voters: Sequence[str]) -> dict[str, Any]:
+    """Majority over every sample of every chosen prediction label; ties stay unlabelled."""
+    if not voters:
+        raise ImportFailed("choose at least one set of predictions to vote with")
+    rows = store.rows(
+        "SELECT model, qid, answer, votes FROM predictions WHERE dataset = ? AND list_contains(?, model)",
+        [dataset, list(voters)])
+    ballots: dict[str, list[int | None]] = {q["qid"]: [] for q in datasets.questions(store, dataset)}
+    for r in rows:
+        ballots.setdefault(r["qid"], []).extend(r["votes"] or [r["answer"]])
+    results = []
+    with store.transaction():
+        store.execute("DELETE FROM gold_votes WHERE dataset = ?", [dataset])
+        for qid, ballot in ballots.items():
+            v = majority_vote(ballot)
+            results.append({"qid": qid, **v})
+            store.execute(
+                "INSERT INTO gold_votes (dataset, qid, label, votes, voters, agreement, tie) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [dataset, qid, v["label"], json.dumps(v["votes"]), list(voters), v["agreement"], v["tie"]])
+    agreed = [r for r in results if r["label"] is not None]
+    return {
+        "dataset": dataset, "voters": list(voters), "questions": len(results), "labelled": len(agreed),
+        "ties": sum(r["tie"] for r in results), "no_votes": sum(r["n"] == 0 for r in results),
+        "unanimous": sum(r["agreement"] == 1.0 for r in agreed),
+        "mean_agreement": (sum(r["agreement"] for r in agreed) / len(agreed)) if agreed else None,
+        "disagreements": [r for r in results if r["label"] is None or r["agreement"] < 1.0],
+    }
+
+
+def apply_gold_labels(store: Store, dataset: str, decisions: Mapping[str, int] | None = None,
+                      min_agreement: float = 0.0) -> int:
+    """Write voted labels (and a person's decisions, which win) as the dataset's answers."""
+    decisions = dict(decisions or {})
+    voted = store.rows("SELECT qid, label, agreement FROM gold_votes WHERE dataset = ? AND label IS NOT NULL",
+                       [dataset])
+    n = 0
+    with store.transaction():
+        for r in voted:
+            if r["qid"] not in decisions and r["agreement"] >= min_agreement:
+                store.execute("UPDATE questions SET answer = ?, answer_source = 'vote' WHERE dataset = ? AND qid = ?",
+                              [r["label"], dataset, r["qid"]])
+                n += 1
+        for qid, answer in decisions.items():
+            store.execute("UPDATE questions SET answer = ?, answer_source = 'person' WHERE dataset = ? AND qid = ?",
+                          [int(answer), dataset, qid])
+            n += 1
+    return n

@@ -1,0 +1,155 @@
+"""Loopback HTTP servers that speak the Gemini and OpenAI chat-completions wire formats (test doubles).
+
+A server runs a script: `script(n, body) -> Reply` for the n-th request (0-based), so a test can
+stage 429 storms, 500s, slow replies, malformed bodies and truncated outputs, and count what
+arrived. Servers bind 127.0.0.1 on a free port, serve from a bounded number of threads, and stop
+themselves after `lifetime_s` even if a test forgets to.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ANSWER_TEXT = '선지를 하나씩 검토하면 ①이 지문과 일치한다.\n{"Answer":"1"}'
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    text: str = ANSWER_TEXT
+    finish: str | None = None  # None: the format's normal stop (STOP / stop)
+    delay: float = 0.0
+    raw: bytes | None = None  # sent as-is instead of a well-formed body
+    headers: dict[str, str] = field(default_factory=dict)
+    reasoning: str | None = None
+    blocked: str | None = None  # Gemini: the prompt was blocked (no candidates)
+
+
+def ok(n: int, body: dict[str, Any]) -> Reply:
+    return Reply()
+
+
+def gemini_body(r: Reply, model: str) -> dict[str, Any]:
+    usage = {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}
+    if r.blocked:
+        return {"promptFeedback": {"blockReason": r.blocked}, "usageMetadata": usage, "modelVersion": model}
+    parts = ([{"text": r.reasoning, "thought": True}] if r.reasoning else []) + [{"text": r.text}]
+    return {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": r.finish or "STOP",
+                            "index": 0}], "usageMetadata": usage, "modelVersion": model}
+
+
+def openai_body(r: Reply, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": r.text}
+    if r.reasoning:
+        message["reasoning_content"] = r.reasoning
+    return {"id": "cmpl-1", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": r.finish or "stop"}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
+
+
+def error_body(wire: str, status: int) -> dict[str, Any]:
+    if wire == "gemini":
+        return {"error": {"code": status, "message": f"scripted {status}", "status": "SCRIPTED"}}
+    return {"error": {"message": f"scripted {status}", "type": "scripted", "code": None}}
+
+
+class Loopback:
+    """`with Loopback("openai", script) as srv:` then point a model at srv.base_url."""
+
+    def __init__(self, wire: str, script: Callable[[int, dict[str, Any]], Reply] = ok,
+                 max_threads: int = 128, lifetime_s: float = 120.0):
+        assert wire in ("gemini", "openai")
+        self.wire, self.script = wire, script
+        self.count = 0
+        self.requests: list[dict[str, Any]] = []  # {"path", "headers", "body"} in arrival order
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.slots = threading.BoundedSemaphore(max_threads)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.server.block_on_close = False
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.timer = threading.Timer(lifetime_s, self.stop)
+        self.timer.daemon = True
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}" + ("/v1" if self.wire == "openai" else "")
+
+    def __enter__(self) -> Loopback:
+        self.thread.start()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            self.stopping.set()
+            self.timer.cancel()
+            self.server.shutdown()
+            self.server.server_close()
+
+    def _respond(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes, float]:
+        with self.lock:
+            n = self.count
+            self.count += 1
+        reply = self.script(n, body)
+        model = path.split("/models/")[-1].split(":")[0] if self.wire == "gemini" else body.get("model", "")
+        if reply.raw is not None:
+            payload = reply.raw
+        elif reply.status != 200:
+            payload = json.dumps(error_body(self.wire, reply.status)).encode()
+        else:
+            make = gemini_body if self.wire == "gemini" else openai_body
+            payload = json.dumps(make(reply, model), ensure_ascii=False).encode()
+        return reply.status, reply.headers, payload, reply.delay
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs expect
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {}
+                if not srv.slots.acquire(blocking=False):
+                    return self._send(503, {}, b'{"error": {"message": "busy"}}')
+                try:
+                    with srv.lock:
+                        srv.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    status, headers, payload, delay = srv._respond(self.path, body)
+                    if delay and srv.stopping.wait(delay):
+                        return
+                    self._send(status, headers, payload)
+                finally:
+                    srv.slots.release()
+
+            def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test): nothing to tell it
+
+        return Handler
