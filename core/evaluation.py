@@ -101,8 +101,8 @@ def positions(store: Store, dataset: str) -> list[dict[str, Any]]:
     """How often each choice number is the gold answer and each model's answer (position bias)."""
     qs, models = _table(store, dataset)
     rows = []
-    for who, get in [("gold", lambda q: q["answer"])] + [(m, (lambda m: lambda q: q["pred"][m])(m)) for m in models]:
-        values = [get(q) for q in qs]
+    series = {"gold": [q["answer"] for q in qs]} | {m: [q["pred"][m] for q in qs] for m in models}
+    for who, values in series.items():
         for choice in range(1, 6):
             rows.append({"who": who, "choice": choice, "count": sum(v == choice for v in values), "n": len(values)})
         if who != "gold":

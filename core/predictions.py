@@ -133,25 +133,61 @@ def import_predictions(store: Store, dataset: str, path: str | Path, model: str)
 
 
 def run_model(store: Store, dataset: str, model: str, samples: int = 1, temperature: float | None = None,
-              cancel: Any = None, progress: Callable | None = None, label: str | None = None) -> dict[str, Any]:
-    """Solve the set with a registered model (cached engine), majority vote over K samples, store."""
+              cancel: Any = None, progress: Callable | None = None, label: str | None = None,
+              job_id: str | None = None) -> dict[str, Any]:
+    """Solve the set with a registered model (cached engine), majority vote over K samples, store.
+
+    A cancelled run stores no predictions (its generations are cached; running again resumes).
+    """
     from core.solve import generations_for, solve
 
     summary = solve(store, dataset, model, samples=samples, temperature=temperature, cancel=cancel,
-                    progress=progress)
+                    progress=progress, job_id=job_id)
+    if cancel is not None and cancel.is_set():
+        return summary | {"stored": False}
     by_q: dict[str, list[dict]] = {}
     for g in generations_for(store, dataset, model):
-        by_q.setdefault(g["qid"], []).append(g)
+        if g["sample"] < samples:
+            by_q.setdefault(g["qid"], []).append(g)
     answers, votes, truncated = {}, {}, {}
     for qid, gens in by_q.items():
-        gens = sorted(gens, key=lambda g: g["sample_index"])[:samples]
-        votes[qid] = [g["answer"] for g in gens]
+        votes[qid] = [g["answer"] if g["error"] is None else None for g in gens]
         answers[qid] = majority_vote(votes[qid])["label"]  # a tie is no answer, never a guess
-        truncated[qid] = any(g.get("truncated") for g in gens)
-    detail = json.dumps({"samples": samples, "temperature": temperature}, ensure_ascii=False)
+        truncated[qid] = any(g["truncated"] for g in gens)
+    detail = json.dumps({"model": model, "samples": samples, "temperature": temperature}, ensure_ascii=False)
     save_predictions(store, dataset, label or model, answers, source="engine", detail=detail,
                      votes=votes, truncated=truncated)
-    return summary
+    return summary | {"stored": True}
+
+
+def start_run_job(store: Store, dataset: str, model: str, samples: int = 1, temperature: float | None = None,
+                  label: str | None = None) -> str:
+    """`run_model` as a background job (progress, cancel, resume); returns the job id."""
+    from core import jobs, pricing
+    from core.solve import _model, estimate
+
+    m = _model(store, model)
+    est = estimate(store, dataset, m, samples, temperature)
+    return jobs.start(
+        store, "eval", f"{m.name} on {dataset} ×{samples}",
+        lambda ctx: run_model(store, dataset, m.name, samples, temperature, cancel=ctx.cancel,
+                              progress=ctx.progress, label=label, job_id=ctx.job_id),
+        params={"dataset": dataset, "model": m.name, "samples": samples, "temperature": temperature,
+                "label": label}, total=est["requests"], est_cost_usd=est["est_cost_usd"],
+        cost=lambda i, o: pricing.cost_usd(m, i, o))
+
+
+def reasoning_for(store: Store, dataset: str, label: str, qid: str) -> list[dict[str, Any]]:
+    """The stored replies behind an engine-made prediction (none for imported predictions)."""
+    detail = store.scalar("SELECT detail FROM eval_runs WHERE dataset = ? AND model = ? AND source = 'engine'",
+                          [dataset, label])
+    if not detail:
+        return []
+    from core.solve import generations_for
+
+    samples = json.loads(detail).get("samples") or 1
+    model = json.loads(detail).get("model") or label
+    return [g for g in generations_for(store, dataset, model) if g["qid"] == qid and g["sample"] < samples]
 
 
 def list_runs(store: Store, dataset: str | None = None) -> list[dict[str, Any]]:

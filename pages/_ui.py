@@ -117,3 +117,48 @@ def sidebar_status(store: Store) -> None:
             mark = "✅" if row["holds"] else "▫️"
             st.caption(f"{mark} {row['step']}: {row['holds'] or '—'}")
         st.caption(f"Store: `{store.path}`")
+
+
+def job_panel(store: Store, key: str, on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any] | None:
+    """Live progress of the job whose id is in st.session_state[key], with a cancel button.
+
+    Polls once a second in a fragment, so the rest of the page stays usable while the job runs;
+    when the job ends the whole page reruns once to show its results.
+    """
+    from core import jobs
+
+    if not st.session_state.get(key):
+        return None
+
+    @st.fragment(run_every=1.0)
+    def panel() -> None:
+        job = jobs.get_job(store, st.session_state[key])
+        if job is None:
+            return
+        total, done = job["total"] or 0, job["done"] or 0
+        bits = [f"{done}/{total}", f"{job['errors'] or 0} errors",
+                f"{(job['input_tokens'] or 0) + (job['output_tokens'] or 0):,} tokens"]
+        if job.get("est_cost_usd") is not None:
+            bits.append(f"≈ ${job['est_cost_usd']:.4f}")
+        if job.get("eta_s") is not None and job["state"] == "running":
+            bits.append(f"ETA {job['eta_s']:.0f} s")
+        st.progress(min(done / total, 1.0) if total else 0.0, text=f"{job['label']} — {job['state']} · " + " · ".join(bits))
+        if job["state"] in jobs.ACTIVE:
+            if st.button("Cancel", key=f"{key}-cancel"):
+                jobs.cancel(job["id"])
+                st.toast("Cancelling: finished requests are kept; run again to resume.")
+            return
+        if job["state"] == "done":
+            st.success(job["message"] or "Done.")
+        elif job["state"] == "cancelled":
+            st.warning(job["message"] or "Cancelled; run again to resume (finished work is cached).")
+        else:
+            st.error(job["message"] or job["state"])
+        if st.session_state.get(f"{key}-seen") != job["id"]:
+            st.session_state[f"{key}-seen"] = job["id"]
+            if on_done:
+                on_done(job)
+            st.rerun(scope="app")
+
+    panel()
+    return jobs.get_job(store, st.session_state[key])

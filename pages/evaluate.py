@@ -1,8 +1,169 @@
-"""Evaluate: not built yet; an honest empty state says what it will do and what it needs."""
+"""Evaluate: did the tuned student get better, where, and can the difference be trusted?"""
+
+import csv
+import io
+import tempfile
+from pathlib import Path
 
 import streamlit as st
 
-from pages._ui import empty_state
+from core import datasets, evaluation, figures, models, predictions, solve
+from core.errors import CoreError
+from pages._ui import flash, get_store, job_panel, run_action, show_question, text
 
+store = get_store()
 st.title("Evaluate")
-empty_state("Accuracy, macro-F1 and CSAT points per subject against the base model, with paired significance and the questions fixed or broken.", "a test set (Data) and a model or imported predictions", "issue #6")
+flash()
+
+sets = datasets.list_datasets(store)
+if not sets:
+    st.info("Accuracy, macro-F1 and CSAT points per subject against the base model, with paired significance.\n\n"
+            "**Needs first:** a test set (Data page).")
+    st.stop()
+order = sorted(sets, key=lambda s: s["split"] != "test")
+dataset = st.selectbox("Test set", [s["name"] for s in order],
+                       format_func=lambda n: f"{n} ({next(s for s in sets if s['name'] == n)['split']})")
+
+# ---- predictions: run a model, or import ---------------------------------------------------
+with st.expander("Add predictions", expanded=not predictions.list_runs(store, dataset)):
+    run_tab, import_tab = st.tabs(["Run a registered model", "Import predictions CSV"])
+    with run_tab:
+        registered = [m["name"] for m in models.list_models(store)]
+        c1, c2, c3, c4 = st.columns([3, 1, 1, 2])
+        model = c1.selectbox("Model", registered, help="register models on the Settings page")
+        samples = c2.number_input("Samples (K)", 1, 20, 1, help="K > 1: majority vote; a tie is no answer")
+        temperature = c3.number_input("Temperature", 0.0, 2.0, 0.0, 0.1)
+        label = c4.text_input("Store as", value=model or "", help="e.g. base, orpo-v1")
+        if model:
+            est = run_action(lambda: solve.estimate(store, dataset, model, samples, temperature))
+            if est:
+                cost = f", ≈ ${est['est_cost_usd']:.4f}" if est.get("est_cost_usd") is not None else ""
+                st.caption(f"{est['to_send']} requests to send, {est['cached']} cached; "
+                           f"≈ {est['input_tokens']:,} input + {est['output_tokens']:,} output tokens{cost}.")
+        if st.button("Run", type="primary", disabled=not model):
+            job = run_action(lambda: predictions.start_run_job(store, dataset, model, samples, temperature,
+                                                               label or model))
+            if job:
+                st.session_state["eval-job"] = job
+        job_panel(store, "eval-job")
+    with import_tab:
+        up = st.file_uploader("CSV with columns id,answer (answers 1–5, blank = no answer)", type=["csv"])
+        imp_label = st.text_input("Label", placeholder="e.g. submission-v3")
+        if st.button("Import predictions", disabled=not (up and imp_label)):
+            tmp = Path(tempfile.mkdtemp()) / Path(up.name).name
+            tmp.write_bytes(up.getvalue())
+            r = run_action(lambda: predictions.import_predictions(store, dataset, tmp, imp_label))
+            if r:
+                msg = f"Stored {r.stored} predictions as {imp_label!r}."
+                if r.missing:
+                    msg += f" {r.missing} questions have no prediction (count as unanswered)."
+                if r.unknown_ids:
+                    msg += f" {len(r.unknown_ids)} id(s) not in {dataset!r} were not stored: " + ", ".join(r.unknown_ids[:10])
+                flash(msg)
+                st.rerun()
+
+rep = evaluation.report(store, dataset)
+if not rep["models"]:
+    st.info("No predictions on this set yet: run a model or import a CSV above.")
+    st.stop()
+if rep["questions"] == 0:
+    st.warning("This set has no gold answers yet: build them by majority vote below.")
+
+# ---- report ----------------------------------------------------------------------------------
+st.header("Report")
+st.table([{"model": m["model"], "n": m["questions"], "correct": m["correct"], "accuracy": f"{m['accuracy']:.2%}",
+           "macro-F1": f"{m['macro_f1']:.3f}",
+           "CSAT points": f"{m['points']:g} / {m['max_points']:g}" if m["points"] is not None else "—",
+           "unanswered": m["unanswered"], "truncated": m["truncated"]} for m in rep["models"]])
+metric = st.radio("Metric", ["accuracy", "macro_f1"], horizontal=True)
+bars = figures.subject_bars(rep, metric)
+st.plotly_chart(bars, width="stretch")
+st.table([{"subject": s, "n": m["by_subject"][s]["questions"]} | {
+    mm["model"]: f"{mm['by_subject'].get(s, {}).get('accuracy', 0):.2%}" for mm in rep["models"]}
+    for m in rep["models"][:1] for s in m["by_subject"]])
+
+left, right = st.columns(2)
+pos = figures.position_bars(evaluation.positions(store, dataset))
+left.plotly_chart(pos, width="stretch")
+cm_model = right.selectbox("Confusion matrix for", [m["model"] for m in rep["models"]])
+right.plotly_chart(figures.confusion_heatmap(evaluation.confusion(store, dataset, cm_model)), width="stretch")
+
+buf = io.StringIO()
+rows = evaluation.report_rows(rep)
+writer = csv.DictWriter(buf, fieldnames=list(rows[0]), extrasaction="ignore")
+writer.writeheader()
+writer.writerows(rows)
+d1, d2 = st.columns(2)
+d1.download_button("Report CSV", buf.getvalue().encode("utf-8"), f"{dataset}_report.csv", "text/csv")
+if d2.button("Prepare chart PNG"):
+    try:
+        st.session_state["eval-png"] = figures.to_png(bars)
+    except CoreError as exc:
+        st.error(str(exc))
+if st.session_state.get("eval-png"):
+    d2.download_button("Download PNG", st.session_state["eval-png"], f"{dataset}_by_subject.png", "image/png")
+
+# ---- compare ---------------------------------------------------------------------------------
+labels = [m["model"] for m in rep["models"]]
+if len(labels) >= 2:
+    st.header("Compare")
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("A (baseline)", labels, index=0)
+    b = c2.selectbox("B (candidate)", labels, index=1)
+    if a != b:
+        cmp = evaluation.compare(store, dataset, a, b)
+        mc, bt = cmp["mcnemar"], cmp["bootstrap"]
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric(f"{b} accuracy", f"{cmp['accuracy_b']:.2%}", f"{(cmp['accuracy_b'] - cmp['accuracy_a']) * 100:+.2f} %p")
+        m2.metric("fixed / broken", f"{mc['b_only']} / {mc['a_only']}", f"net {mc['b_only'] - mc['a_only']:+d}")
+        m3.metric("McNemar exact p", f"{mc['p_value']:.4f}")
+        m4.metric("95% CI of the difference", f"[{bt['low'] * 100:+.1f}, {bt['high'] * 100:+.1f}] %p")
+        st.caption(f"n = {cmp['questions']}; bootstrap over {bt['n_clusters']} passages (questions sharing a passage "
+                   f"are resampled together), {bt['n_resamples']:,} resamples, seed {bt['seed']}.")
+        st.table([{"subject": r["subject"], "n": r["questions"], a: f"{r['accuracy_a']:.2%}", b: f"{r['accuracy_b']:.2%}",
+                   "diff (%p)": f"{r['diff'] * 100:+.1f}", "fixed": r["fixed"], "broken": r["broken"],
+                   "p": f"{r['p_value']:.3f}", "p (Holm)": f"{r['p_holm']:.3f}"} for r in cmp["by_subject"]])
+        kind = st.radio("Questions", ["fixed", "broken"], horizontal=True,
+                        format_func=lambda k: f"{k} ({len(cmp[k])})")
+        items = cmp[kind]
+        if items:
+            pick = st.selectbox("Question", [i["qid"] for i in items],
+                                format_func=lambda q: next(f"{i['qid']} · {i['subject']} · 정답 {i['answer']}, "
+                                                           f"{a}: {i['a']}, {b}: {i['b']}" for i in items if i["qid"] == q))
+            q = next(x for x in datasets.questions(store, dataset, search=pick) if x["qid"] == pick)
+            with st.expander("Question", expanded=True):
+                show_question(q, q["qid"], {q["answer"]: "정답"})
+            ra, rb = st.columns(2)
+            for col, label in ((ra, a), (rb, b)):
+                gens = predictions.reasoning_for(store, dataset, label, pick)
+                col.subheader(label)
+                if not gens:
+                    col.caption("Imported predictions carry no reasoning.")
+                for g in gens:
+                    col.caption(f"sample {g['sample']} · answer {g['answer']} · {g['answer_reason'] or ''}")
+                    col.markdown(text(g["response"] or g["error"] or ""))
+
+# ---- gold labels -----------------------------------------------------------------------------
+st.header("Gold labels by majority vote")
+st.caption("The original project labelled its test set by a majority vote of several teacher models × runs. "
+           "Ties are never guessed: settle them here. Labels keep their source (file / vote / person).")
+voters = st.multiselect("Voters (prediction sets)", labels)
+if st.button("Vote", disabled=not voters):
+    st.session_state["votes"] = run_action(lambda: predictions.vote_gold_labels(store, dataset, voters))
+v = st.session_state.get("votes")
+if v and v["dataset"] == dataset:
+    mean = f"{v['mean_agreement']:.2%}" if v["mean_agreement"] is not None else "—"
+    st.write(f"{v['labelled']}/{v['questions']} labelled, {v['unanimous']} unanimous, {v['ties']} ties, "
+             f"mean agreement {mean}.")
+    decisions = {}
+    for d in v["disagreements"][:100]:
+        decided = st.number_input(f"{d['qid']}: votes {d['votes']}", 0, 5, d["label"] or 0, key=f"settle-{d['qid']}",
+                                  help="0 = leave unlabelled")
+        if decided and decided != d["label"]:
+            decisions[d["qid"]] = decided
+    if st.button("Write labels as gold answers"):
+        n = run_action(lambda: predictions.apply_gold_labels(store, dataset, decisions))
+        if n is not None:
+            flash(f"Wrote {n} gold answers ({len(decisions)} settled by hand).")
+            st.session_state.pop("votes", None)
+            st.rerun()
