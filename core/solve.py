@@ -133,3 +133,19 @@ def generations_for(store: Store, dataset: str, model: str, task: str = "solve",
         LEFT JOIN questions q ON q.dataset = l.dataset AND q.qid = l.qid
         WHERE l.rn = 1
         ORDER BY q.position NULLS LAST, l.qid, l.sample""", params)
+
+
+def live_summary(store: Store, dataset: str, model: str, samples: int = 1) -> dict[str, Any]:
+    """What has finished so far of `model` on `dataset` (first K samples): for live panels."""
+    rows = [g for g in generations_for(store, dataset, model) if g["sample"] < samples]
+    ok = [g for g in rows if g["error"] is None]
+    gold = [g for g in ok if g["gold"] is not None and g["answer"] is not None]
+    return {
+        "finished": len(rows), "errors": len(rows) - len(ok),
+        "answered": sum(g["answer"] is not None for g in ok),
+        "unparsed": sum(g["answer"] is None for g in ok),
+        "truncated": sum(bool(g["truncated"]) for g in ok),
+        "answered_gold": len(gold),
+        "accuracy": (sum(bool(g["correct"]) for g in gold) / len([g for g in ok if g["gold"] is not None]))
+        if any(g["gold"] is not None for g in ok) else 0.0,
+    }

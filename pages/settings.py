@@ -1,8 +1,123 @@
-"""Settings: not built yet; an honest empty state says what it will do and what it needs."""
+"""Settings: register models, see keys masked, test a connection, try a model on a set, edit prompts."""
 
 import streamlit as st
 
-from pages._ui import empty_state
+from core import config, datasets, models, prompts, solve
+from core.cli.models import parse_params
+from pages._ui import flash, get_store, job_panel, run_action, text
 
+store = get_store()
 st.title("Settings")
-empty_state("Register models (Gemini, OpenAI-compatible servers such as vLLM, local transformers), see keys masked, and test a connection.", "nothing", "issue #4")
+flash()
+
+# ---- keys --------------------------------------------------------------------------------------
+st.header("API keys")
+st.caption("Keys are read from the environment or .streamlit/secrets.toml, never stored in the database, "
+           "logs or exports. Set them before starting the dashboard, e.g. `export GEMINI_API_KEY=…`.")
+st.table([{"variable": k, "value": config.mask(config.secret(k))} for k in ("GEMINI_API_KEY", "OPENAI_API_KEY")])
+
+# ---- models ------------------------------------------------------------------------------------
+st.header("Models")
+registered = models.list_models(store)
+if registered:
+    st.table([{"name": m["name"], "provider": m["provider"], "model id": m["model_id"],
+               "base URL": m["base_url"] or "—", "adapter": m["adapter"] or "—",
+               "key": (f"{m['key_env']}: {'set' if m['key_set'] else 'NOT SET'}" if m["key_env"] else "—"),
+               "params": ", ".join(f"{k}={v}" for k, v in m["params"].items()) or "—"} for m in registered])
+    for m in registered:
+        if m["description"]:
+            st.caption(f"**{m['name']}**: {text(m['description'])}")
+    c1, c2, c3 = st.columns([2, 1, 1])
+    chosen = c1.selectbox("Model", [m["name"] for m in registered])
+    if c2.button("Test connection", help="one real call; the result or the error in plain words"):
+        with st.spinner(f"Calling {chosen}…"):
+            res = run_action(lambda: models.test_model(store, chosen))
+        if res and res["ok"]:
+            st.success(f"{chosen} answered in {res['latency_s']:.1f} s ({res['finish_reason']}): {res['text'][:300]}")
+        elif res:
+            st.error(f"{chosen} failed: {res['error']}")
+    if c3.button("Delete model"):
+        if run_action(lambda: models.delete_model(store, chosen)) is None:
+            flash(f"Deleted {chosen!r} (its stored generations stay).")
+            st.rerun()
+
+with st.expander("Register a model", expanded=not registered):
+    st.markdown("- **gemini**: model id like `gemini-2.5-flash`; key from `GEMINI_API_KEY`.\n"
+                "- **openai**: any OpenAI-compatible server — vLLM, SGLang, Ollama, LM Studio, hosted APIs: "
+                "base URL like `http://127.0.0.1:8000/v1` and the served model name.\n"
+                "- **local**: a transformers model folder or hub id (optional PEFT adapter folder); "
+                "for small models and tests.")
+    with st.form("add-model"):
+        f1, f2 = st.columns(2)
+        name = f1.text_input("Name", placeholder="teacher-flash")
+        provider = f2.selectbox("Provider", ["gemini", "openai", "local"])
+        model_id = f1.text_input("Model id", placeholder="gemini-2.5-flash / Qwen/Qwen3-14B-AWQ")
+        base_url = f2.text_input("Base URL (openai; optional for gemini)")
+        adapter = f1.text_input("Adapter folder (local only, optional)")
+        params_text = f2.text_area("Params, KEY=VALUE per line", placeholder="temperature=0\nmax_tokens=4096\n"
+                                   "thinking_budget=1024\nconcurrency=32\nrpm=1000\napi_key_env=MY_KEY_VAR")
+        if st.form_submit_button("Register", type="primary"):
+            params = run_action(lambda: parse_params(params_text.split()))
+            if params is not None and run_action(lambda: models.add_model(
+                    store, name.strip(), provider, model_id, base_url=base_url.strip() or None,
+                    params=params, adapter=adapter.strip() or None)):
+                flash(f"Registered {name!r}. Use “Test connection” to check it.")
+                st.rerun()
+
+# ---- solve panel -------------------------------------------------------------------------------
+st.header("Solve")
+st.caption("Run a registered model over a dataset, K samples per question. Replies are cached: stopping and "
+           "running again never pays twice.")
+sets = datasets.list_datasets(store)
+if registered and sets:
+    s1, s2, s3, s4 = st.columns([2, 2, 1, 1])
+    sm = s1.selectbox("Model ", [m["name"] for m in registered], key="solve-model")
+    sd = s2.selectbox("Dataset", [s["name"] for s in sets], key="solve-dataset")
+    sk = s3.number_input("Samples (K)", 1, 20, 1, key="solve-k")
+    stemp = s4.number_input("Temperature", 0.0, 2.0, 0.0, 0.1, key="solve-t")
+    est = run_action(lambda: solve.estimate(store, sd, sm, sk, stemp))
+    if est:
+        cost = f", ≈ ${est['est_cost_usd']:.4f}" if est.get("est_cost_usd") is not None else ""
+        st.caption(f"{est['to_send']} requests to send, {est['cached']} cached; ≈ {est['input_tokens']:,} input + "
+                   f"{est['output_tokens']:,} output tokens{cost}.")
+    if st.button("Start solving", type="primary"):
+        job = run_action(lambda: solve.start_job(store, sd, sm, sk, stemp))
+        if job:
+            st.session_state["solve-job"] = job
+    job = job_panel(store, "solve-job")
+    if job:
+        p = job["params"]
+
+        @st.fragment(run_every=2.0)
+        def live() -> None:
+            s = solve.live_summary(store, p["dataset"], p["model"], p["samples"])
+            a, b, c, d = st.columns(4)
+            a.metric("accuracy so far", f"{s['accuracy']:.1%}" if s["answered_gold"] else "—",
+                     help="over finished samples with a gold answer")
+            b.metric("answers extracted", f"{s['answered']}/{s['finished']}")
+            c.metric("unparsed", s["unparsed"])
+            d.metric("truncated", s["truncated"])
+
+        live()
+else:
+    st.info("Register a model and import a dataset first.")
+
+# ---- prompts -----------------------------------------------------------------------------------
+st.header("Prompt templates")
+st.caption("Korean templates, versioned by content hash: editing one changes its hash, so cached replies to the "
+           "old version are not reused for the new one. Edits are saved under data/workspace/prompts/.")
+templates = prompts.list_templates()
+tname = st.selectbox("Template", [t.name for t in templates])
+tpl = prompts.load(tname)
+st.caption(f"hash {tpl.hash}" + (" · edited (override)" if tpl.overridden else " · packaged default"))
+edited = st.text_area("Text", tpl.text, height=320, key=f"tpl-{tname}-{tpl.hash}")
+e1, e2 = st.columns(2)
+if e1.button("Save template", disabled=edited == tpl.text):
+    saved = run_action(lambda: prompts.save_override(tname, edited))
+    if saved:
+        flash(f"Saved {tname} (hash {saved.hash}).")
+        st.rerun()
+if e2.button("Reset to default", disabled=not tpl.overridden):
+    prompts.reset_override(tname)
+    flash(f"{tname} reset to the packaged default.")
+    st.rerun()

@@ -7,7 +7,8 @@ models are cached per (model, adapter, 4-bit) for the life of the process.
 Model ids: a hub id or folder; a path ending in .gguf (loaded with gguf_file=, de-quantised);
 or "pypi:<module>" for a GGUF shipped as a PyPI package with an `assemble()` function (the built-in
 gemma3-270m-local). Parsing a GGUF takes the best part of a minute on two cores (the 262k-entry
-vocabulary alone ~20 s), so the de-quantised model is saved once under ~/.cache/csat-distill/gguf.
+vocabulary alone ~20 s), so a fully de-quantised model is saved once as an ordinary checkpoint under
+~/.cache/csat-distill/gguf and later loads take seconds.
 """
 
 from __future__ import annotations
@@ -54,15 +55,21 @@ def _from_gguf(folder: str, gguf: str, **kwargs: Any) -> tuple[Any, Any]:
     stat = path.stat()
     tag = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     cached = GGUF_CACHE / f"{path.stem}-{tag}"
-    if not (cached / "config.json").is_file():
-        tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf)
+    if (cached / "config.json").is_file():
+        return AutoModelForCausalLM.from_pretrained(cached, **kwargs), AutoTokenizer.from_pretrained(cached)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, **kwargs)
+    quant = getattr(model.config, "quantization_config", None)
+    if quant is not None and getattr(quant, "dequantize", False):
+        # Fully de-quantised: plain float weights, saved as an ordinary checkpoint (same outputs).
+        model.hf_quantizer = None
+        del model.config.quantization_config
         tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
-        model.save_pretrained(tmp)  # full precision: later loads give the same outputs as this one
+        model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         shutil.rmtree(cached, ignore_errors=True)
         tmp.rename(cached)
-    return (AutoModelForCausalLM.from_pretrained(cached, **kwargs), AutoTokenizer.from_pretrained(cached))
+    return model, tok
 
 
 def load(model_id: str, adapter: str | None = None, load_in_4bit: bool = False) -> tuple[Any, Any, threading.Lock]:
