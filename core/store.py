@@ -160,5 +160,6 @@ class Store:
 
 
 # Later tables register their migrations on import; importing them here means every Store has them.
+import core.mining  # noqa: E402,F401
 import core.predictions  # noqa: E402,F401
 import core.schema  # noqa: E402,F401

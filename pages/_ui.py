@@ -21,14 +21,16 @@ def use_navigation() -> None:
     """Route through app.py's st.navigation even though the folder is named pages/.
 
     Until st.navigation has run once in a process, Streamlit treats a pages/ folder as a legacy
-    multipage app and may run a page file directly (no sidebar status, every file listed). A page
-    run that way clears the flag, as st.navigation itself does, so the next run goes through
-    app.py. (No rerun here: a rerun would swallow the click that started this run.)
+    multipage app and may run a page file directly (no sidebar status, every file listed): that
+    happens on the first request of a process when it asks for a page URL. A page run that way
+    clears the flag, as st.navigation itself does, and reruns through app.py. (app.py itself must
+    not call this before st.navigation: the rerun would swallow the click that started the run.)
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 @st.cache_resource(show_spinner=False)

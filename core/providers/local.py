@@ -49,7 +49,7 @@ def resolve(model_id: str) -> tuple[str, str | None]:
 
 
 def _from_gguf(folder: str, gguf: str, **kwargs: Any) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     path = Path(folder) / gguf
     stat = path.stat()
@@ -58,17 +58,18 @@ def _from_gguf(folder: str, gguf: str, **kwargs: Any) -> tuple[Any, Any]:
     if (cached / "config.json").is_file():
         return AutoModelForCausalLM.from_pretrained(cached, **kwargs), AutoTokenizer.from_pretrained(cached)
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, **kwargs)
-    quant = getattr(model.config, "quantization_config", None)
-    if quant is not None and getattr(quant, "dequantize", False):
-        # Fully de-quantised: plain float weights, saved as an ordinary checkpoint (same outputs).
-        model.hf_quantizer = None
+    # De-quantised to plain float weights (GGUF kernels only pay off for models big enough to belong
+    # on a vLLM or llama.cpp server), which then save as an ordinary checkpoint with the same outputs.
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, **kwargs,
+                                                 quantization_config=GgufConfig(dequantize=True))
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-        tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        shutil.rmtree(cached, ignore_errors=True)
-        tmp.rename(cached)
+    tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(cached, ignore_errors=True)
+    tmp.rename(cached)
     return model, tok
 
 
