@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import generations, providers
 from core.answers import extract_answer
@@ -28,7 +28,9 @@ from core.models import Model
 from core.pricing import estimate_tokens
 from core.providers.base import GenParams, Provider, ProviderError, Result
 from core.ratelimit import POLL_S, Limits, limits_for
-from core.store import Store
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 FLUSH_ROWS = 64  # write after this many results ...
 FLUSH_S = 0.5  # ... or this long, whichever comes first
@@ -150,11 +152,10 @@ class _Run:
     def row(self, key: str, req: Request, res: Result, attempts: int) -> dict[str, Any]:
         answer = reason = method = None
         if req.n_choices and res.error is None:
-            if res.truncated:  # the final answer line never came: whatever matches is mid-reasoning
-                reason, method = "output truncated at the token limit", "none"
-            else:
-                ext = extract_answer(res.text, req.n_choices)
-                answer, reason, method = ext.answer, ext.reason, ext.method
+            ext = extract_answer(res.text, req.n_choices)
+            answer, reason, method = ext.answer, ext.reason, ext.method
+            if res.truncated:  # kept (base models never stop by themselves) but flagged for review
+                reason = f"truncated output; {reason}"
         return {"cache_key": key, "task": req.task, "dataset": req.dataset, "qid": req.qid,
                 "model": self.model.name, "provider": self.model.provider, "model_id": self.model.model_id,
                 "params": self.params_json, "prompt_hash": req.prompt_hash, "sample": req.sample,

@@ -7,9 +7,11 @@ which would serialise 64 concurrent requests on the store.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.store import Store
+if TYPE_CHECKING:
+    from core.store import Store
+
 
 # (column, DuckDB type) in table order, minus nothing: a row dict must carry every one.
 COLUMNS: list[tuple[str, str]] = [

@@ -16,10 +16,12 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import CoreError
-from core.store import Store
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 PROGRESS_EVERY_S = 0.5
 ACTIVE = ("queued", "running")

@@ -154,11 +154,16 @@ def classify_outcome(gold: int | None, teacher: list[int | None], student: list[
     """The mining rule on one question's sampled answers (None = unparsed or failed: wrong)."""
     if gold is None:
         return "no_answer"
-    t_ok = majority_vote(teacher)["label"] == gold  # a tie is not a majority for the gold answer
+
+    def voted(answers: list[int | None]) -> int | None:
+        # Unparsed replies vote too (as one "no answer" bloc, 0), so they count as wrong, not as abstentions.
+        return majority_vote([0 if a is None else a for a in answers])["label"]
+
+    t_ok = voted(teacher) == gold  # a tie is not a majority for the gold answer
     if rule == "hard":
         s_ok = sum(a != gold for a in student) < min_wrong
     else:
-        s_ok = majority_vote(student)["label"] == gold
+        s_ok = voted(student) == gold
     if t_ok and not s_ok:
         return "hard_negative"
     if t_ok and s_ok:

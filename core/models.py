@@ -10,14 +10,16 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from core import config, providers
 from core.errors import CoreError, NotFound
 from core.providers.base import GenParams
-from core.store import Store
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 DEFAULT_KEY_ENV = {"gemini": "GEMINI_API_KEY", "openai": None}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}")

@@ -209,6 +209,11 @@ def vote_gold_labels(store: Store, dataset: str, voters: Sequence[str]) -> dict[
     """Majority over every sample of every chosen prediction label; ties stay unlabelled."""
     if not voters:
         raise ImportFailed("choose at least one set of predictions to vote with")
+    have = {r["model"] for r in list_runs(store, dataset)}
+    unknown = [v for v in voters if v not in have]
+    if unknown:
+        raise NotFound(f"no predictions {', '.join(map(repr, unknown))} on {dataset!r}",
+                       hint=f"have: {', '.join(sorted(have)) or 'none'}")
     rows = store.rows(
         "SELECT model, qid, answer, votes FROM predictions WHERE dataset = ? AND list_contains(?, model)",
         [dataset, list(voters)])
@@ -236,7 +241,11 @@ def vote_gold_labels(store: Store, dataset: str, voters: Sequence[str]) -> dict[
 
 def apply_gold_labels(store: Store, dataset: str, decisions: Mapping[str, int] | None = None,
                       min_agreement: float = 0.0) -> int:
-    """Write voted labels (and a person's decisions, which win) as the dataset's answers."""
+    """Write voted labels (and a person's decisions, which win) as the dataset's answers.
+
+    A vote never overwrites an answer from the file or from a person; it fills blanks and
+    replaces earlier votes.
+    """
     decisions = dict(decisions or {})
     voted = store.rows("SELECT qid, label, agreement FROM gold_votes WHERE dataset = ? AND label IS NOT NULL",
                        [dataset])
@@ -244,9 +253,9 @@ def apply_gold_labels(store: Store, dataset: str, decisions: Mapping[str, int] |
     with store.transaction():
         for r in voted:
             if r["qid"] not in decisions and r["agreement"] >= min_agreement:
-                store.execute("UPDATE questions SET answer = ?, answer_source = 'vote' WHERE dataset = ? AND qid = ?",
-                              [r["label"], dataset, r["qid"]])
-                n += 1
+                n += store.scalar(
+                    "UPDATE questions SET answer = ?, answer_source = 'vote' WHERE dataset = ? AND qid = ? "
+                    "AND (answer IS NULL OR answer_source = 'vote') RETURNING 1", [r["label"], dataset, r["qid"]]) or 0
         for qid, answer in decisions.items():
             store.execute("UPDATE questions SET answer = ?, answer_source = 'person' WHERE dataset = ? AND qid = ?",
                           [int(answer), dataset, qid])

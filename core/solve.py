@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import datasets, engine, generations, jobs, pricing, prompts
 from core.engine import Progress, Request
 from core.errors import CoreError
 from core.models import Model, get_model
-from core.store import Store
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 SUMMARY_KEYS = ("questions", "samples", "requests_sent", "cached", "answered", "correct", "accuracy",
                 "unparsed", "truncated", "errors")

@@ -105,7 +105,7 @@ if st.session_state.get("eval-png"):
 
 # ---- compare ---------------------------------------------------------------------------------
 labels = [m["model"] for m in rep["models"]]
-if len(labels) >= 2:
+if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare yet
     st.header("Compare")
     c1, c2 = st.columns(2)
     a = c1.selectbox("A (baseline)", labels, index=0)

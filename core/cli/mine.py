@@ -59,8 +59,9 @@ def _line(s: dict) -> str:
     return (f"run {s['run']}: {s['pool']} ({s['questions']} questions), teacher {s['teacher']} "
             f"{(s.get('teacher_accuracy') or 0):.1%}, student {s['student']} {(s.get('student_accuracy') or 0):.1%}: "
             f"{s['hard_negatives']} hard negatives, {s['both_correct']} both correct "
-            f"({s['judged_kept']} kept by the judge), {s['both_wrong']} both wrong, {s['student_only']} student only; "
-            f"{s['requests_sent']} requests sent, {s['cached']} cached")
+            f"({s['judged_kept']} kept by the judge), {s['both_wrong']} both wrong, {s['student_only']} student only"
+            + (f", {s['no_answer']} without a gold answer (skipped)" if s.get("no_answer") else "")
+            + f"; {s['requests_sent']} requests sent, {s['cached']} cached")
 
 
 @mine_app.command("list")

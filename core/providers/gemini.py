@@ -4,14 +4,13 @@ so that the engine's retry policy is the only one in force and every attempt is 
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from google import genai
 from google.genai import errors, types
 
 from core.answers import is_truncated
 from core.errors import CoreError
-from core.models import Model
 from core.providers.base import (
     GenParams,
     Provider,
@@ -21,6 +20,9 @@ from core.providers.base import (
     status_error,
     transport_errors,
 )
+
+if TYPE_CHECKING:
+    from core.models import Model
 
 _ROLES = {"user": "user", "assistant": "model", "model": "model"}
 

@@ -21,11 +21,13 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.answers import is_truncated
-from core.models import Model
 from core.providers.base import GenParams, Provider, ProviderError, Result
+
+if TYPE_CHECKING:
+    from core.models import Model
 
 DEFAULT_MAX_NEW_TOKENS = 512
 GGUF_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "csat-distill" / "gguf"

@@ -7,13 +7,12 @@ engine retries.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import openai
 
 from core.answers import is_truncated
 from core.errors import CoreError
-from core.models import Model
 from core.providers.base import (
     GenParams,
     Provider,
@@ -23,6 +22,9 @@ from core.providers.base import (
     status_error,
     transport_errors,
 )
+
+if TYPE_CHECKING:
+    from core.models import Model
 
 
 class OpenAICompatProvider(Provider):
