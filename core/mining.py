@@ -71,7 +71,8 @@ def m004_mining(con: duckdb.DuckDBPyConnection) -> None:
 
 register_migration("m004_mining", m004_mining)
 pipeline.register_step_query(
-    "Mine", "SELECT (SELECT count(*) FROM mining_items WHERE kept) || ' hard negatives from ' || count(*) || "
+    "Mine", "SELECT (SELECT count(*) FROM mining_items WHERE kept AND run_id = (SELECT id FROM mining_runs "
+    "WHERE state = 'done' ORDER BY created_at DESC LIMIT 1)) || ' kept in the latest of ' || count(*) || "
     "' mining runs', max(created_at) FROM mining_runs")
 
 
@@ -95,8 +96,11 @@ class MiningConfig(BaseModel):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
 
 
-def classify_subjects(store: Store, pool: str, classifier: str, cancel: threading.Event | None = None) -> int:
-    """Label questions whose subject is unknown with one of the CSAT subjects; returns how many."""
+def classify_subjects(store: Store, pool: str, classifier: str, cancel: threading.Event | None = None,
+                      counters: dict[str, int] | None = None) -> int:
+    """Label questions whose subject is unknown with one of the CSAT subjects; returns how many.
+
+    counters: requests_sent / cached are added to it (a mining run's totals)."""
     model = models.get_model(store, classifier)
     qs = [q for q in datasets.questions(store, pool) if q["subject"] in (None, "", UNKNOWN_SUBJECT)]
     if not qs:
@@ -106,6 +110,9 @@ def classify_subjects(store: Store, pool: str, classifier: str, cancel: threadin
         messages, h = prompts.classify_messages(q, CSAT_SUBJECTS)
         reqs.append(engine.Request(messages, h, task="classify", dataset=pool, qid=q["qid"]))
     res = engine.run(store, model, reqs, params=_json_params(model, CLASSIFY_SCHEMA, 256), cancel=cancel)
+    if counters is not None:
+        counters["requests_sent"] += res.progress.sent
+        counters["cached"] += res.progress.cached
     n = 0
     for q, row in zip(qs, res.rows):
         subject = (_json_obj(row["response"]) or {}).get("subject") if row and not row["error"] else None
@@ -201,7 +208,7 @@ def mine(store: Store, config: MiningConfig, cancel: threading.Event | None = No
 
     try:
         if config.classifier:
-            classify_subjects(store, config.pool, config.classifier, cancel)
+            classify_subjects(store, config.pool, config.classifier, cancel, counters)
         for who in (config.teacher, config.student):
             if cancel is not None and cancel.is_set():
                 return finish("cancelled")

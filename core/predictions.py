@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from core import datasets
+from core import datasets, pipeline
 from core.errors import ImportFailed, NotFound
 from core.formats.base import Issue, check_size, parse_answer, read_text
 from core.stats import majority_vote
@@ -60,6 +60,9 @@ def m003_predictions(con: duckdb.DuckDBPyConnection) -> None:
 
 
 register_migration("m003_predictions", m003_predictions)
+pipeline.register_step_query(
+    "Evaluate", "SELECT count(*) || ' prediction sets on ' || count(DISTINCT dataset) || ' test sets', "
+    "max(created_at) FROM eval_runs")
 
 
 @dataclass
