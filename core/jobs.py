@@ -27,7 +27,9 @@ PROGRESS_EVERY_S = 0.5
 ACTIVE = ("queued", "running")
 FINAL = ("done", "failed", "cancelled", "interrupted")
 
-_LIVE: dict[str, tuple[threading.Thread, threading.Event]] = {}
+# job id -> (cancel flag, finished flag). Waiting uses the finished Event, not Thread.join: a join
+# interrupted by Ctrl-C can leave is_alive() False while the thread still runs (CPython < 3.13).
+_LIVE: dict[str, tuple[threading.Event, threading.Event]] = {}
 _LIVE_LOCK = threading.Lock()
 
 
@@ -95,7 +97,7 @@ def start(store: Store, kind: str, label: str, fn: Callable[[JobContext], Any], 
     ctx.cancel is set: the job then ends 'cancelled'.
     """
     job_id = uuid.uuid4().hex[:12]
-    cancel = threading.Event()
+    cancel, finished = threading.Event(), threading.Event()
     ctx = JobContext(store, job_id, cancel, cost)
 
     def target() -> None:
@@ -115,10 +117,11 @@ def start(store: Store, kind: str, label: str, fn: Callable[[JobContext], Any], 
         finally:
             with _LIVE_LOCK:
                 _LIVE.pop(job_id, None)
+            finished.set()
 
     thread = threading.Thread(target=target, name=f"job-{kind}-{job_id}", daemon=True)
     with _LIVE_LOCK:  # registered before its row exists, so no reader can take it for a dead job
-        _LIVE[job_id] = (thread, cancel)
+        _LIVE[job_id] = (cancel, finished)
     now = datetime.now()
     try:
         store.execute("INSERT INTO jobs (id, kind, label, state, total, params, est_cost_usd, started_at, "
@@ -139,18 +142,15 @@ def cancel(job_id: str) -> bool:
         live = _LIVE.get(job_id)
     if live is None:
         return False
-    live[1].set()
+    live[0].set()
     return True
 
 
 def wait(job_id: str, timeout: float | None = None) -> bool:
-    """Block until the job's thread ends; True when it has."""
+    """Block until the job has finished (its row is final); True when it has."""
     with _LIVE_LOCK:
         live = _LIVE.get(job_id)
-    if live is None:
-        return True
-    live[0].join(timeout)
-    return not live[0].is_alive()
+    return live is None or live[1].wait(timeout)
 
 
 def mark_interrupted(store: Store) -> int:

@@ -256,7 +256,7 @@ def _judge_outcomes(store: Store, config: MiningConfig, cancel, progress, counte
             "teacher_correct": sum(a == q["answer"] for a in t_ans) if q["answer"] else 0,
             "student_wrong": sum(a != q["answer"] for a in s_ans) if q["answer"] else 0,
             "golden_key": _pick(tg, True) if q["answer"] else None,
-            "failed_key": _pick(sg, False) if outcome == "hard_negative" else None,
+            "failed_key": _pick(sg, False) if q["answer"] else None,  # both ✗ lists the student's mistake too
             "judge_preferred": None, "judge_reason": None, "judge_key": None, "_q": q, "_sg": sg,
         })
     if config.judge:

@@ -17,7 +17,7 @@ st.caption("Both models solve every question of a pool. Questions the teacher ge
 
 sets = datasets.list_datasets(store)
 registered = [m["name"] for m in models.list_models(store)]
-if not sets or len(registered) < 1:
+if not sets or len(registered) < 2:
     st.info("**Needs first:** a train pool (Data page) and a teacher and a student model (Settings page).")
     st.stop()
 
@@ -130,6 +130,6 @@ with right:
     label = "Failed path" if item["outcome"] == "hard_negative" else "Student path"
     st.subheader(f"{label} · {cfg['student']}")
     st.caption(f"answer {item['failed_answer']} · samples {item['student_answers']}")
-    st.markdown(text(item["failed_response"] or "(no student reply)"))
+    st.markdown(text(item["failed_response"] or "(no wrong student sample)"))
 if item["judge_key"]:
     st.info(f"Judge ({cfg['judge']}): prefers **{item['judge_preferred'] or 'unparseable'}** — {text(item['judge_reason'])}")

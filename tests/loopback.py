@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default listen backlog of 5 resets connections at 64-way concurrency
+    daemon_threads = True
+    block_on_close = False
+
+
 ANSWER_TEXT = '선지를 하나씩 검토하면 ①이 지문과 일치한다.\n{"Answer":"1"}'
 
 
@@ -70,9 +76,8 @@ class Loopback:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.slots = threading.BoundedSemaphore(max_threads)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.server.block_on_close = False
+        self.server = _Server(("127.0.0.1", 0), self._handler())
+        self.server.handle_error = lambda request, address: None  # clients hanging up is part of the script
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)

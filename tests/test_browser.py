@@ -30,6 +30,7 @@ def test_import_on_data_page(tmp_path):
         page.get_by_text("No datasets yet").wait_for()
         page.locator("input[type=file]").set_input_files(str(source))
         page.get_by_text("questions parsed as").wait_for()
+        page.get_by_text("① 과거제를 시행하였다").wait_for()  # the preview streams in after the count
         body = page.locator("[data-testid=stMain]").inner_text()
         assert "2 questions parsed as kice" in body.replace("*", "")
         assert "① 과거제를 시행하였다" in body  # exam-style preview with circled choices

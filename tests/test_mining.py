@@ -21,6 +21,7 @@ from core.cli.mine import SUMMARY_KEYS
 from core.errors import CoreError, NotFound
 from core.store import Store
 from tests.loopback import Loopback, Reply
+from tests.test_local_provider import tiny_qwen  # noqa: F401 (the session fixture)
 
 C5 = ["가", "나", "다", "라", "마"]
 C4 = ["ㄱ", "ㄴ", "ㄷ", "ㄹ"]
@@ -209,6 +210,8 @@ def test_mine_exact_counts_paths_and_cache(store, tmp_path):
         assert (q5["teacher_answers"], q5["golden_key"], q5["failed_key"], q5["kept"]) == ([None], None, None, False)
         assert gen(store, store.scalar("SELECT cache_key FROM generation_refs WHERE model = 'teacher' AND qid = '5'")
                    )["response"] == UNPARSED
+        # Both wrong: listed with the student's mistake beside it, not kept.
+        assert (items["3"]["kept"], items["3"]["golden_key"], items["3"]["failed_answer"]) == (False, None, 1)
         # Both right, no judge: listed, not kept, no failed path.
         assert (items["2"]["kept"], items["2"]["judge_key"], items["2"]["failed_key"]) == (False, None, None)
         assert items["2"]["golden_answer"] == 3
@@ -443,8 +446,8 @@ def test_mine_with_classifier_reports_per_subject(store, tmp_path):
                                                      classifier="clf"))
         assert (got["hard_negatives"], got["requests_sent"], c.count) == (4, 11, 3)
         assert mining.by_subject(store, got["run"]) == [
-            {"subject": "국어", "outcome": "hard_negative", "n": 1},
             {"subject": "unknown", "outcome": "hard_negative", "n": 1},
+            {"subject": "국어", "outcome": "hard_negative", "n": 1},
             {"subject": "윤리와 사상", "outcome": "hard_negative", "n": 1},
             {"subject": "한국사", "outcome": "hard_negative", "n": 1}]
         assert [i["subject"] for i in mining.items(store, got["run"])] == ["윤리와 사상", "unknown", "한국사", "국어"]
@@ -453,15 +456,7 @@ def test_mine_with_classifier_reports_per_subject(store, tmp_path):
 # ---- the tiny local model as the student ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_qwen(tmp_path_factory) -> Path:
-    pytest.importorskip("transformers")
-    from tests.tiny_models import build_tiny_qwen
-
-    return build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen"))
-
-
-def test_mine_with_local_student(store, tmp_path, tiny_qwen):
+def test_mine_with_local_student(store, tmp_path, tiny_qwen):  # noqa: F811 (the imported fixture)
     pool(store, tmp_path)
     with Loopback("gemini", Script("교사", TEACHER)) as t:
         models.add_model(store, "teacher", "gemini", "gemini-2.5-flash", base_url=t.base_url, params=FAST)

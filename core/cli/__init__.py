@@ -47,8 +47,8 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     _register()
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
+        code = app(args=argv, standalone_mode=False)
+        return code if isinstance(code, int) else 0  # click returns typer.Exit's code here
     except CoreError as exc:
         typer.echo(f"Error: {exc.message}", err=True)
         if isinstance(exc, ImportFailed):

@@ -31,8 +31,8 @@ def solve(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
     """Solve every question of a dataset with a registered model."""
     store = store_of(ctx)
     est = solving.estimate(store, dataset, model, samples, temperature)
-    cost = "unknown (set price_input_per_m / price_output_per_m)" if est["est_cost_usd"] is None \
-        else f"~${est['est_cost_usd']:.2f}"
+    cost = ("cost unknown: set price_input_per_m / price_output_per_m" if est["est_cost_usd"] is None
+            else "no API cost" if est["est_cost_usd"] == 0 else f"~${est['est_cost_usd']:.2f}")
     line = (f"{est['requests']} request(s): {est['cached']} in the store, {est['to_send']} to send "
             f"(~{est['input_tokens']:,} input + ~{est['output_tokens']:,} output tokens, {cost})")
     if estimate_only:

@@ -84,13 +84,17 @@ class GeminiProvider(Provider):
         tokens_in = usage.prompt_token_count if usage else None
         tokens_out = ((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else None
         if not resp.candidates:
-            # The prompt itself was blocked: recorded as the finish reason, not swallowed.
             feedback = resp.prompt_feedback
-            reason = feedback.block_reason if feedback and feedback.block_reason else "NO_CANDIDATES"
-            return Result(finish_reason=f"PROMPT_BLOCKED:{getattr(reason, 'value', reason)}",
-                          input_tokens=tokens_in, output_tokens=tokens_out)
+            if not (feedback and feedback.block_reason):
+                raise ProviderError("malformed response: no candidates and no block reason")
+            # The prompt itself was blocked: recorded as the finish reason, not swallowed.
+            reason = getattr(feedback.block_reason, "value", feedback.block_reason)
+            return Result(finish_reason=f"PROMPT_BLOCKED:{reason}", input_tokens=tokens_in,
+                          output_tokens=tokens_out)
         cand = resp.candidates[0]
         parts = (cand.content.parts if cand.content else None) or []
+        if not parts and cand.finish_reason is None:
+            raise ProviderError("malformed response: a candidate with neither content nor finish reason")
         text = "".join(p.text for p in parts if p.text and not p.thought)
         thoughts = "".join(p.text for p in parts if p.text and p.thought) or None
         finish = getattr(cand.finish_reason, "value", cand.finish_reason)

@@ -68,8 +68,9 @@ class OpenAICompatProvider(Provider):
                                 hint="is the server running? check the base URL") from None
         except openai.APIStatusError as exc:
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
-            raise status_error(exc.status_code, exc.message, retry_after) from None
-        except openai.APIResponseValidationError as exc:
+            detail = exc.body.get("message") if isinstance(exc.body, dict) else None
+            raise status_error(exc.status_code, detail or exc.message, retry_after) from None
+        except (openai.APIResponseValidationError, ValueError) as exc:  # ValueError: a body that is not JSON
             raise ProviderError(f"malformed response: {exc}") from None
         except transport_errors() as exc:
             raise ProviderError(f"{type(exc).__name__}: {exc}", retryable=True) from None
