@@ -149,6 +149,12 @@ class _Run:
         if self.on_progress:
             self.on_progress(self.p)
 
+    def ref(self, key: str, req: Request) -> dict[str, Any] | None:
+        if req.dataset is None or req.qid is None:
+            return None
+        return {"dataset": req.dataset, "qid": req.qid, "model": self.model.name, "task": req.task,
+                "sample": req.sample, "cache_key": key, "job_id": self.job_id, "used_at": datetime.now()}
+
     def row(self, key: str, req: Request, res: Result, attempts: int) -> dict[str, Any]:
         answer = reason = method = None
         if req.n_choices and res.error is None:
@@ -256,21 +262,20 @@ class _Run:
     async def execute(self, requests: list[Request], keys: list[str], refresh: bool) -> RunResult:
         self.p.total = len(requests)
         hit = {} if refresh else generations.lookup(self.store, keys)
-        now = datetime.now()
-        self.writer.refs = [{"dataset": r.dataset, "qid": r.qid, "model": self.model.name, "task": r.task,
-                             "sample": r.sample, "cache_key": k, "job_id": self.job_id, "used_at": now}
-                            for k, r in zip(keys, requests)
-                            if k in hit and r.dataset is not None and r.qid is not None]
+        self.writer.refs = [self.ref(k, r) for k, r in zip(keys, requests) if k in hit]
         self.p.cached = sum(k in hit for k in keys)
         self.report()
-        todo = list({k: r for k, r in zip(keys, requests) if k not in hit}.items())
+        todo = {k: r for k, r in zip(keys, requests) if k not in hit}  # identical requests: sent once
         out: dict[str, dict] = dict(hit)
         flusher = asyncio.create_task(self.writer.loop())
         try:
             if todo and not self.stopped():
                 self.provider = providers.make(self.model)
                 send = self.send_batched if self.provider.batched else self.send_concurrent
-                await send(todo, out)
+                await send(list(todo.items()), out)
+            # The stored row names one question; the others that asked the same thing get refs.
+            self.writer.refs += [self.ref(k, r) for k, r in zip(keys, requests)
+                                 if k in todo and k in out and todo[k] is not r]
         finally:
             self.writer.closing = True
             self.writer.wake.set()

@@ -47,10 +47,10 @@ def _columnar(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> lis
     return [[r[c] for r in rows] for c, _ in columns]
 
 
-def record(store: Store, rows: list[dict[str, Any]], refs: list[dict[str, Any]] | None = None) -> None:
+def record(store: Store, rows: list[dict[str, Any]], refs: list[dict[str, Any] | None] | None = None) -> None:
     """Store generation rows (a row with the same cache key is replaced: a retried error leaves no
     duplicate) and the question refs that used them, in one transaction."""
-    refs = list(refs or [])
+    refs = [r for r in refs or [] if r is not None]
     refs += [{**{c: r[c] for c, _ in REF_COLUMNS if c in r}, "used_at": r["created_at"]}
              for r in rows if r["dataset"] is not None and r["qid"] is not None]
     if not rows and not refs:

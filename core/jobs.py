@@ -6,6 +6,9 @@ watches, `ctx.progress(...)` records progress (throttled to a couple of writes a
 owning process can run jobs (DuckDB allows one writer), so a job still marked running or queued that
 no thread of this process runs was left by a process that died: it reads as 'interrupted', and
 re-running it resumes for free from the generation cache.
+
+est_cost_usd holds the estimate for the whole job until the first tokens come back, then the cost
+of the tokens actually used so far (at the end: what the job cost).
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ class JobContext:
     def __init__(self, store: Store, job_id: str, cancel: threading.Event,
                  cost: Callable[[int, int], float | None] | None = None):
         self.store, self.job_id, self.cancel, self.cost = store, job_id, cancel, cost
-        self.started = time.monotonic()
         self._last = 0.0
         self._first_done: tuple[float, int] | None = None
         self._latest: dict[str, Any] | None = None

@@ -118,6 +118,9 @@ def add_model(store: Store, name: str, provider: str, model_id: str, *, base_url
                         hint="on vLLM/SGLang serve the LoRA and use its name as the model id")
     if adapter and not Path(adapter).exists():
         raise CoreError(f"adapter folder {adapter} does not exist", hint="pass the folder a training run wrote")
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise CoreError(f"base URL {base_url!r} must start with http:// or https://",
+                        hint="e.g. http://localhost:8000/v1 for vLLM")
     parsed = parse_params(params)
     model = Model(name, provider, model_id.strip(), base_url or None, parsed, adapter or None, description)
     cls.check(parsed.gen_defaults())

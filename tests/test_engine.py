@@ -48,9 +48,12 @@ def test_sends_once_then_serves_from_the_store(store):
 
 
 def test_identical_requests_in_one_run_are_sent_once(store):
+    same_elsewhere = [Request(r.messages, r.prompt_hash, dataset="d2", qid=r.qid, n_choices=5) for r in reqs(3)]
     with Loopback("openai") as srv:
-        run = engine.run(store, model(store, srv), reqs(3) + reqs(3))
+        run = engine.run(store, model(store, srv), reqs(3) + same_elsewhere)
         assert srv.count == 3 and all(r is not None for r in run.rows)
+    assert store.scalar("SELECT count(*) FROM generations") == 3
+    assert store.scalar("SELECT count(DISTINCT dataset) FROM generation_refs") == 2  # both know their reply
 
 
 def test_cache_key_covers_output_not_throughput(store):

@@ -50,7 +50,9 @@ def resolve(model_id: str) -> tuple[str, str | None]:
     return model_id, None
 
 
-def _from_gguf(folder: str, gguf: str, **kwargs: Any) -> tuple[Any, Any]:
+def _convert_gguf(folder: str, gguf: str) -> Path:
+    """An ordinary checkpoint folder made from the GGUF once (full-precision float32 on CPU, so it
+    is the same whichever machine converted it); later loads skip the slow GGUF parse."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     path = Path(folder) / gguf
@@ -58,12 +60,11 @@ def _from_gguf(folder: str, gguf: str, **kwargs: Any) -> tuple[Any, Any]:
     tag = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     cached = GGUF_CACHE / f"{path.stem}-{tag}"
     if (cached / "config.json").is_file():
-        return AutoModelForCausalLM.from_pretrained(cached, **kwargs), AutoTokenizer.from_pretrained(cached)
+        return cached
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-    # De-quantised to plain float weights (GGUF kernels only pay off for models big enough to belong
-    # on a vLLM or llama.cpp server), which then save as an ordinary checkpoint with the same outputs.
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, **kwargs,
-                                                 quantization_config=GgufConfig(dequantize=True))
+    # De-quantised to plain float weights: GGUF kernels only pay off for models big enough to
+    # belong on a vLLM or llama.cpp server.
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, quantization_config=GgufConfig(dequantize=True))
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -72,7 +73,7 @@ def _from_gguf(folder: str, gguf: str, **kwargs: Any) -> tuple[Any, Any]:
     tok.save_pretrained(tmp)
     shutil.rmtree(cached, ignore_errors=True)
     tmp.rename(cached)
-    return model, tok
+    return cached
 
 
 def load(model_id: str, adapter: str | None = None, load_in_4bit: bool = False) -> tuple[Any, Any, threading.Lock]:
@@ -97,10 +98,9 @@ def load(model_id: str, adapter: str | None = None, load_in_4bit: bool = False) 
         try:
             folder, gguf = resolve(model_id)
             if gguf:
-                model, tok = _from_gguf(folder, gguf, **kwargs)
-            else:
-                tok = AutoTokenizer.from_pretrained(folder)
-                model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+                folder = str(_convert_gguf(folder, gguf))
+            tok = AutoTokenizer.from_pretrained(folder)
+            model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
             if adapter:
                 from peft import PeftModel
 
