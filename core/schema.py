@@ -92,7 +92,7 @@ def m002_models_generations_jobs(con: duckdb.DuckDBPyConnection) -> None:
         )""")
     con.execute(
         "INSERT INTO models (name, provider, model_id, params, description) VALUES (?, 'local', ?, ?, ?)",
-        [GEMMA_LOCAL, GEMMA_LOCAL_ID, json.dumps({"max_tokens": 64, "batch_size": 4}),
+        [GEMMA_LOCAL, GEMMA_LOCAL_ID, json.dumps({"max_tokens": 8, "batch_size": 4, "temperature": 0, "prefill": "정답: "}),
          "a tiny base model that answers near chance: for trying the pipeline offline"],
     )
 

@@ -8,6 +8,7 @@ from tiny_models import build_tiny_qwen
 
 from core import engine, models, solve
 from core.engine import Request
+from core.errors import CoreError
 from core.providers import local
 from core.providers.base import GenParams
 from core.schema import GEMMA_LOCAL
@@ -80,3 +81,22 @@ def test_real_gemma_gguf_answers_a_sample_question(store, tmp_path):
     assert summary["requests_sent"] == 1 and summary["errors"] == 0
     row = solve.generations_for(store, "mini", GEMMA_LOCAL)[0]
     assert row["response"] and row["output_tokens"] > 0 and row["input_tokens"] > 100
+
+
+def test_prefill_starts_the_reply_and_changes_the_cache_key(store, tiny_qwen):
+    _, tok, _ = local.load(tiny_qwen)
+    provider = local.LocalProvider(models.Model("t", "local", tiny_qwen))
+    text, _ = provider.prompt(tok, [{"role": "user", "content": "문제"}], GenParams(prefill="정답: "))
+    assert text.endswith("정답: ")
+    m = models.add_model(store, "pre", "local", tiny_qwen, params={"max_tokens": 3, "temperature": 0,
+                                                                    "prefill": "정답: "})
+    run = engine.run(store, m, prompts(2))
+    assert all(r["response"].startswith("정답: ") for r in run.rows)
+    plain = engine.run(store, m, prompts(2), params={"prefill": None})
+    assert plain.progress.sent == 2  # a different prefill is a different request
+
+
+@pytest.mark.parametrize("provider", ["gemini", "openai"])
+def test_prefill_is_refused_where_it_cannot_be_honoured(store, provider):
+    with pytest.raises(CoreError, match="prefill"):
+        models.add_model(store, "x", provider, "m", base_url="http://127.0.0.1:9/v1", params={"prefill": "정답: "})

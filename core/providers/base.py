@@ -28,6 +28,8 @@ class GenParams(BaseModel):
     thinking: bool | None = Field(None, description="None: the model's default")
     thinking_budget: int | None = Field(None, ge=-1, description="Gemini: -1 dynamic, 0 off")
     json_schema: dict[str, Any] | None = Field(None, description="ask for JSON matching this schema")
+    prefill: str | None = Field(None, description="local base models: the reply starts with this text "
+                                "(e.g. '정답은 '), so a model with no chat template answers instead of rambling")
 
     def key_dict(self) -> dict[str, Any]:
         # Unset fields are left out so that adding a field later keeps every stored cache key valid.

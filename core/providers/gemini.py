@@ -34,6 +34,7 @@ def _retry_after(exc: errors.APIError) -> float | None:
 
 
 class GeminiProvider(Provider):
+    unsupported: ClassVar[frozenset[str]] = frozenset({"prefill"})
     name: ClassVar[str] = "gemini"
 
     def __init__(self, model: Model):

@@ -139,8 +139,9 @@ class LocalProvider(Provider):
         """(text, uses chat template). Base models without a template get the contents in order."""
         if getattr(tok, "chat_template", None):
             extra = {} if params.thinking is None else {"enable_thinking": params.thinking}
-            return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra), True
-        return "\n\n".join(m["content"] for m in messages) + "\n\n", False
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
+            return text + (params.prefill or ""), True
+        return "\n\n".join(m["content"] for m in messages) + "\n\n" + (params.prefill or ""), False
 
     def _generate(self, batch: list[list[dict[str, str]]], params: GenParams) -> list[Result]:
         import torch
@@ -170,7 +171,8 @@ class LocalProvider(Provider):
             stop = next((j for j, t in enumerate(row) if t in eos_ids), None)
             new = row if stop is None else row[:stop + 1]
             finish = "stop" if stop is not None else "length"
-            text, thinking = _split_thinking(tok.decode(new, skip_special_tokens=True))
+            # The stored reply starts with the prefill, so extraction sees e.g. "정답은 3번".
+            text, thinking = _split_thinking((params.prefill or "") + tok.decode(new, skip_special_tokens=True))
             results.append(Result(text=text, reasoning=thinking, finish_reason=finish,
                                   truncated=is_truncated(finish),
                                   input_tokens=int(enc["attention_mask"][i].sum()), output_tokens=len(new),

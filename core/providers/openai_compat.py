@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 class OpenAICompatProvider(Provider):
     name: ClassVar[str] = "openai"
     # Budgets are Gemini's notion; vLLM/SGLang take thinking on/off through the chat template.
-    unsupported: ClassVar[frozenset[str]] = frozenset({"thinking_budget"})
+    unsupported: ClassVar[frozenset[str]] = frozenset({"thinking_budget", "prefill"})
 
     def __init__(self, model: Model):
         super().__init__(model)
