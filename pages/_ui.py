@@ -121,14 +121,20 @@ def sidebar_status(store: Store) -> None:
         st.caption(f"Store: `{store.path}`")
 
 
-def job_panel(store: Store, key: str, on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any] | None:
+def job_panel(store: Store, key: str, kind: str | None = None,
+              on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any] | None:
     """Live progress of the job whose id is in st.session_state[key], with a cancel button.
 
     Polls once a second in a fragment, so the rest of the page stays usable while the job runs;
-    when the job ends the whole page reruns once to show its results.
+    when the job ends the whole page reruns once to show its results. A job of `kind` still running
+    in this process is picked up after a browser reload or from another tab.
     """
     from core import jobs
 
+    if not st.session_state.get(key) and kind:
+        running = [j for j in jobs.list_jobs(store, kind, limit=5) if j["state"] in jobs.ACTIVE]
+        if running:
+            st.session_state[key] = running[0]["id"]
     if not st.session_state.get(key):
         return None
 

@@ -45,7 +45,7 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
                                                                label or model))
             if job:
                 st.session_state["eval-job"] = job
-        job_panel(store, "eval-job")
+        job_panel(store, "eval-job", kind="eval")
     with import_tab:
         up = st.file_uploader("CSV with columns id,answer (answers 1–5, blank = no answer)", type=["csv"])
         imp_label = st.text_input("Label", placeholder="e.g. submission-v3")

@@ -57,7 +57,7 @@ with st.expander("New mining run", expanded=not mining.list_runs(store)):
                 st.session_state["mine-job"] = job
     if teacher == student:
         st.caption("Choose two different models.")
-    job_panel(store, "mine-job")
+    job_panel(store, "mine-job", kind="mine")
 
 # ---- results -------------------------------------------------------------------------------------
 runs = [r for r in mining.list_runs(store) if r["state"] == "done"]

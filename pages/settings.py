@@ -84,7 +84,7 @@ if registered and sets:
         job = run_action(lambda: solve.start_job(store, sd, sm, sk, stemp))
         if job:
             st.session_state["solve-job"] = job
-    job = job_panel(store, "solve-job")
+    job = job_panel(store, "solve-job", kind="solve")
     if job:
         p = job["params"]
 

@@ -42,3 +42,37 @@ def test_import_on_data_page(tmp_path):
         assert re.search(r"e2e_kice\s+train\s+2\s+5", body), body[:2000]  # 2 questions, 3+2 points
         assert re.search(r"한국사\s+2", body)
         page.screenshot(path=str(tmp_path / "data_page.png"), full_page=True)
+
+
+def test_run_a_model_on_the_evaluate_page(tmp_path):
+    """A background job in the real dashboard process: progress, then the report, all in the browser."""
+    from core import datasets, models
+    from core.schema import GEMMA_LOCAL
+    from core.store import Store
+    from tests.loopback import Loopback, Reply
+
+    chromium_path()
+    qs = {}
+
+    def teacherish(n, body):
+        text = json.dumps(body, ensure_ascii=False)
+        gold = next((a for stem, a in qs.items() if stem in text), 1)
+        return Reply(text=f"선지를 검토한다.\n{{\"Answer\":\"{gold}\"}}", delay=0.05)
+
+    db = tmp_path / "eval.duckdb"
+    with Loopback("openai", teacherish) as srv:
+        s = Store(db)
+        datasets.load_samples(s)
+        qs.update({q["question"]: q["answer"] for q in datasets.questions(s, "sample-test")})
+        models.delete_model(s, GEMMA_LOCAL)
+        models.add_model(s, "oracle", "openai", "oracle-1", base_url=srv.base_url, params={"concurrency": 4})
+        s.close()
+        with running_dashboard(db, {"OPENAI_API_KEY": "loopback"}) as url, browser_page() as page:
+            page.goto(f"{url}/evaluate")
+            page.get_by_text("16 requests to send, 0 cached").wait_for()
+            page.get_by_role("button", name="Run", exact=True).click()
+            page.get_by_text("CSAT points").wait_for(timeout=60_000)  # the report table after the job
+            body = page.locator("[data-testid=stMain]").inner_text()
+            assert re.search(r"oracle\s+16\s+\d+\s+\d+\.\d+%", body), body[:3000]
+            page.screenshot(path=str(tmp_path / "evaluate.png"), full_page=True)
+        assert srv.count == 16
