@@ -3,14 +3,11 @@
 import json
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import datasets
 from core.store import Store
-
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
+from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
 
 KICE = [{
     "id": "p1", "subject": "생활과 윤리", "paragraph": "갑: 도덕 법칙은 <b>정언 명령</b>의 형식을 가진다.",
@@ -21,10 +18,7 @@ KICE = [{
 
 def app(db_env, page: str | None = None) -> AppTest:
     """app.py for Home; a page file on its own otherwise (AppTest treats pages/ as legacy routing)."""
-    at = AppTest.from_file(str(ROOT / page) if page else APP, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(page or "app.py")
 
 
 def seed(db_env, tmp_path) -> Path:
@@ -33,20 +27,10 @@ def seed(db_env, tmp_path) -> Path:
     s = Store(db_env)
     datasets.import_file(s, src, "ethics", "train")
     s.close()
-    _clear_cached_store()
+    clear_cached_store()
     return src
 
 
-def _clear_cached_store():
-    from pages._ui import _open_store
-    _open_store.clear()
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    _clear_cached_store()
-    yield
-    _clear_cached_store()
 
 
 def test_app_routes_with_sidebar_status(db_env):

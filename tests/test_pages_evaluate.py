@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import datasets, evaluation, predictions
 from core.store import Store
+from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
 from tests.test_evaluation import PRED_A, PRED_B, UNLABELLED, boostcamp_file, kice_set, pred_csv
-
-ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "pages" / "evaluate.py")
-
-
-def _clear_cached_store() -> None:
-    from pages._ui import _open_store
-    _open_store.clear()
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    _clear_cached_store()
-    yield
-    _clear_cached_store()
 
 
 def page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("pages/evaluate.py")
 
 
 def seed_scored(db_env, tmp_path) -> dict:
@@ -43,7 +25,7 @@ def seed_scored(db_env, tmp_path) -> dict:
     predictions.import_predictions(s, "kice", pred_csv(tmp_path, "b", PRED_B), "B")
     cmp = evaluation.compare(s, "kice", "A", "B")  # the page's defaults: 10,000 resamples, seed 0
     s.close()
-    _clear_cached_store()
+    clear_cached_store()
     return cmp
 
 
@@ -63,7 +45,7 @@ def test_dataset_without_predictions(db_env, tmp_path):
     s = Store(db_env)
     kice_set(s, tmp_path)
     s.close()
-    _clear_cached_store()
+    clear_cached_store()
     at = page()
     assert any("No predictions on this set yet" in i.value for i in at.info)
     assert not at.get("plotly_chart")
@@ -141,7 +123,7 @@ def test_vote_and_write_labels(db_env, tmp_path):
     predictions.import_predictions(s, "unl", pred_csv(tmp_path, "m2", {"u1": 1, "u2": 2, "u3": 2, "u5": 4}), "m2")
     predictions.import_predictions(s, "unl", pred_csv(tmp_path, "m3", {"u1": 1, "u2": 3, "u5": 4}), "m3")
     s.close()
-    _clear_cached_store()
+    clear_cached_store()
     at = page()
     # No gold answers yet: the page says so and goes on to the vote (no comparison to draw).
     assert any("no gold answers yet" in w.value for w in at.warning)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,31 +17,18 @@ from streamlit.testing.v1 import AppTest
 from core import mining, models
 from core.store import Store
 from tests.loopback import Loopback
+from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
 from tests.test_mining import STUDENT, TEACHER, VERDICTS, Script, pool, register
-
-ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "pages" / "mine.py")
-
-
-def _clear_cached_store() -> None:
-    from pages._ui import _open_store
-    _open_store.clear()
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache(monkeypatch):
+def keys(monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "test-key")
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    _clear_cached_store()
-    yield
-    _clear_cached_store()
 
 
 def page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("pages/mine.py")
 
 
 @pytest.fixture
@@ -56,7 +42,7 @@ def mined(db_env, tmp_path) -> str:
         summary = mining.mine(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student",
                                                          judge="judge"))
     store.close()
-    _clear_cached_store()
+    clear_cached_store()
     assert (summary["hard_negatives"], summary["judged_kept"]) == (2, 1)
     return summary["run"]
 
@@ -80,7 +66,7 @@ def test_empty_state_without_models(db_env, tmp_path):
     pool(store, tmp_path)
     assert [m["name"] for m in models.list_models(store)] == ["gemma3-270m-local"]
     store.close()
-    _clear_cached_store()
+    clear_cached_store()
     at = page()
     assert any("Needs first" in i.value for i in at.info)
     assert not at.metric and not at.button and not at.selectbox
@@ -92,7 +78,7 @@ def test_no_finished_run_yet(db_env, tmp_path):
     models.add_model(store, "teacher", "gemini", "gemini-2.5-flash")
     models.add_model(store, "student", "openai", "qwen3-14b", base_url="http://127.0.0.1:9/v1")
     store.close()
-    _clear_cached_store()
+    clear_cached_store()
     at = page()
     assert any(i.value == "No finished mining run yet." for i in at.info)
     assert [b.label for b in at.button] == ["Start mining"]

@@ -5,20 +5,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from core.errors import ImportFailed
 from core.formats.base import Parsed, Record, nfc, parse_answer, parse_choices, passage_key
-from core.formats.tabular import csv_columns, read_csv
+from core.formats.tabular import read_csv_requiring
 
 COLUMNS = ("id", "paragraph", "problems")
 
 
 def parse(path: Path) -> Parsed:
-    rows = read_csv(path)
-    columns = csv_columns(path)  # from the header, so a file with no data rows is checked too
-    missing = [c for c in COLUMNS if c not in columns]
-    if missing:
-        raise ImportFailed(f"{path.name} lacks column(s) {', '.join(missing)} of the Boostcamp format",
-                           hint=f"columns found: {', '.join(columns)}")
+    rows = read_csv_requiring(path, COLUMNS, "Boostcamp")
     out = Parsed("boostcamp")
     for i, row in enumerate(rows, 1):
         where = f"row {i}" + (f" (id {row['id']})" if row.get("id") else "")

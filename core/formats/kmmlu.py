@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import ImportFailed
 from core.formats.base import Parsed, Record, nfc, parse_answer
-from core.formats.tabular import csv_columns, read_csv
+from core.formats.tabular import read_csv_requiring
 
 COLUMNS = ("question", "A", "B", "C", "D", "answer")
 
 
 def parse(path: Path) -> Parsed:
-    rows = read_csv(path)
-    columns = csv_columns(path)  # from the header, so a file with no data rows is checked too
-    missing = [c for c in COLUMNS if c not in columns]
-    if missing:
-        raise ImportFailed(f"{path.name} lacks column(s) {', '.join(missing)} of the KMMLU format",
-                           hint=f"columns found: {', '.join(columns)}")
+    rows = read_csv_requiring(path, COLUMNS, "KMMLU")
     out = Parsed("kmmlu")
     for i, row in enumerate(rows, 1):
         where = f"row {i}"

@@ -33,6 +33,17 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def read_csv_requiring(path: Path, required: tuple[str, ...], format_name: str) -> list[dict[str, Any]]:
+    """CSV rows, after checking the header has every column a format needs (empty files included)."""
+    rows = read_csv(path)
+    columns = csv_columns(path)
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise ImportFailed(f"{path.name} lacks column(s) {', '.join(missing)} of the {format_name} format",
+                           hint=f"columns found: {', '.join(columns)}")
+    return rows
+
+
 def csv_columns(path: Path) -> list[str]:
     first = read_text(path).splitlines()[0]
     return [c.strip() for c in next(csv.reader([first]))]
