@@ -9,17 +9,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from core import datasets, pipeline
 from core.errors import ImportFailed, NotFound
 from core.formats.base import Issue, check_size, parse_answer, read_text
-from core.stats import majority_vote
+from core.stats import fleiss_kappa, majority_vote
 from core.store import Store, register_migration
 
 
@@ -233,13 +236,27 @@ def vote_gold_labels(store: Store, dataset: str, voters: Sequence[str]) -> dict[
                 "INSERT INTO gold_votes (dataset, qid, label, votes, voters, agreement, tie) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [dataset, qid, v["label"], json.dumps(v["votes"]), list(voters), v["agreement"], v["tie"]])
     agreed = [r for r in results if r["label"] is not None]
+    kappa, kappa_items = _kappa(list(ballots.values()))
     return {
         "dataset": dataset, "voters": list(voters), "questions": len(results), "labelled": len(agreed),
         "ties": sum(r["tie"] for r in results), "no_votes": sum(r["n"] == 0 for r in results),
         "unanimous": sum(r["agreement"] == 1.0 for r in agreed),
         "mean_agreement": (sum(r["agreement"] for r in agreed) / len(agreed)) if agreed else None,
+        "fleiss_kappa": kappa, "kappa_items": kappa_items,
         "disagreements": [r for r in results if r["label"] is None or r["agreement"] < 1.0],
     }
+
+
+def _kappa(ballots: list[list[int | None]]) -> tuple[float | None, int]:
+    """Fleiss' kappa over the items with the most common number of votes (the statistic needs equal
+    counts); "no answer" is a category of its own. None when fewer than 2 votes per item."""
+    sizes = Counter(len(b) for b in ballots if len(b) >= 2)
+    if not sizes:
+        return None, 0
+    size = sizes.most_common(1)[0][0]
+    rows = [[b.count(c) for c in (None, 1, 2, 3, 4, 5)] for b in ballots if len(b) == size]
+    value = fleiss_kappa(np.array(rows))
+    return (None if math.isnan(value) else round(value, 4)), len(rows)
 
 
 def apply_gold_labels(store: Store, dataset: str, decisions: Mapping[str, int] | None = None,

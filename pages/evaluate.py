@@ -153,8 +153,10 @@ if st.button("Vote", disabled=not voters):
 v = st.session_state.get("votes")
 if v and v["dataset"] == dataset:
     mean = f"{v['mean_agreement']:.2%}" if v["mean_agreement"] is not None else "—"
+    kappa = (f"; Fleiss' κ {v['fleiss_kappa']:.3f} over {v['kappa_items']} questions"
+             if v.get("fleiss_kappa") is not None else "")
     st.write(f"{v['labelled']}/{v['questions']} labelled, {v['unanimous']} unanimous, {v['ties']} ties, "
-             f"mean agreement {mean}.")
+             f"mean agreement {mean}{kappa}.")
     decisions = {}
     for d in v["disagreements"][:100]:
         decided = st.number_input(f"{d['qid']}: votes {d['votes']}", 0, 5, d["label"] or 0, key=f"settle-{d['qid']}",

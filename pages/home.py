@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import datasets, pipeline
+from core import datasets, jobs, pipeline
 from pages._ui import get_store, run_action
 
 store = get_store()
@@ -25,3 +25,10 @@ if not store.scalar("SELECT count(*) FROM datasets"):
     if st.button("Load sample data", type="primary"):
         if run_action(lambda: datasets.load_samples(store), "Sample data loaded."):
             st.rerun()
+
+recent = jobs.list_jobs(store, limit=8)
+if recent:
+    st.subheader("Recent jobs")
+    st.table([{"job": j["label"], "kind": j["kind"], "state": j["state"], "progress": f"{j['done']}/{j['total']}",
+               "errors": j["errors"], "started": f"{j['started_at']:%Y-%m-%d %H:%M}" if j["started_at"] else "—",
+               "message": j["message"] or ""} for j in recent])

@@ -495,7 +495,11 @@ def test_cli_labels(capsys, tmp_path):
                    "--model", name)[0] == 0
     rc, out, err = cli(capsys, db, "eval", "labels", "--dataset", "unl", "--from", "m2", "--from", "m3")
     assert (rc, err) == (0, "")
-    assert out.splitlines() == ["2/5 labelled by vote (2 unanimous, 2 ties, 1 without votes)",
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_kappa
+
+    kappa = sm_kappa([[0, 2, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 1, 1, 0, 0, 0], [0, 0, 0, 0, 2, 0]])
+    assert out.splitlines() == [f"2/5 labelled by vote (2 unanimous, 2 ties, 1 without votes), "
+                                f"Fleiss' kappa {kappa:.3f} over 4",
                                 "  u2: votes {2: 1, 3: 1} → tie: settle by hand",
                                 "  u3: votes {1: 1, 2: 1} → tie: settle by hand",
                                 "  u4: votes {} → tie: settle by hand"]
@@ -644,3 +648,14 @@ def test_run_model_unknown_model(store, tmp_path):
     with pytest.raises(NotFound, match="no model named 'ghost'"):
         predictions.run_model(store, "kice", "ghost")
     assert store.scalar("SELECT count(*) FROM eval_runs") == 0
+
+
+def test_vote_reports_fleiss_kappa_over_items_with_equal_votes(voted):
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_kappa
+
+    v = predictions.vote_gold_labels(voted, "unl", ["m2", "m3"])
+    # m2 and m3 both voted on u1, u2, u5 (u3: m3 blank = a "no answer" vote; u4: m3 has no row).
+    ballots = {"u1": [1, 1], "u2": [2, 3], "u3": [2, None], "u5": [4, 4]}
+    table = [[b.count(c) for c in (None, 1, 2, 3, 4, 5)] for b in ballots.values()]
+    assert v["kappa_items"] == 4
+    assert v["fleiss_kappa"] == pytest.approx(sm_kappa(table), abs=1e-4)

@@ -116,3 +116,22 @@ def test_data_page_browse_search_and_delete(db_env, tmp_path):
     assert not at.exception
     assert any("Deleted 'ethics'" in s.value for s in at.success)
     assert _store_after(at).scalar("SELECT count(*) FROM datasets") == 0
+
+
+def test_home_lists_recent_jobs_and_cli_agrees(db_env, capsys):
+    from core import jobs
+    from core.cli import main
+
+    s = Store(db_env)
+    job = jobs.start(s, "solve", "tiny solves mini ×1", lambda ctx: ctx.progress(done=3, total=3) or {"ok": 1},
+                     total=3)
+    assert jobs.wait(job, 10)
+    s.close()
+    clear_cached_store()
+    at = app(db_env, "pages/home.py")
+    assert "Recent jobs" in [h.value for h in at.subheader]
+    assert "tiny solves mini ×1" in str(at.table[0].value) and "done" in str(at.table[0].value)
+    clear_cached_store()
+    assert main(["--db", str(db_env), "jobs", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(j["id"], j["state"], j["done"], j["total"]) for j in listed] == [(job, "done", 3, 3)]

@@ -132,7 +132,11 @@ def test_vote_and_write_labels(db_env, tmp_path):
     at.multiselect[0].set_value(["m1", "m2", "m3"]).run()
     next(b for b in at.button if b.label == "Vote").click().run()
     assert not at.exception
-    assert any(m.value == "3/5 labelled, 1 unanimous, 1 ties, mean agreement 82.22%." for m in at.markdown)
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_kappa
+
+    kappa = sm_kappa([[0, 0, 2, 1, 0, 0], [0, 0, 0, 0, 3, 0]])  # u2 and u5: the items with 3 votes each
+    expected = f"3/5 labelled, 1 unanimous, 1 ties, mean agreement 82.22%; Fleiss' κ {kappa:.3f} over 2 questions."
+    assert any(m.value == expected for m in at.markdown), [m.value for m in at.markdown]
     settle = {n.key: n for n in at.number_input if (n.key or "").startswith("settle-")}
     assert sorted(settle) == ["settle-u1", "settle-u2", "settle-u3", "settle-u4"]
     assert [settle[k].value for k in sorted(settle)] == [1, 2, 0, 0]

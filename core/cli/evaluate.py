@@ -89,7 +89,9 @@ def labels(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
         print_json(v | {"applied": written})
         return
     typer.echo(f"{v['labelled']}/{v['questions']} labelled by vote ({v['unanimous']} unanimous, {v['ties']} ties, "
-               f"{v['no_votes']} without votes)" + (f"; wrote {written} answers" if apply else ""))
+               f"{v['no_votes']} without votes)"
+               + (f", Fleiss' kappa {v['fleiss_kappa']:.3f} over {v['kappa_items']}" if v["fleiss_kappa"] is not None else "")
+               + (f"; wrote {written} answers" if apply else ""))
     for d in v["disagreements"][:50]:
         typer.echo(f"  {d['qid']}: votes {d['votes']} → {d['label'] if d['label'] is not None else 'tie: settle by hand'}")
 
