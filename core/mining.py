@@ -17,6 +17,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
@@ -219,7 +220,7 @@ def mine(store: Store, config: MiningConfig, cancel: threading.Event | None = No
             counters["cached"] += s["cached"]
         if cancel is not None and cancel.is_set():
             return finish("cancelled")
-        items = _judge_outcomes(store, config, cancel, report, counters, job_id)
+        mined = _judge_outcomes(store, config, cancel, report, counters, job_id)
         if cancel is not None and cancel.is_set():
             return finish("cancelled")
     except BaseException:
@@ -231,7 +232,7 @@ def mine(store: Store, config: MiningConfig, cancel: threading.Event | None = No
             "INSERT INTO mining_items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(run_id, i["qid"], i["outcome"], i["kept"], i["gold"], i["teacher_answers"], i["student_answers"],
               i["teacher_correct"], i["student_wrong"], i["golden_key"], i["failed_key"], i["judge_preferred"],
-              i["judge_reason"], i["judge_key"]) for i in items])
+              i["judge_reason"], i["judge_key"]) for i in mined])
     summary = summarise(store, run_id) | counters
     return finish("done", summary)
 
@@ -368,10 +369,8 @@ def by_subject(store: Store, run_id: str) -> list[dict[str, Any]]:
                          WHERE i.run_id = ? GROUP BY ALL ORDER BY q.subject, i.outcome""", [run["pool"], run_id])
 
 
-def export_hard_negatives(store: Store, run_id: str, out) -> int:
+def export_hard_negatives(store: Store, run_id: str, out: str | Path) -> int:
     """JSONL: the question, gold answer, golden (teacher) and failed (student) reasoning."""
-    from pathlib import Path
-
     run = get_run(store, run_id)
     qs = {q["qid"]: q for q in datasets.questions(store, run["pool"])}
     rows = items(store, run_id, kept=True)
