@@ -116,7 +116,7 @@ def sidebar_status(store: Store) -> None:
     with st.sidebar:
         st.caption("Pipeline")
         for row in pipeline.status(store):
-            mark = "✅" if row["holds"] else "▫️"
+            mark = ":material/check_circle:" if row["holds"] else ":material/radio_button_unchecked:"
             st.caption(f"{mark} {row['step']}: {row['holds'] or '—'}")
         st.caption(f"Store: `{store.path}`")
 
