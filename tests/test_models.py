@@ -53,7 +53,7 @@ def test_adapter_only_for_local(store, tmp_path):
 
 
 def test_keys_never_stored_or_listed(store, monkeypatch):
-    secret = "AIzaSy-very-secret-key-123"
+    secret = "fake-gemini-key-never-stored-123"
     monkeypatch.setenv("MY_GEMINI_KEY", secret)
     models.add_model(store, "flash", "gemini", "gemini-2.5-flash", params={"api_key_env": "MY_GEMINI_KEY"})
     listed = json.dumps(models.list_models(store))
