@@ -16,7 +16,8 @@ st.caption("Both models solve every question of a pool. Questions the teacher ge
            "hard negatives: the teacher's golden reasoning and the student's failed reasoning are kept side by side.")
 
 sets = datasets.list_datasets(store)
-registered = [m["name"] for m in models.list_models(store)]
+catalog = models.list_models(store)
+registered = [m["name"] for m in catalog]
 if not sets or len(registered) < 2:
     st.info("**Needs first:** a train pool (Data page) and a teacher and a student model (Settings page).")
     st.stop()
@@ -26,9 +27,13 @@ with st.expander("New mining run", expanded=not mining.list_runs(store)):
     pools = sorted(sets, key=lambda s: s["split"] != "train")
     c1, c2, c3 = st.columns(3)
     pool = c1.selectbox("Question pool", [s["name"] for s in pools])
-    gem = [n for n in registered if "gemini" in n.lower() or "teacher" in n.lower()]
+    # Defaults as in the original project: a Gemini teacher, a Qwen3 student (vLLM-served or local).
+    gem = [m["name"] for m in catalog if m["provider"] == "gemini"]
+    qwen = [m["name"] for m in catalog if "qwen" in m["model_id"].lower()] or \
+        [m["name"] for m in catalog if m["provider"] != "gemini"]
     teacher = c2.selectbox("Teacher", registered, index=registered.index(gem[0]) if gem else 0)
-    student = c3.selectbox("Student", registered, index=min(1, len(registered) - 1) if registered[0] == teacher else 0)
+    others = [n for n in qwen if n != teacher] or [n for n in registered if n != teacher] or registered
+    student = c3.selectbox("Student", registered, index=registered.index(others[0]))
     c4, c5, c6 = st.columns(3)
     samples = c4.number_input("Samples per model (K)", 1, 20, 1)
     rule = c5.radio("Student is wrong when", ["majority", "hard"], horizontal=True,

@@ -97,3 +97,17 @@ def test_model_test_reports_plain_words(store):
         assert ok["ok"] and ok["text"] == "2"
         bad = models.test_model(store, "flash")
         assert not bad["ok"] and "HTTP 400" in bad["error"]
+
+
+def test_the_key_never_reaches_the_store_even_on_errors(store):
+    statuses = iter([500, 200, 400, 200])
+    with Loopback("gemini", lambda n, b: Reply(status=next(statuses, 200))) as srv:
+        m = gemini(store, srv, max_retries=0, concurrency=1)
+        reqs = [Request([{"role": "user", "content": f"문제 {i}"}], "t1", dataset="d", qid=str(i), n_choices=5)
+                for i in range(4)]
+        rows = engine.run(store, m, reqs).rows
+    assert sum(r["error"] is not None for r in rows) == 2  # errors are stored on their rows
+    assert all(KEY not in (r["error"] or "") for r in rows)
+    store.con.execute("CHECKPOINT")
+    with open(store.path, "rb") as f:
+        assert KEY.encode() not in f.read()
