@@ -88,7 +88,8 @@ def test_no_finished_run_yet(db_env, tmp_path):
                for w in at.warning)
     captions = [c.value for c in at.caption]
     assert any(c.startswith("teacher: 6 requests to send, 0 cached, ≈ $") for c in captions)
-    assert "gemma3-270m-local: 6 requests to send, 0 cached, ≈ $0.0000." in captions  # the default student
+    assert select(at, "Student").value == "student"  # the Qwen3 model, as in the original project
+    assert "student: 6 requests to send, 0 cached, ≈ $0.0000." in captions
     assert not at.metric
 
 
