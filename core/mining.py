@@ -193,7 +193,7 @@ def mine(store: Store, config: MiningConfig, cancel: threading.Event | None = No
                   "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
                   [run_id, config.pool, config.teacher, config.student, config.model_dump_json(), config.digest(), job_id])
     counters = {"requests_sent": 0, "cached": 0}
-    n = len(datasets.questions(store, config.pool))
+    n = sum(q["answer"] is not None for q in datasets.questions(store, config.pool))
     phase = {"offset": 0, "total": 2 * n * config.samples}
 
     def report(p: Any) -> None:
@@ -213,8 +213,9 @@ def mine(store: Store, config: MiningConfig, cancel: threading.Event | None = No
         for who in (config.teacher, config.student):
             if cancel is not None and cancel.is_set():
                 return finish("cancelled")
+            # Questions without a gold answer cannot be mined: they are listed, never sent.
             s = solve.solve(store, config.pool, who, samples=config.samples, temperature=config.temperature,
-                            cancel=cancel, progress=report, job_id=job_id)
+                            cancel=cancel, progress=report, job_id=job_id, gold_only=True)
             phase["offset"] += n * config.samples
             counters["requests_sent"] += s["requests_sent"]
             counters["cached"] += s["cached"]
@@ -394,7 +395,7 @@ def export_hard_negatives(store: Store, run_id: str, out: str | Path) -> int:
 
 def start_job(store: Store, config: MiningConfig) -> str:
     """Mining as a background job (progress, cancel; a re-run resumes from the cache)."""
-    n = len(datasets.questions(store, config.pool))
+    n = sum(q["answer"] is not None for q in datasets.questions(store, config.pool))
     return jobs.start(store, "mine", f"mine {config.pool}: {config.teacher} vs {config.student} ×{config.samples}",
                       lambda ctx: mine(store, config, cancel=ctx.cancel, progress=ctx.progress, job_id=ctx.job_id),
                       params=config.model_dump(), total=2 * n * config.samples)

@@ -31,10 +31,14 @@ def _check(samples: int) -> None:
         raise CoreError(f"samples must be at least 1 (got {samples})")
 
 
-def solve_requests(store: Store, dataset: str, samples: int = 1) -> tuple[list[dict[str, Any]], list[Request]]:
-    """The dataset's questions and one request per (question, sample), in file order."""
+def solve_requests(store: Store, dataset: str, samples: int = 1,
+                   gold_only: bool = False) -> tuple[list[dict[str, Any]], list[Request]]:
+    """The dataset's questions and one request per (question, sample), in file order.
+
+    gold_only: only questions with a gold answer (mining cannot use the others: don't pay for them).
+    """
     _check(samples)
-    qs = datasets.questions(store, dataset)
+    qs = [q for q in datasets.questions(store, dataset) if not gold_only or q["answer"] is not None]
     reqs = []
     for q in qs:
         messages, template_hash = prompts.solve_messages(q)
@@ -48,14 +52,14 @@ def _params(temperature: float | None) -> dict[str, Any]:
 
 
 def estimate(store: Store, dataset: str, model: str | Model, samples: int = 1,
-             temperature: float | None = None) -> dict[str, Any]:
+             temperature: float | None = None, gold_only: bool = False) -> dict[str, Any]:
     """What a run would send and roughly cost, before it starts (cached requests cost nothing).
 
     Output tokens: the model's mean reply length on this task so far, else ~1k, capped by max_tokens.
     est_cost_usd is None when the model's prices are unknown (set price_*_per_m params).
     """
     m = _model(store, model)
-    _, reqs = solve_requests(store, dataset, samples)
+    _, reqs = solve_requests(store, dataset, samples, gold_only)
     plan = engine.plan(store, m, reqs, _params(temperature))
     per_reply = generations.mean_output_tokens(store, m.name, "solve") or pricing.DEFAULT_OUTPUT_TOKENS
     if plan["max_tokens"]:
@@ -86,13 +90,13 @@ def summarise(qs: list[dict[str, Any]], reqs: list[Request], rows: list[dict[str
 
 def solve(store: Store, dataset: str, model: str | Model, samples: int = 1, temperature: float | None = None,
           cancel: threading.Event | None = None, progress: Callable[[Progress], None] | None = None,
-          job_id: str | None = None) -> dict[str, Any]:
+          job_id: str | None = None, gold_only: bool = False) -> dict[str, Any]:
     """Run `model` over `dataset`, K samples per question; returns the summary (SUMMARY_KEYS).
 
     Cancel stops sending; what finished is stored and the next call resumes from there.
     """
     m = _model(store, model)
-    qs, reqs = solve_requests(store, dataset, samples)
+    qs, reqs = solve_requests(store, dataset, samples, gold_only)
     run = engine.run(store, m, reqs, params=_params(temperature), job_id=job_id, cancel=cancel,
                      progress=progress)
     return summarise(qs, reqs, run.rows, samples, run.progress)

@@ -45,9 +45,10 @@ with st.expander("New mining run", expanded=not mining.list_runs(store)):
     classifier = c9.selectbox("Subject classifier for unknown subjects (optional)", ["(none)", *registered])
     no_answer = store.scalar("SELECT count(*) FROM questions WHERE dataset = ? AND answer IS NULL", [pool])
     if no_answer:
-        st.warning(f"{no_answer} question(s) in {pool!r} have no answer and cannot be mined: they will be skipped.")
+        st.warning(f"{no_answer} question(s) in {pool!r} have no answer and cannot be mined: they will be skipped "
+                   "(listed, not sent to any model).")
     for who in {teacher, student}:
-        est = run_action(lambda who=who: solve.estimate(store, pool, who, samples, temperature))
+        est = run_action(lambda who=who: solve.estimate(store, pool, who, samples, temperature, gold_only=True))
         if est:
             cost = f", ≈ ${est['est_cost_usd']:.4f}" if est.get("est_cost_usd") is not None else ""
             st.caption(f"{who}: {est['to_send']} requests to send, {est['cached']} cached{cost}.")

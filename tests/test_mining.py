@@ -185,8 +185,8 @@ def test_mine_exact_counts_paths_and_cache(store, tmp_path):
         assert summary == {"pool": "kice", "teacher": "teacher", "student": "student", "questions": 6,
                            "hard_negatives": 2, "both_correct": 1, "both_wrong": 1, "student_only": 1,
                            "no_answer": 1, "judged_kept": 0, "teacher_accuracy": 0.6, "student_accuracy": 0.4,
-                           "requests_sent": 12, "cached": 0}
-        assert (t.count, s.count) == (6, 6)
+                           "requests_sent": 10, "cached": 0}
+        assert (t.count, s.count) == (5, 5)  # the question without an answer is never sent
         assert mining.get_run(store, run)["state"] == "done"
         assert mining.get_run(store, run)["summary"] == summary | {"run": run}
 
@@ -234,9 +234,9 @@ def test_mine_exact_counts_paths_and_cache(store, tmp_path):
         # A re-run costs nothing: every reply comes from the cache, no new generation rows.
         again = mining.mine(store, cfg)
         assert again["run"] != run
-        assert again | {"run": run} == summary | {"run": run, "requests_sent": 0, "cached": 12}
-        assert (t.count, s.count) == (6, 6)
-    assert store.scalar("SELECT count(*) FROM generations") == 12
+        assert again | {"run": run} == summary | {"run": run, "requests_sent": 0, "cached": 10}
+        assert (t.count, s.count) == (5, 5)  # the question without an answer is never sent
+    assert store.scalar("SELECT count(*) FROM generations") == 10
     assert [r["run"] for r in mining.list_runs(store)] == [again["run"], run]
     assert all(r["state"] == "done" and r["hard_negatives"] == 2 for r in mining.list_runs(store))
 
@@ -265,7 +265,7 @@ def test_mine_k_samples_majority_and_hard_rule(store, tmp_path):
         base = {"pool": "kice", "teacher": "teacher", "student": "student", "samples": 3}
         counts = ("hard_negatives", "both_correct", "both_wrong", "student_only", "no_answer")
         got = mining.mine(store, mining.MiningConfig(**base))
-        assert ([got[k] for k in counts], got["requests_sent"], got["cached"]) == ([2, 1, 1, 1, 1], 36, 0)
+        assert ([got[k] for k in counts], got["requests_sent"], got["cached"]) == ([2, 1, 1, 1, 1], 30, 0)
         items = by_qid(mining.items(store, got["run"]))
         assert {q: i["outcome"] for q, i in items.items()} == OUTCOME
         q1 = items["1"]
@@ -277,13 +277,13 @@ def test_mine_k_samples_majority_and_hard_rule(store, tmp_path):
 
         for m, want in ((1, [3, 0, 1, 1, 1]), (2, [2, 1, 1, 1, 1]), (3, [1, 2, 1, 1, 1])):
             got = mining.mine(store, mining.MiningConfig(**base, rule="hard", min_wrong=m))
-            assert ([got[k] for k in counts], got["requests_sent"], got["cached"]) == (want, 0, 36), m
+            assert ([got[k] for k in counts], got["requests_sent"], got["cached"]) == (want, 0, 30), m
         hard3 = by_qid(mining.items(store, got["run"]))
         assert (hard3["1"]["outcome"], hard3["4"]["outcome"]) == ("both_correct", "hard_negative")
-        assert (t.count, s.count) == (18, 18)
+        assert (t.count, s.count) == (15, 15)
         with pytest.raises(CoreError, match="min_wrong 4 exceeds samples 3"):
             mining.mine(store, mining.MiningConfig(**base, rule="hard", min_wrong=4))
-    assert store.scalar("SELECT count(*) FROM generations") == 36
+    assert store.scalar("SELECT count(*) FROM generations") == 30
 
 
 def test_mine_unknown_pool_or_model(store, tmp_path):
@@ -330,8 +330,8 @@ def test_judge_keeps_both_correct_only_when_it_prefers_the_teacher(store, tmp_pa
         assert {k: got[k] for k in ("questions", "hard_negatives", "both_correct", "judged_kept", "no_answer",
                                     "requests_sent", "cached")} == {
             "questions": 6, "hard_negatives": 0, "both_correct": 5, "judged_kept": 2, "no_answer": 1,
-            "requests_sent": 17, "cached": 0}
-        assert (t.count, s.count, j.count, judge_script.kinds["judge"]) == (6, 6, 5, 5)
+            "requests_sent": 15, "cached": 0}
+        assert (t.count, s.count, j.count, judge_script.kinds["judge"]) == (5, 5, 5, 5)
         # The judge sees both reasoning paths.
         prompt = json.dumps(j.requests[0]["body"], ensure_ascii=False)
         assert "교사 풀이" in prompt and "학생 풀이" in prompt
@@ -356,7 +356,7 @@ def test_judge_keeps_both_correct_only_when_it_prefers_the_teacher(store, tmp_pa
         assert first["failed"]["reasoning"] == solve_text("학생", 1, 1)
 
         again = mining.mine(store, cfg)
-        assert (again["judged_kept"], again["requests_sent"], again["cached"]) == (2, 0, 17)
+        assert (again["judged_kept"], again["requests_sent"], again["cached"]) == (2, 0, 15)
         assert j.count == 5
 
 
@@ -392,15 +392,15 @@ def test_cancel_then_resume_sends_only_the_rest(store, tmp_path, side, stop_at):
         assert set(first) == {"run", "state"} and first["state"] == "cancelled"
         assert mining.get_run(store, first["run"])["state"] == "cancelled"
         assert store.scalar("SELECT count(*) FROM mining_items WHERE run_id = ?", [first["run"]]) == 0
-        sent = (stop_at + 1, 0) if side == "teacher" else (6, stop_at + 1)
+        sent = (stop_at + 1, 0) if side == "teacher" else (5, stop_at + 1)  # the unanswered one is never sent
         assert (t.count, s.count) == sent
         assert store.scalar("SELECT count(*) FROM generations") == sum(sent)
 
         second = mining.mine(store, cfg, cancel=threading.Event())
-        assert (second["requests_sent"], second["cached"]) == (12 - sum(sent), sum(sent))
-        assert (t.count, s.count) == (6, 6)
+        assert (second["requests_sent"], second["cached"]) == (10 - sum(sent), sum(sent))
+        assert (t.count, s.count) == (5, 5)
         assert second["hard_negatives"] == 2 and second["both_correct"] == 1
-    assert store.scalar("SELECT count(*) FROM generations") == 12
+    assert store.scalar("SELECT count(*) FROM generations") == 10
     assert store.rows("SELECT model, qid, sample, count(*) AS n FROM generations GROUP BY ALL HAVING n > 1") == []
     assert [r["state"] for r in mining.list_runs(store)] == ["done", "cancelled"]
 
@@ -463,7 +463,7 @@ def test_mine_with_local_student(store, tmp_path, tiny_qwen):  # noqa: F811 (the
         models.add_model(store, "tiny", "local", str(tiny_qwen), params={"max_tokens": 24, "temperature": 0})
         cfg = mining.MiningConfig(pool="kice", teacher="teacher", student="tiny")
         got = mining.mine(store, cfg)
-        assert (got["questions"], got["requests_sent"], got["cached"], t.count) == (6, 12, 0, 6)
+        assert (got["questions"], got["requests_sent"], got["cached"], t.count) == (6, 10, 0, 5)
         outcomes = ("hard_negatives", "both_correct", "both_wrong", "student_only", "no_answer")
         assert sum(got[k] for k in outcomes) == 6 and got["no_answer"] == 1
         items = by_qid(mining.items(store, got["run"]))
@@ -477,16 +477,17 @@ def test_mine_with_local_student(store, tmp_path, tiny_qwen):  # noqa: F811 (the
         assert items["6"]["outcome"] == "no_answer"
         for q, i in items.items():
             assert i["kept"] == (i["outcome"] == "hard_negative")
-            assert len(i["student_answers"]) == 1 and len(i["teacher_answers"]) == 1
+            sent = 0 if i["outcome"] == "no_answer" else 1  # no gold: listed, never sent
+            assert len(i["student_answers"]) == sent and len(i["teacher_answers"]) == sent
             if i["outcome"] == "hard_negative":
                 golden, failed = gen(store, i["golden_key"]), gen(store, i["failed_key"])
                 assert (golden["model"], golden["qid"], golden["answer"]) == ("teacher", q, GOLD[int(q)])
                 assert (failed["model"], failed["provider"], failed["qid"]) == ("tiny", "local", q)
                 assert failed["answer"] != GOLD[int(q)] and failed["error"] is None
-        assert store.scalar("SELECT count(*) FROM generations WHERE model = 'tiny'") == 6
+        assert store.scalar("SELECT count(*) FROM generations WHERE model = 'tiny'") == 5  # not question 6 (no gold)
 
         again = mining.mine(store, cfg)
-        assert (again["requests_sent"], again["cached"], t.count) == (0, 12, 6)
+        assert (again["requests_sent"], again["cached"], t.count) == (0, 10, 5)
         assert {k: again[k] for k in outcomes} == {k: got[k] for k in outcomes}
 
 
@@ -519,15 +520,15 @@ def test_cli_mine_list_export(capsys, tmp_path):
         assert isinstance(run, str) and len(run) == 10
         assert got == {"run": run, "pool": "kice", "teacher": "teacher", "student": "student", "questions": 6,
                        "hard_negatives": 2, "both_correct": 1, "both_wrong": 1, "student_only": 1, "judged_kept": 0,
-                       "requests_sent": 12, "cached": 0}
+                       "requests_sent": 10, "cached": 0}
 
         rc, out, err = cli(capsys, db, "mine", "--pool", "kice", "--teacher", "teacher", "--student", "student")
         assert (rc, err) == (0, "")
         second = out.split(":")[0].removeprefix("run ")
         assert out == (f"run {second}: kice (6 questions), teacher teacher 60.0%, student student 40.0%: "
                        "2 hard negatives, 1 both correct (0 kept by the judge), 1 both wrong, 1 student only, "
-                       "1 without a gold answer (skipped); 0 requests sent, 12 cached\n")
-        assert (t.count, s.count) == (6, 6)
+                       "1 without a gold answer (skipped); 0 requests sent, 10 cached\n")
+        assert (t.count, s.count) == (5, 5)  # the question without an answer is never sent
 
     rc, out, err = cli(capsys, db, "mine", "list", "--json")
     assert (rc, err) == (0, "")
@@ -535,7 +536,7 @@ def test_cli_mine_list_export(capsys, tmp_path):
     assert [r["run"] for r in runs] == [second, run]
     assert [list(r) for r in runs] == [[*SUMMARY_KEYS, "state"]] * 2
     assert runs[1] == got | {"state": "done"}
-    assert runs[0] == got | {"run": second, "requests_sent": 0, "cached": 12, "state": "done"}
+    assert runs[0] == got | {"run": second, "requests_sent": 0, "cached": 10, "state": "done"}
 
     rc, out, err = cli(capsys, db, "mine", "list")
     assert rc == 0 and out.splitlines()[1].startswith(f"run {run}: kice (6 questions)")

@@ -84,12 +84,13 @@ def test_no_finished_run_yet(db_env, tmp_path):
     assert [b.label for b in at.button] == ["Start mining"]
     assert select(at, "Teacher").value == "teacher"
     assert select(at, "Student").options == ["gemma3-270m-local", "teacher", "student"]
-    assert any(w.value == "1 question(s) in 'kice' have no answer and cannot be mined: they will be skipped."
+    assert any(w.value == "1 question(s) in 'kice' have no answer and cannot be mined: they will be skipped "
+               "(listed, not sent to any model)."
                for w in at.warning)
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("teacher: 6 requests to send, 0 cached, ≈ $") for c in captions)
+    assert any(c.startswith("teacher: 5 requests to send, 0 cached, ≈ $") for c in captions)
     assert select(at, "Student").value == "student"  # the Qwen3 model, as in the original project
-    assert "student: 6 requests to send, 0 cached, ≈ $0.0000." in captions
+    assert "student: 5 requests to send, 0 cached, ≈ $0.0000." in captions
     assert not at.metric
 
 
@@ -99,7 +100,7 @@ def test_results_metrics_chart_and_paths(mined):
     assert metrics == {"teacher accuracy": "60.0%", "student accuracy": "40.0%", "hard negatives": "2",
                        "both ✓ (judge kept)": "1 (1)", "both ✗ / student only": "1 / 1"}
     assert ("K = 1, rule: majority of K; judge: judge; 1 question(s) without gold answers skipped. "
-            "13 requests sent, 0 served from the cache.") in [c.value for c in at.caption]
+            "11 requests sent, 0 served from the cache.") in [c.value for c in at.caption]
 
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 1
