@@ -59,7 +59,7 @@ def source_path() -> tuple[Path, str] | None:
 src = source_path()
 if src:
     path, label = src
-    mapping = run_action(lambda: parse_mapping(mapping_text.split()))
+    mapping = run_action(lambda: parse_mapping([ln for ln in mapping_text.splitlines() if ln.strip()]))
     parsed = run_action(lambda: parse_file(path, fmt, mapping)) if mapping is not None else None
     if parsed:
         name = st.text_input("Dataset name", value=Path(label).stem)

@@ -57,7 +57,7 @@ with st.expander("Register a model", expanded=not registered):
         params_text = f2.text_area("Params, KEY=VALUE per line", placeholder="temperature=0\nmax_tokens=4096\n"
                                    "thinking_budget=1024\nconcurrency=32\nrpm=1000\napi_key_env=MY_KEY_VAR")
         if st.form_submit_button("Register", type="primary"):
-            params = run_action(lambda: parse_params(params_text.split()))
+            params = run_action(lambda: parse_params([ln for ln in params_text.splitlines() if ln.strip()]))
             if params is not None and run_action(lambda: models.add_model(
                     store, name.strip(), provider, model_id, base_url=base_url.strip() or None,
                     params=params, adapter=adapter.strip() or None)):

@@ -71,3 +71,14 @@ def test_prompt_override_save_and_reset(db_env, tmp_path, monkeypatch):
     assert prompts.load("solve").overridden and prompts.load("solve").hash != original.hash
     next(b for b in at.button if b.label == "Reset to default").click().run()
     assert prompts.load("solve").hash == original.hash
+
+
+def test_params_one_per_line_keep_inner_spaces(db_env):
+    at = register(open_page("pages/settings.py"), "base", "local", "some/base-model",
+                  params="max_tokens=8\n\nprefill=정답 번호:")
+    assert not at.exception and any("Registered 'base'" in s.value for s in at.success), [e.value for e in at.error]
+    clear_cached_store()
+    s = Store(db_env)
+    m = models.get_model(s, "base")
+    s.close()
+    assert (m.params.max_tokens, m.params.prefill) == (8, "정답 번호:")
