@@ -373,3 +373,16 @@ def test_store_in_use_by_another_process(tmp_path):
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_usage_errors_are_one_plain_line_with_a_hint(capsys, tmp_path):
+    from core.cli import main
+
+    db = str(tmp_path / "u.duckdb")
+    for argv, message in ((["data", "show", "x", "--subject", "정치와", "법"], "unexpected extra argument"),
+                          (["data", "import"], "Missing argument 'file'"),
+                          (["data", "list", "--bogus"], "No such option: --bogus")):
+        assert main(["--db", db, *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("Error: ") and message in err and "Traceback" not in err and "unexpected Usage" not in err
+        assert err.splitlines()[-1] == "Hint: add --help to the command to see its arguments"

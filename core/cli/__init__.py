@@ -64,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     except (click.exceptions.Abort, typer.Abort):
         typer.echo("Aborted.", err=True)
         return 1
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except (click.ClickException, typer.TyperException) as exc:  # usage errors: typer vendors its own click
+        typer.echo(f"Error: {exc.format_message()}", err=True)
+        typer.echo("Hint: add --help to the command to see its arguments", err=True)
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         typer.echo("Interrupted; finished work is stored.", err=True)
         return 130
