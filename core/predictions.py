@@ -193,7 +193,7 @@ def reasoning_for(store: Store, dataset: str, label: str, qid: str) -> list[dict
 
     samples = json.loads(detail).get("samples") or 1
     model = json.loads(detail).get("model") or label
-    return [g for g in generations_for(store, dataset, model) if g["qid"] == qid and g["sample"] < samples]
+    return [g for g in generations_for(store, dataset, model, qid=qid) if g["sample"] < samples]
 
 
 def list_runs(store: Store, dataset: str | None = None) -> list[dict[str, Any]]:

@@ -116,14 +116,15 @@ def start_job(store: Store, dataset: str, model: str, samples: int = 1, temperat
 
 
 def generations_for(store: Store, dataset: str, model: str, task: str = "solve",
-                    prompt_hash: str | None = None) -> list[dict[str, Any]]:
+                    prompt_hash: str | None = None, qid: str | None = None) -> list[dict[str, Any]]:
     """The latest stored reply per (question, sample) of `model` on `dataset`, in file order, with the
     gold answer, subject and points beside it. Errors are included (their `error` is set).
 
     prompt_hash: only replies to this template version (default: whichever is latest).
+    qid: only this question (a page showing one question need not read the whole set).
     """
-    hash_filter = "AND g.prompt_hash = ?" if prompt_hash else ""
-    params: list[Any] = [dataset, model, task] + ([prompt_hash] if prompt_hash else [])
+    hash_filter = ("AND g.prompt_hash = ? " if prompt_hash else "") + ("AND r.qid = ?" if qid else "")
+    params: list[Any] = [dataset, model, task] + ([prompt_hash] if prompt_hash else []) + ([qid] if qid else [])
     return store.rows(f"""
         WITH latest AS (
             SELECT r.dataset, r.qid, r.sample, r.cache_key, r.used_at,
