@@ -20,14 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
-from core import datasets, engine, jobs, models, pipeline, prompts, solve
+from core import datasets, engine, jobs, models, prompts, solve
 from core.config import CSAT_SUBJECTS, UNKNOWN_SUBJECT
 from core.errors import CoreError, NotFound
 from core.stats import majority_vote
-from core.store import Store, register_migration
+from core.store import Store
 
 OUTCOMES = ("hard_negative", "both_correct", "both_wrong", "student_only", "no_answer")
 JUDGE_SCHEMA = {"type": "object", "properties": {
@@ -36,45 +35,6 @@ JUDGE_SCHEMA = {"type": "object", "properties": {
 CLASSIFY_SCHEMA = {"type": "object", "properties": {"subject": {"type": "string"}}, "required": ["subject"]}
 
 
-def m004_mining(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("""
-        CREATE TABLE mining_runs (
-            id VARCHAR PRIMARY KEY,
-            pool VARCHAR NOT NULL,
-            teacher VARCHAR NOT NULL,
-            student VARCHAR NOT NULL,
-            config JSON NOT NULL,            -- MiningConfig, as run
-            config_hash VARCHAR,
-            state VARCHAR NOT NULL,          -- running | done | cancelled | failed
-            summary JSON,
-            job_id VARCHAR,
-            created_at TIMESTAMP DEFAULT current_timestamp
-        )""")
-    con.execute("""
-        CREATE TABLE mining_items (
-            run_id VARCHAR NOT NULL,
-            qid VARCHAR NOT NULL,
-            outcome VARCHAR NOT NULL,
-            kept BOOLEAN NOT NULL,           -- a hard negative that goes on to augmentation
-            gold INTEGER,
-            teacher_answers INTEGER[],
-            student_answers INTEGER[],
-            teacher_correct INTEGER,         -- samples right, of K
-            student_wrong INTEGER,           -- samples wrong (incl. unparsed), of K
-            golden_key VARCHAR,              -- generations.cache_key of a correct teacher sample
-            failed_key VARCHAR,              -- generations.cache_key of a wrong student sample
-            judge_preferred VARCHAR,         -- teacher | student | tie | NULL (not judged / unparseable)
-            judge_reason VARCHAR,
-            judge_key VARCHAR,
-            PRIMARY KEY (run_id, qid)
-        )""")
-
-
-register_migration("m004_mining", m004_mining)
-pipeline.register_step_query(
-    "Mine", "SELECT (SELECT count(*) FROM mining_items WHERE kept AND run_id = (SELECT id FROM mining_runs "
-    "WHERE state = 'done' ORDER BY created_at DESC LIMIT 1)) || ' kept in the latest of ' || count(*) || "
-    "' mining runs', max(created_at) FROM mining_runs")
 
 
 class MiningConfig(BaseModel):

@@ -1,30 +1,53 @@
-"""What each pipeline step holds so far, for the Home page, the sidebar and `status`."""
+"""What each pipeline step holds, for the Home page, the sidebar and `status`.
+
+Counted from the store on every call (never cached), with plural forms right. This module imports
+only the store: each step's count is plain SQL over the tables its migration made.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.store import Store
+if TYPE_CHECKING:
+    from core.store import Store
 
-# (step, page file, what it needs first, SQL for (count, last time) or None while unbuilt)
+
+def plural(n: int, word: str, plural_form: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (plural_form or word + 's')}"
+
+
+# (step, page file, what it needs first, SQL returning (count, detail count, last time) or None)
 STEPS: list[tuple[str, str, str, str | None]] = [
     ("Data", "data", "a question file (or the bundled samples)",
-     "SELECT count(*) || ' questions in ' || (SELECT count(*) FROM datasets) || ' datasets', max(created_at) "
-     "FROM questions JOIN datasets ON datasets.name = questions.dataset"),
-    ("Mine", "mine", "a train pool and two registered models (teacher, student)", None),
-    ("Augment", "augment", "hard negatives from a mining run", None),
-    ("Review", "review", "generated preference pairs", None),
-    ("Train", "train", "an accepted preference set", None),
-    ("Evaluate", "evaluate", "a test set and a model (or imported predictions)", None),
-    ("Visualise", "visualise", "train and test sets (and, later, augmented pairs)", None),
+     "SELECT (SELECT count(*) FROM questions), (SELECT count(*) FROM datasets), "
+     "(SELECT max(created_at) FROM datasets)"),
+    ("Mine", "mine", "a train pool and two registered models (teacher, student)",
+     "SELECT (SELECT count(*) FROM mining_items WHERE kept AND run_id = r.id), 1, r.created_at "
+     "FROM mining_runs r WHERE r.state = 'done' ORDER BY r.created_at DESC LIMIT 1"),
+    ("Augment", "augment", "hard negatives from a mining run",
+     "SELECT count(*), count(*) FILTER (WHERE failed_gate IS NULL), max(created_at) FROM candidates"),
+    ("Review", "review", "generated preference pairs",
+     "SELECT (SELECT count(*) FROM candidates WHERE status = 'accepted'), (SELECT count(*) FROM preference_sets), "
+     "(SELECT max(reviewed_at) FROM candidates)"),
+    ("Train", "train", "a frozen preference set",
+     "SELECT count(*) FILTER (WHERE state = 'done'), count(*), max(created_at) FROM training_runs"),
+    ("Evaluate", "evaluate", "a test set and a model (or imported predictions)",
+     "SELECT count(*), count(DISTINCT dataset), max(created_at) FROM eval_runs"),
+    ("Visualise", "visualise", "a test set and a train pool or preference set", None),
 ]
 
 
-def register_step_query(step: str, sql: str) -> None:
-    """Later modules say how to count what their step holds: SQL returning (summary, last time)."""
-    for i, (name, page, needs, _) in enumerate(STEPS):
-        if name == step:
-            STEPS[i] = (name, page, needs, sql)
+def _holds(step: str, a: int, b: int) -> str | None:
+    if not a and not (step == "Review" and b):
+        return None
+    return {
+        "Data": f"{plural(a, 'question')} in {plural(b, 'dataset')}",
+        "Mine": f"{plural(a, 'hard negative')} in the latest finished run",
+        "Augment": f"{plural(a, 'candidate')}, {b:,} passing every gate",
+        "Review": f"{plural(a, 'accepted pair')}, {plural(b, 'frozen set')}",
+        "Train": f"{plural(a, 'finished run')} of {b:,}",
+        "Evaluate": f"{plural(a, 'prediction set')} on {plural(b, 'test set')}",
+    }.get(step, f"{a:,}")
 
 
 def status(store: Store) -> list[dict[str, Any]]:
@@ -34,10 +57,10 @@ def status(store: Store) -> list[dict[str, Any]]:
         if sql:
             try:
                 with store.lock:
-                    holds, last = store.con.execute(sql).fetchone()
-            except Exception:  # a table a later migration adds; nothing to show yet
-                holds = None
-        empty = not holds or str(holds).startswith("0 ")
-        out.append({"step": name, "page": page, "needs": needs, "holds": None if empty else holds,
-                    "last": last if not empty else None})
+                    row = store.con.execute(sql).fetchone()
+            except Exception:  # noqa: BLE001 - a table a later migration adds: nothing to show yet
+                row = None
+            if row:
+                holds, last = _holds(name, row[0] or 0, row[1] or 0), row[2]
+        out.append({"step": name, "page": page, "needs": needs, "holds": holds, "last": last if holds else None})
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,55 +17,7 @@ from typing import Any
 import duckdb
 
 from core.errors import StoreLocked
-
-
-def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("""
-        CREATE TABLE datasets (
-            name VARCHAR PRIMARY KEY,
-            split VARCHAR NOT NULL,          -- train | seed | test
-            format VARCHAR,
-            source VARCHAR,                  -- file name it came from
-            sha256 VARCHAR,                  -- of the source bytes: same file twice = no-op
-            n_questions INTEGER,
-            created_at TIMESTAMP DEFAULT current_timestamp
-        )""")
-    con.execute("""
-        CREATE TABLE passages (
-            dataset VARCHAR NOT NULL,
-            passage_id VARCHAR NOT NULL,
-            text VARCHAR,
-            PRIMARY KEY (dataset, passage_id)
-        )""")
-    con.execute("""
-        CREATE TABLE questions (
-            dataset VARCHAR NOT NULL,
-            qid VARCHAR NOT NULL,
-            position INTEGER NOT NULL,       -- order in the source file
-            passage_id VARCHAR,
-            question VARCHAR NOT NULL,
-            extra VARCHAR,                   -- <보기>, table, dialogue (question_plus)
-            choices VARCHAR[] NOT NULL,
-            answer INTEGER,                  -- 1-based; NULL when the source has none
-            points DOUBLE,                   -- CSAT points; NULL when the source has none
-            subject VARCHAR,
-            subject_source VARCHAR,          -- column | import | classifier | unknown
-            PRIMARY KEY (dataset, qid)
-        )""")
-
-
-# Ordered and append-only: shipped migrations are never edited (STYLE.md).
-MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
-    ("m001_initial", m001_initial),
-]
-
-
-def register_migration(name: str, fn: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
-    """Later modules append their tables here (kept in order by name)."""
-    if name not in {n for n, _ in MIGRATIONS}:
-        MIGRATIONS.append((name, fn))
-        MIGRATIONS.sort(key=lambda m: m[0])
-
+from core.migrations import all_migrations
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 
@@ -100,7 +52,7 @@ class Store:
             )
             done = {r[0] for r in self.con.execute("SELECT name FROM schema_migrations").fetchall()}
             applied = []
-            for name, fn in MIGRATIONS:
+            for name, fn in all_migrations():
                 if name in done:
                     continue
                 self.con.execute("BEGIN")
@@ -157,9 +109,3 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.con.close()
-
-
-# Later tables register their migrations on import; importing them here means every Store has them.
-import core.mining  # noqa: E402,F401
-import core.predictions  # noqa: E402,F401
-import core.schema  # noqa: E402,F401

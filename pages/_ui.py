@@ -170,3 +170,85 @@ def job_panel(store: Store, key: str, kind: str | None = None,
 
     panel()
     return jobs.get_job(store, st.session_state[key])
+
+
+def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = None,
+                defaults: dict[str, Any] | None = None, exclude: tuple[str, ...] = (),
+                submit: str = "Start", columns: int = 3) -> Any | None:
+    """A form built from a step's config class (core/runs.py:StepConfig): one widget per field.
+
+    choices: field -> allowed values (datasets, model names) for a selectbox; Literal fields get
+    theirs from the type; bool → checkbox; int/float → number input with the field's bounds;
+    list/dict → one item (or KEY=VALUE) per line. Returns the validated config when submitted and
+    valid, else None (a validation problem shows as one line).
+    """
+    import typing
+
+    from annotated_types import Ge, Gt, Le, Lt
+
+    from core.errors import CoreError
+
+    choices, defaults = choices or {}, defaults or {}
+    values: dict[str, Any] = {}
+    with st.form(key):
+        cols = st.columns(columns)
+        for i, (name, field) in enumerate(f for f in cls.model_fields.items() if f[0] not in exclude):
+            ann = field.annotation
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            optional = type(None) in typing.get_args(ann)
+            base = args[0] if optional and len(args) == 1 else ann
+            origin = typing.get_origin(base)
+            default = defaults.get(name, None if field.is_required() else field.get_default(call_default_factory=True))
+            label, help_ = name.replace("_", " "), field.description
+            wkey = f"{key}-{name}"
+            with cols[i % columns]:
+                if name in choices or origin is typing.Literal:
+                    opts = list(choices.get(name) or typing.get_args(base))
+                    if optional:
+                        opts = [None, *opts]
+                    index = opts.index(default) if default in opts else 0
+                    values[name] = st.selectbox(label, opts, index=index, help=help_, key=wkey,
+                                                format_func=lambda v: "(none)" if v is None else str(v))
+                elif base is bool:
+                    values[name] = st.checkbox(label, value=bool(default), help=help_, key=wkey)
+                elif base in (int, float):
+                    bounds = {type(m).__name__: getattr(m, next(iter(vars(m)))) for m in field.metadata
+                              if isinstance(m, (Ge, Gt, Le, Lt))}
+                    lo = bounds.get("Ge", bounds.get("Gt"))
+                    hi = bounds.get("Le", bounds.get("Lt"))
+                    if optional:
+                        raw = st.text_input(label, "" if default is None else str(default), help=help_, key=wkey,
+                                            placeholder="(model default)")
+                        values[name] = raw.strip() or None
+                    else:
+                        values[name] = st.number_input(
+                            label, value=base(default) if default is not None else base(lo or 0),
+                            min_value=base(lo) if lo is not None else None,
+                            max_value=base(hi) if hi is not None else None,
+                            step=1 if base is int else None, format=None if base is int else "%g",
+                            help=help_, key=wkey)
+                elif origin in (list, dict):
+                    shown = ("\n".join(f"{k}={v}" for k, v in default.items()) if isinstance(default, dict)
+                             else "\n".join(map(str, default or [])))
+                    raw = st.text_area(label, shown, help=(help_ or "") + " — one per line", key=wkey, height=90)
+                    lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
+                    values[name] = (dict(ln.split("=", 1) for ln in lines if "=" in ln) if origin is dict else lines)
+                else:
+                    raw = st.text_input(label, "" if default is None else str(default), help=help_, key=wkey)
+                    values[name] = raw.strip() or (None if optional else "")
+        pressed = st.form_submit_button(submit, type="primary")
+    if not pressed:
+        return None
+    try:
+        return cls.parse({k: v for k, v in values.items() if v is not None or k in cls.model_fields})
+    except CoreError as exc:
+        st.error(exc.message + (f" — {exc.hint}" if exc.hint else ""))
+        return None
+
+
+def made_by(run: dict[str, Any] | None) -> None:
+    """The 'made by' line under every result: run id, config hash, code version, settings."""
+    if run:
+        from core.runs import made_by as line
+
+        st.caption(text(line(run)))

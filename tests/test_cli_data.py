@@ -16,7 +16,10 @@ import pytest
 
 import core.store
 from core.cli import main
-from core.store import MIGRATIONS, Store
+from core.migrations import all_migrations
+from core.store import Store
+
+MIGRATIONS = all_migrations()
 
 ROOT = Path(__file__).resolve().parent.parent
 PARA = "다음 글을 읽고 물음에 답하시오. 훈민정음은 1443년에 창제되었다."
@@ -286,7 +289,7 @@ def test_reopening_a_store_applies_nothing_new(tmp_path):
 
 def test_older_store_gets_later_migrations(tmp_path, monkeypatch):
     path = tmp_path / "old.duckdb"
-    monkeypatch.setattr(core.store, "MIGRATIONS", [m for m in MIGRATIONS if m[0] == "m001_initial"])
+    monkeypatch.setattr(core.store, "all_migrations", lambda: [m for m in MIGRATIONS if m[0] == "m001_initial"])
     old = Store(path)
     assert [r["name"] for r in old.rows("SELECT name FROM schema_migrations")] == ["m001_initial"]
     old.execute("INSERT INTO datasets (name, split) VALUES ('legacy', 'train')")
@@ -295,7 +298,7 @@ def test_older_store_gets_later_migrations(tmp_path, monkeypatch):
     def m999_notes(con):
         con.execute("CREATE TABLE notes (dataset VARCHAR, note VARCHAR)")
 
-    monkeypatch.setattr(core.store, "MIGRATIONS", [*MIGRATIONS, ("m999_notes", m999_notes)])
+    monkeypatch.setattr(core.store, "all_migrations", lambda: [*MIGRATIONS, ("m999_notes", m999_notes)])
     s = Store(path)
     try:
         names = [r["name"] for r in s.rows("SELECT name FROM schema_migrations ORDER BY name")]

@@ -9,8 +9,9 @@ import pytest
 
 from core import models
 from core.errors import CoreError, NotFound
+from core.migrations.m001_initial import up as m001_initial
 from core.schema import GEMMA_LOCAL
-from core.store import Store, m001_initial
+from core.store import Store
 
 
 def test_builtin_gemma_is_registered(store):
