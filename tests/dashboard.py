@@ -79,3 +79,22 @@ def browser_page():
             yield page
         finally:
             browser.close()
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    """Wait until the script run behind the page has finished (Streamlit marks stApp with its state)."""
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
+    page.wait_for_selector("[data-testid=stMain]", timeout=timeout)
+
+
+def exceptions(page) -> list[str]:
+    """Text of every exception element Streamlit shows (tracebacks from st.exception or a crashed script)."""
+    return [e.inner_text() for e in page.locator("[data-testid=stException]").all()]
+
+
+def main_text(page) -> str:
+    return page.locator("[data-testid=stMain]").inner_text()
+
+
+def sidebar_text(page) -> str:
+    return page.locator("[data-testid=stSidebar]").inner_text()
