@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Browser tests drive Debian's chromium (Playwright cannot download its own browsers offline).
+# Browser tests and PNG export (kaleido) drive Debian's chromium (Playwright cannot download its own
+# browsers offline), and need a Korean font: without one every Hangul syllable is drawn as a box.
+# Installs chromium and fonts-nanum when missing (as root on Debian, as in CI); otherwise says what to do.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1; then exit 0; fi
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if ! { command -v fc-list >/dev/null 2>&1 && fc-list :lang=ko family | grep -q .; }; then
+  need+=(fonts-nanum)
+fi
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "Installing Debian's chromium for the browser tests…"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  echo "Installing ${need[*]} for the browser tests and PNG export…"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" fontconfig >/dev/null
+  fc-cache -f >/dev/null 2>&1 || true
 else
-  echo "chromium is not installed: install it (e.g. 'sudo apt-get install chromium') or browser tests will be skipped." >&2
+  echo "Missing ${need[*]}: install them (e.g. 'sudo apt-get install ${need[*]}'); without chromium the browser" \
+       "tests are skipped, without a Korean font (fonts-nanum or fonts-noto-cjk) Korean renders as boxes." >&2
 fi
