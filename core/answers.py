@@ -37,7 +37,7 @@ _STRONG = re.compile(
 )
 # The last line alone: "③", "**④**", "3번", "(2)번."
 _LONE = re.compile(r"[\s*#>\-]*(?:\(\s*)?([①-⑩]|[1-9][0-9]?(?=\s*번))(?:\s*\))?\s*번?[\s*.!。]*")
-_JSON = re.compile(r"\{[^{}]*\}")
+_JSON = re.compile(r"\{[^{}]*\}")  # a flat JSON object inside prose or fences (json_objects, _from_json)
 _JSON_VALUE = re.compile(r"\s*\(?\s*([0-9]{1,2}|[①-⑩])\s*\)?\s*번?\s*\.?\s*")
 _FINISH_TRUNCATED = {"MAX_TOKENS", "LENGTH"}
 
@@ -105,13 +105,34 @@ def extract_answer(text: str | None, n_choices: int = 5) -> Extraction:
         return Extraction(None, "none", "empty output")
     text = unicodedata.normalize("NFC", text)
     after_think = ""
-    close = text.rfind("</think>")
-    if close >= 0:
-        text, after_think = text[close + len("</think>"):], " after </think>"
+    reply, thinking = split_think(text)
+    if thinking is not None:
+        text, after_think = reply, " after </think>"
     elif "<think>" in text:
         return Extraction(None, "none", "output ended inside <think> (truncated?)")
     found = _from_json(text, n_choices) or _from_patterns(text, n_choices)
     return found or Extraction(None, "none", "no answer found" + after_think)
+
+
+def split_think(text: str) -> tuple[str, str | None]:
+    """Qwen3-style <think>…</think>: (the reply after it, the thinking) — (text, None) without one."""
+    close = text.rfind("</think>")
+    if close < 0:
+        return text, None
+    return text[close + len("</think>"):], text[:close].replace("<think>", "", 1).strip()
+
+
+def json_objects(text: str | None) -> list[dict]:
+    """Every parseable flat JSON object in a reply, in order (models wrap JSON in prose or fences)."""
+    out = []
+    for raw in _JSON.findall(text or ""):
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
 
 
 def is_truncated(finish_reason: str | None) -> bool:

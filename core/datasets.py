@@ -177,6 +177,12 @@ def export_dataset(store: Store, name: str, fmt: str, out: str | Path) -> int:
     return len(rows)
 
 
+def set_subjects(store: Store, name: str, subjects: dict[str, str], source: str) -> None:
+    """Label questions with a subject (e.g. from the classifier), recording where it came from."""
+    store.executemany("UPDATE questions SET subject = ?, subject_source = ? WHERE dataset = ? AND qid = ?",
+                      [(subject, source, name, qid) for qid, subject in subjects.items()])
+
+
 def pipeline_counts(store: Store) -> dict[str, Any]:
     """What the Data step holds, for the Home page and the sidebar."""
     return {

@@ -14,8 +14,10 @@ of the tokens actually used so far (at the end: what the job cost).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -25,6 +27,8 @@ from core.errors import CoreError
 
 if TYPE_CHECKING:
     from core.store import Store
+
+log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 0.5
 ACTIVE = ("queued", "running")
@@ -37,14 +41,40 @@ _LIVE_LOCK = threading.Lock()
 
 
 class JobContext:
-    """What a job function gets: its id, the cancel flag, and a throttled progress recorder."""
+    """What a step gets from whoever runs it: its job id, the cancel flag, a throttled progress recorder.
 
-    def __init__(self, store: Store, job_id: str, cancel: threading.Event,
+    The page and the CLI both run steps as jobs (`start`), so the one context carries cancel and
+    progress from them down to the engine. A step called directly (tests, scripts) gets a local
+    context: `JobContext.local(cancel)` records no progress and has no job id.
+    """
+
+    def __init__(self, store: Store | None, job_id: str | None, cancel: threading.Event | None = None,
                  cost: Callable[[int, int], float | None] | None = None):
-        self.store, self.job_id, self.cancel, self.cost = store, job_id, cancel, cost
+        self.store, self.job_id, self.cost = store, job_id, cost
+        self.cancel = cancel if cancel is not None else threading.Event()
         self._last = 0.0
         self._first_done: tuple[float, int] | None = None
         self._latest: dict[str, Any] | None = None
+
+    @classmethod
+    def local(cls, cancel: threading.Event | None = None) -> JobContext:
+        """A context for a direct call: cancel works, progress goes nowhere."""
+        return cls(None, None, cancel)
+
+    def phase(self, offset: int, total: int) -> JobContext:
+        """A context for one phase of a multi-phase step: the same cancel and job, progress shifted
+        by `offset` so the job shows one bar of `total` over every phase."""
+        parent, child = self, JobContext(None, self.job_id, self.cancel, self.cost)
+
+        def progress(p: Any = None, **kw: Any) -> None:
+            if p is None:
+                parent.progress(**kw)
+                return
+            parent.progress(done=offset + p.done, total=max(total, offset + p.total), errors=p.errors,
+                            input_tokens=p.input_tokens, output_tokens=p.output_tokens, force=kw.get("force", False))
+
+        child.progress = progress  # type: ignore[method-assign]
+        return child
 
     def flush(self) -> None:
         """Write the last progress that throttling held back."""
@@ -58,6 +88,8 @@ class JobContext:
                  errors: int | None = None, input_tokens: int | None = None,
                  output_tokens: int | None = None, message: str | None = None, force: bool = False) -> None:
         """Record progress: an engine Progress object, or the fields as keywords."""
+        if self.store is None:
+            return
         self._latest = dict(p=p, done=done, total=total, errors=errors, input_tokens=input_tokens,
                             output_tokens=output_tokens, message=message)
         if p is not None:
@@ -82,11 +114,12 @@ class JobContext:
                            [*sets.values(), datetime.now(), self.job_id])
 
 
-def _finish(store: Store, job_id: str, state: str, message: str | None, result: Any = None) -> None:
+def _finish(store: Store, job_id: str, state: str, message: str | None, result: Any = None,
+            trace: str | None = None) -> None:
     store.execute("UPDATE jobs SET state = ?, message = coalesce(?, message), result = ?, eta_s = NULL, "
-                  "updated_at = ?, finished_at = ? WHERE id = ?",
+                  "traceback = ?, updated_at = ?, finished_at = ? WHERE id = ?",
                   [state, message, json.dumps(result, ensure_ascii=False, default=str) if result is not None
-                   else None, datetime.now(), datetime.now(), job_id])
+                   else None, trace, datetime.now(), datetime.now(), job_id])
 
 
 def start(store: Store, kind: str, label: str, fn: Callable[[JobContext], Any], *,
@@ -104,18 +137,20 @@ def start(store: Store, kind: str, label: str, fn: Callable[[JobContext], Any], 
 
     def target() -> None:
         store.execute("UPDATE jobs SET state = 'running', updated_at = ? WHERE id = ?", [datetime.now(), job_id])
-        state, message, result = "done", None, None
+        state, message, result, trace = "done", None, None, None
         try:
             result = fn(ctx)
             if cancel.is_set():
                 state, message = "cancelled", "cancelled; run it again to resume"
         except CoreError as exc:
-            state, message = "failed", str(exc)
+            state, message, trace = "failed", str(exc), traceback.format_exc()
         except Exception as exc:  # the job fails; the dashboard and everything stored survive
-            state, message = "failed", f"{type(exc).__name__}: {exc}"
+            state, message, trace = "failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        if trace:
+            log.error("job %s (%s) failed: %s\n%s", job_id, kind, message, trace)
         try:
             ctx.flush()
-            _finish(store, job_id, state, message, result)
+            _finish(store, job_id, state, message, result, trace)
         finally:
             with _LIVE_LOCK:
                 _LIVE.pop(job_id, None)
@@ -155,6 +190,11 @@ def wait(job_id: str, timeout: float | None = None) -> bool:
     return live is None or live[1].wait(timeout)
 
 
+# Run records that point at a job: one still 'running' whose job no thread of this process runs
+# was left by a process that died (a CLI killed mid-run), and reads as 'interrupted' too.
+RUN_TABLES = ("runs", "mining_runs")
+
+
 def mark_interrupted(store: Store) -> int:
     """Jobs marked active that no thread of this process runs died with their process."""
     with _LIVE_LOCK:
@@ -165,6 +205,10 @@ def mark_interrupted(store: Store) -> int:
         store.execute(f"UPDATE jobs SET state = 'interrupted', eta_s = NULL, finished_at = ?, "
                       f"message = 'the process running it stopped; run it again to resume' WHERE {where}",
                       [datetime.now(), *([live] if live else [])])
+    dead = "state = 'running' AND job_id IS NOT NULL" + (
+        " AND job_id NOT IN (SELECT unnest(?::VARCHAR[]))" if live else "")
+    for table in RUN_TABLES:  # names from the constant above, values bound
+        store.execute(f"UPDATE {table} SET state = 'interrupted' WHERE {dead}", [live] if live else [])
     return n
 
 

@@ -7,40 +7,41 @@ Outcomes per question (configurable rules, the original project's defaults):
 - both_wrong: skipped but listed (label errors, very hard items)
 - student_only: teacher ✗, student ✓ (skipped)
 - no_answer: the question has no gold answer and cannot be mined
+
+This module keeps the mining rule and the run records (`mining_runs`, `mining_items`); the judge
+(core/judge.py), the subject classifier (core/classify.py) and the export (core/mining_export.py)
+live in their own modules, and stored replies are read through core/generations.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import threading
 import uuid
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from core import datasets, engine, jobs, models, prompts, solve
-from core.config import CSAT_SUBJECTS, UNKNOWN_SUBJECT
+from core import datasets, generations, jobs, models, solve
+from core.classify import classify_subjects
 from core.errors import CoreError, NotFound
+from core.jobs import JobContext
+from core.judge import judge_pairs
+from core.runs import StepConfig, code_version
 from core.stats import majority_vote
-from core.store import Store
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 OUTCOMES = ("hard_negative", "both_correct", "both_wrong", "student_only", "no_answer")
-JUDGE_SCHEMA = {"type": "object", "properties": {
-    "preferred": {"type": "string", "enum": ["teacher", "student", "tie"]}, "reason": {"type": "string"}},
-    "required": ["preferred", "reason"]}
-CLASSIFY_SCHEMA = {"type": "object", "properties": {"subject": {"type": "string"}}, "required": ["subject"]}
 
 
 
 
-class MiningConfig(BaseModel):
-    """One mining run's settings; the page form and the CLI flags map onto these fields."""
+class MiningConfig(StepConfig):
+    """One mining run's settings; the page form and the CLI flags are built from these fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    step: ClassVar[str] = "mine"
 
     pool: str = Field(description="dataset to mine (a train pool)")
     teacher: str = Field(description="registered teacher model")
@@ -52,59 +53,6 @@ class MiningConfig(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature (None: model default)")
     judge: str | None = Field(None, description="registered model that judges both-correct pairs")
     classifier: str | None = Field(None, description="registered model that labels questions without a subject")
-
-    def digest(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
-
-
-def classify_subjects(store: Store, pool: str, classifier: str, cancel: threading.Event | None = None,
-                      counters: dict[str, int] | None = None) -> int:
-    """Label questions whose subject is unknown with one of the CSAT subjects; returns how many.
-
-    counters: requests_sent / cached are added to it (a mining run's totals)."""
-    model = models.get_model(store, classifier)
-    qs = [q for q in datasets.questions(store, pool) if q["subject"] in (None, "", UNKNOWN_SUBJECT)]
-    if not qs:
-        return 0
-    reqs = []
-    for q in qs:
-        messages, h = prompts.classify_messages(q, CSAT_SUBJECTS)
-        reqs.append(engine.Request(messages, h, task="classify", dataset=pool, qid=q["qid"]))
-    res = engine.run(store, model, reqs, params=_json_params(model, CLASSIFY_SCHEMA, 256), cancel=cancel)
-    if counters is not None:
-        counters["requests_sent"] += res.progress.sent
-        counters["cached"] += res.progress.cached
-    n = 0
-    for q, row in zip(qs, res.rows):
-        subject = (_json_obj(row["response"]) or {}).get("subject") if row and not row["error"] else None
-        if subject in CSAT_SUBJECTS:
-            store.execute("UPDATE questions SET subject = ?, subject_source = 'classifier' WHERE dataset = ? AND qid = ?",
-                          [subject, pool, q["qid"]])
-            n += 1
-    return n
-
-
-def _json_params(model: models.Model, schema: dict, max_tokens: int) -> dict[str, Any]:
-    """Structured output where the provider supports it; the prompt asks for JSON either way."""
-    params: dict[str, Any] = {"max_tokens": max(max_tokens, model.params.max_tokens or 0)}
-    if model.provider != "local":
-        params["json_schema"] = schema
-    return params
-
-
-_JSON = re.compile(r"\{[^{}]*\}", re.S)
-
-
-def _json_obj(text: str | None) -> dict[str, Any] | None:
-    """The last parseable flat JSON object in a reply (models wrap JSON in prose or fences)."""
-    for raw in reversed(_JSON.findall(text or "")):
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            return obj
-    return None
 
 
 def _pick(gens: list[dict[str, Any]], want_correct: bool) -> str | None:
@@ -139,28 +87,33 @@ def classify_outcome(gold: int | None, teacher: list[int | None], student: list[
     return "student_only" if s_ok else "both_wrong"
 
 
-def mine(store: Store, config: MiningConfig, cancel: threading.Event | None = None,
-         progress: Callable | None = None, job_id: str | None = None) -> dict[str, Any]:
-    """Run the whole step; every model call goes through the cached engine, so re-runs are free."""
+def check(store: Store, config: MiningConfig) -> int:
+    """Everything that can be checked before a run: the pool, the models, m ≤ K. Returns the number
+    of questions with a gold answer (what each model is asked, K times)."""
     datasets.require(store, config.pool)
     for name in filter(None, (config.teacher, config.student, config.judge, config.classifier)):
         models.get_model(store, name)
     if config.rule == "hard" and config.min_wrong > config.samples:
         raise CoreError(f"min_wrong {config.min_wrong} exceeds samples {config.samples}",
                         hint="m must be at most K")
-    run_id = uuid.uuid4().hex[:10]
-    store.execute("INSERT INTO mining_runs (id, pool, teacher, student, config, config_hash, state, job_id) "
-                  "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-                  [run_id, config.pool, config.teacher, config.student, config.model_dump_json(), config.digest(), job_id])
-    counters = {"requests_sent": 0, "cached": 0}
-    n = sum(q["answer"] is not None for q in datasets.questions(store, config.pool))
-    phase = {"offset": 0, "total": 2 * n * config.samples}
+    return sum(q["answer"] is not None for q in datasets.questions(store, config.pool))
 
-    def report(p: Any) -> None:
-        """The engine reports per phase; the job shows one bar over teacher + student (+ judge)."""
-        if progress:
-            progress(done=phase["offset"] + p.done, total=max(phase["total"], phase["offset"] + p.total),
-                     errors=p.errors, input_tokens=p.input_tokens, output_tokens=p.output_tokens)
+
+def mine(store: Store, config: MiningConfig, ctx: JobContext | None = None,
+         cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Run the whole step; every model call goes through the cached engine, so re-runs are free.
+
+    ctx carries cancel and progress from the job (a direct call may pass just `cancel`).
+    """
+    ctx = ctx or JobContext.local(cancel)
+    n = check(store, config)
+    run_id = uuid.uuid4().hex[:10]
+    store.execute("INSERT INTO mining_runs (id, pool, teacher, student, config, config_hash, state, job_id, "
+                  "code_version) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                  [run_id, config.pool, config.teacher, config.student, config.model_dump_json(), config.digest(),
+                   ctx.job_id, code_version()])
+    counters = {"requests_sent": 0, "cached": 0}
+    total = 2 * n * config.samples  # the job shows one bar over teacher + student (+ judge)
 
     def finish(state: str, summary: dict[str, Any] | None = None) -> dict[str, Any]:
         store.execute("UPDATE mining_runs SET state = ?, summary = ? WHERE id = ?",
@@ -169,20 +122,19 @@ def mine(store: Store, config: MiningConfig, cancel: threading.Event | None = No
 
     try:
         if config.classifier:
-            classify_subjects(store, config.pool, config.classifier, cancel, counters)
-        for who in (config.teacher, config.student):
-            if cancel is not None and cancel.is_set():
+            classify_subjects(store, config.pool, config.classifier, ctx, counters)
+        for phase, who in enumerate((config.teacher, config.student)):
+            if ctx.cancelled():
                 return finish("cancelled")
             # Questions without a gold answer cannot be mined: they are listed, never sent.
             s = solve.solve(store, config.pool, who, samples=config.samples, temperature=config.temperature,
-                            cancel=cancel, progress=report, job_id=job_id, gold_only=True)
-            phase["offset"] += n * config.samples
+                            ctx=ctx.phase(phase * n * config.samples, total), gold_only=True)
             counters["requests_sent"] += s["requests_sent"]
             counters["cached"] += s["cached"]
-        if cancel is not None and cancel.is_set():
+        if ctx.cancelled():
             return finish("cancelled")
-        mined = _judge_outcomes(store, config, cancel, report, counters, job_id)
-        if cancel is not None and cancel.is_set():
+        mined = _judge_outcomes(store, config, ctx.phase(total, total), counters)
+        if ctx.cancelled():
             return finish("cancelled")
     except BaseException:
         finish("failed")
@@ -198,14 +150,10 @@ def mine(store: Store, config: MiningConfig, cancel: threading.Event | None = No
     return finish("done", summary)
 
 
-def _judge_outcomes(store: Store, config: MiningConfig, cancel, progress, counters, job_id) -> list[dict[str, Any]]:
-    by_model = {}
-    for who in (config.teacher, config.student):
-        gens: dict[str, list[dict]] = {}
-        for g in solve.generations_for(store, config.pool, who):
-            if g["sample"] < config.samples:
-                gens.setdefault(g["qid"], []).append(g)
-        by_model[who] = gens
+def _judge_outcomes(store: Store, config: MiningConfig, ctx: JobContext,
+                    counters: dict[str, int]) -> list[dict[str, Any]]:
+    by_model = {who: generations.by_question(store, config.pool, who, config.samples)
+                for who in (config.teacher, config.student)}
     items = []
     for q in datasets.questions(store, config.pool):
         tg, sg = by_model[config.teacher].get(q["qid"], []), by_model[config.student].get(q["qid"], [])
@@ -222,41 +170,25 @@ def _judge_outcomes(store: Store, config: MiningConfig, cancel, progress, counte
             "judge_preferred": None, "judge_reason": None, "judge_key": None, "_q": q, "_sg": sg,
         })
     if config.judge:
-        _judge(store, config, [i for i in items if i["outcome"] == "both_correct"], cancel, progress, counters, job_id)
+        _judge(store, config, [i for i in items if i["outcome"] == "both_correct"], ctx, counters)
     for i in items:
         i.pop("_q"), i.pop("_sg")
     return items
 
 
-def _judge(store, config, both, cancel, progress, counters, job_id) -> None:
-    """Both right: keep the pair only when the judge prefers the teacher's reasoning."""
-    if not both:
-        return
-    judge = models.get_model(store, config.judge)
-    texts = {r["cache_key"]: r["response"] for r in store.rows(
-        "SELECT cache_key, response FROM generations WHERE cache_key IN (SELECT unnest(?::VARCHAR[]))",
-        [[i["golden_key"] for i in both] + [g["cache_key"] for i in both for g in i["_sg"]]])}
-    reqs = []
+def _judge(store: Store, config: MiningConfig, both: list[dict[str, Any]], ctx: JobContext,
+           counters: dict[str, int]) -> None:
+    """Both right: keep the pair only when the judge prefers the teacher's reasoning (core/judge.py)."""
+    pairs = []
     for i in both:
         student_key = next((g["cache_key"] for g in i["_sg"] if g["correct"]), None)
         i["failed_key"] = student_key  # the student's (correct but weaker) path is the rejected one
-        messages, h = prompts.judge_messages(i["_q"], texts.get(i["golden_key"]) or "", texts.get(student_key) or "")
-        reqs.append(engine.Request(messages, h, task="judge", dataset=config.pool, qid=i["qid"]))
-    res = engine.run(store, judge, reqs, params=_json_params(judge, JUDGE_SCHEMA, 1024), cancel=cancel,
-                     progress=progress, job_id=job_id)
-    counters["requests_sent"] += res.progress.sent
-    counters["cached"] += res.progress.cached
-    for i, row in zip(both, res.rows):
-        if not row:
-            continue
-        i["judge_key"] = row["cache_key"]
-        verdict = _json_obj(row["response"]) if not row["error"] else None
-        preferred = (verdict or {}).get("preferred")
-        if preferred in ("teacher", "student", "tie"):
-            i["judge_preferred"], i["judge_reason"] = preferred, str(verdict.get("reason") or "")
-        else:
-            i["judge_reason"] = row["error"] or "unparseable judge output"
-        i["kept"] = preferred == "teacher"
+        pairs.append({"qid": i["qid"], "question": i["_q"], "golden_key": i["golden_key"], "student_key": student_key})
+    judge_pairs(store, config.judge, config.pool, pairs, ctx, counters)
+    for i, p in zip(both, pairs):
+        for k in ("judge_key", "judge_preferred", "judge_reason", "kept"):
+            if k in p:
+                i[k] = p[k]
 
 
 def summarise(store: Store, run_id: str) -> dict[str, Any]:
@@ -289,6 +221,8 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
 
 
 def list_runs(store: Store) -> list[dict[str, Any]]:
+    """Runs newest first; one left running by a process that died reads as 'interrupted'."""
+    jobs.mark_interrupted(store)
     out = []
     for r in store.rows("SELECT id FROM mining_runs ORDER BY created_at DESC"):
         run = get_run(store, r["id"])
@@ -302,13 +236,9 @@ def items(store: Store, run_id: str, outcome: str | None = None, kept: bool | No
           subject: str | None = None) -> list[dict[str, Any]]:
     """Mined items with the question's subject and the texts of both reasoning paths."""
     run = get_run(store, run_id)
-    sql = """SELECT i.*, q.subject, q.question, q.position,
-                    gg.response AS golden_response, gg.reasoning AS golden_reasoning, gg.answer AS golden_answer,
-                    fg.response AS failed_response, fg.reasoning AS failed_reasoning, fg.answer AS failed_answer
+    sql = """SELECT i.*, q.subject, q.question, q.position
              FROM mining_items i
              LEFT JOIN questions q ON q.dataset = ? AND q.qid = i.qid
-             LEFT JOIN generations gg ON gg.cache_key = i.golden_key
-             LEFT JOIN generations fg ON fg.cache_key = i.failed_key
              WHERE i.run_id = ?"""
     params: list[Any] = [run["pool"], run_id]
     if outcome:
@@ -320,7 +250,14 @@ def items(store: Store, run_id: str, outcome: str | None = None, kept: bool | No
     if subject:
         sql += " AND q.subject = ?"
         params.append(subject)
-    return store.rows(sql + " ORDER BY q.position", params)
+    rows = store.rows(sql + " ORDER BY q.position", params)
+    paths = generations.by_keys(store, [r[k] for r in rows for k in ("golden_key", "failed_key")])
+    for r in rows:
+        for side in ("golden", "failed"):
+            g = paths.get(r[f"{side}_key"]) or {}
+            r[f"{side}_response"], r[f"{side}_reasoning"], r[f"{side}_answer"] = (
+                g.get("response"), g.get("reasoning"), g.get("answer"))
+    return rows
 
 
 def by_subject(store: Store, run_id: str) -> list[dict[str, Any]]:
@@ -330,32 +267,20 @@ def by_subject(store: Store, run_id: str) -> list[dict[str, Any]]:
                          WHERE i.run_id = ? GROUP BY ALL ORDER BY q.subject, i.outcome""", [run["pool"], run_id])
 
 
-def export_hard_negatives(store: Store, run_id: str, out: str | Path) -> int:
-    """JSONL: the question, gold answer, golden (teacher) and failed (student) reasoning."""
-    run = get_run(store, run_id)
-    qs = {q["qid"]: q for q in datasets.questions(store, run["pool"])}
-    rows = items(store, run_id, kept=True)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as f:
-        for r in rows:
-            q = qs[r["qid"]]
-            f.write(json.dumps({
-                "run": run_id, "pool": run["pool"], "id": r["qid"], "outcome": r["outcome"], "subject": q["subject"],
-                "paragraph": q["paragraph"], "question": q["question"], "question_plus": q["extra"],
-                "choices": list(q["choices"]), "answer": q["answer"], "points": q["points"],
-                "teacher": run["teacher"], "student": run["student"],
-                "golden": {"generation": r["golden_key"], "answer": r["golden_answer"], "reasoning": r["golden_response"]},
-                "failed": {"generation": r["failed_key"], "answer": r["failed_answer"], "reasoning": r["failed_response"]},
-                "student_answers": r["student_answers"], "teacher_answers": r["teacher_answers"],
-                "judge": {"preferred": r["judge_preferred"], "reason": r["judge_reason"]} if r["judge_key"] else None,
-            }, ensure_ascii=False) + "\n")
-    return len(rows)
-
-
 def start_job(store: Store, config: MiningConfig) -> str:
-    """Mining as a background job (progress, cancel; a re-run resumes from the cache)."""
-    n = sum(q["answer"] is not None for q in datasets.questions(store, config.pool))
+    """Mining as a background job (progress, cancel; a re-run resumes from the cache). The page and
+    the CLI both start it this way; what can be checked is checked before the job starts."""
+    n = check(store, config)
     return jobs.start(store, "mine", f"mine {config.pool}: {config.teacher} vs {config.student} ×{config.samples}",
-                      lambda ctx: mine(store, config, cancel=ctx.cancel, progress=ctx.progress, job_id=ctx.job_id),
-                      params=config.model_dump(), total=2 * n * config.samples)
+                      lambda ctx: mine(store, config, ctx), params=config.model_dump(), total=2 * n * config.samples)
+
+
+def estimates(store: Store, config: MiningConfig) -> dict[str, dict[str, Any]]:
+    """Per model (teacher, student): what the run would send and cost (questions with a gold answer only)."""
+    return {who: solve.estimate(store, config.pool, who, config.samples, config.temperature, gold_only=True)
+            for who in dict.fromkeys((config.teacher, config.student))}
+
+
+def unanswerable(store: Store, pool: str) -> int:
+    """Questions of the pool without a gold answer (listed by a run, never sent)."""
+    return sum(q["answer"] is None for q in datasets.questions(store, pool))

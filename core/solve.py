@@ -1,25 +1,40 @@
 """Solve a dataset with a registered model: K samples per question with the solve prompt, scored.
 
-The first step of mining and of evaluation. Every reply goes through the engine, so a re-run (or a
-run stopped halfway) costs only what is not stored yet.
+The first step of mining and of evaluation, and a step of its own (`SolveConfig`, `python -m core
+solve`, the Settings page's solve panel). Every reply goes through the engine, so a re-run (or a
+run stopped halfway) costs only what is not stored yet. Stored replies are read back through
+core/generations.py.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from core import datasets, engine, generations, jobs, pricing, prompts
+from pydantic import Field
+
+from core import datasets, engine, generations, jobs, pricing, prompts, runs
 from core.engine import Progress, Request
 from core.errors import CoreError
+from core.jobs import JobContext
 from core.models import Model, get_model
+from core.runs import StepConfig
 
 if TYPE_CHECKING:
     from core.store import Store
 
 SUMMARY_KEYS = ("questions", "samples", "requests_sent", "cached", "answered", "correct", "accuracy",
                 "unparsed", "truncated", "errors")
+
+
+class SolveConfig(StepConfig):
+    """One solve run: which model answers which set, how many times."""
+
+    step: ClassVar[str] = "solve"
+
+    dataset: str = Field(description="dataset to solve")
+    model: str = Field(description="registered model")
+    samples: int = Field(1, ge=1, le=100, description="replies per question")
+    temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature (default: the model's)")
 
 
 def _model(store: Store, model: str | Model) -> Model:
@@ -69,6 +84,14 @@ def estimate(store: Store, dataset: str, model: str | Model, samples: int = 1,
             "est_cost_usd": pricing.cost_usd(m, plan["input_tokens"], out_tokens)}
 
 
+def estimate_text(est: dict[str, Any]) -> str:
+    """The one-line cost estimate every page and the CLI show before a run starts."""
+    cost = ("cost unknown: set price_input_per_m / price_output_per_m" if est.get("est_cost_usd") is None
+            else "no API cost" if est["est_cost_usd"] == 0 else f"≈ ${est['est_cost_usd']:.4f}")
+    return (f"{est['requests']} request(s): {est['cached']} in the store, {est['to_send']} to send "
+            f"(≈ {est['input_tokens']:,} input + ≈ {est['output_tokens']:,} output tokens, {cost})")
+
+
 def summarise(qs: list[dict[str, Any]], reqs: list[Request], rows: list[dict[str, Any] | None],
               samples: int, progress: Progress) -> dict[str, Any]:
     gold = {q["qid"]: q["answer"] for q in qs}
@@ -89,70 +112,44 @@ def summarise(qs: list[dict[str, Any]], reqs: list[Request], rows: list[dict[str
 
 
 def solve(store: Store, dataset: str, model: str | Model, samples: int = 1, temperature: float | None = None,
-          cancel: threading.Event | None = None, progress: Callable[[Progress], None] | None = None,
-          job_id: str | None = None, gold_only: bool = False) -> dict[str, Any]:
+          ctx: JobContext | None = None, gold_only: bool = False) -> dict[str, Any]:
     """Run `model` over `dataset`, K samples per question; returns the summary (SUMMARY_KEYS).
 
-    Cancel stops sending; what finished is stored and the next call resumes from there.
+    ctx carries cancel and progress (a direct call gets a local one). Cancel stops sending; what
+    finished is stored and the next call resumes from there.
     """
+    ctx = ctx or JobContext.local()
     m = _model(store, model)
     qs, reqs = solve_requests(store, dataset, samples, gold_only)
-    run = engine.run(store, m, reqs, params=_params(temperature), job_id=job_id, cancel=cancel,
-                     progress=progress)
+    run = engine.run(store, m, reqs, params=_params(temperature), job_id=ctx.job_id, cancel=ctx.cancel,
+                     progress=ctx.progress)
     return summarise(qs, reqs, run.rows, samples, run.progress)
 
 
-def start_job(store: Store, dataset: str, model: str, samples: int = 1, temperature: float | None = None) -> str:
+def run_step(store: Store, config: SolveConfig, ctx: JobContext) -> dict[str, Any]:
+    """The solve step as a job body: a run record (resumed for the same config), the solve, its summary."""
+    run_id, _ = runs.open_run(store, config, ctx.job_id)
+    try:
+        summary = solve(store, config.dataset, config.model, config.samples, config.temperature, ctx=ctx)
+    except BaseException as exc:
+        runs.finish_run(store, run_id, "failed", message=str(exc))
+        raise
+    runs.finish_run(store, run_id, "cancelled" if ctx.cancelled() else "done", summary)
+    return summary
+
+
+def start_job(store: Store, config: SolveConfig) -> str:
     """Start `solve` as a background job; returns the job id (poll jobs.get_job, stop with jobs.cancel)."""
-    m = _model(store, model)
-    est = estimate(store, dataset, m, samples, temperature)
+    m = _model(store, config.model)
+    est = estimate(store, config.dataset, m, config.samples, config.temperature)
     return jobs.start(
-        store, "solve", f"{m.name} solves {dataset} ×{samples}",
-        lambda ctx: solve(store, dataset, m, samples, temperature, cancel=ctx.cancel, progress=ctx.progress,
-                          job_id=ctx.job_id),
-        params={"dataset": dataset, "model": m.name, "samples": samples, "temperature": temperature},
-        total=est["requests"], est_cost_usd=est["est_cost_usd"],
+        store, "solve", f"{m.name} solves {config.dataset} ×{config.samples}",
+        lambda ctx: run_step(store, config, ctx),
+        params=config.model_dump(), total=est["requests"], est_cost_usd=est["est_cost_usd"],
         cost=lambda i, o: pricing.cost_usd(m, i, o))
 
 
-def generations_for(store: Store, dataset: str, model: str, task: str = "solve",
-                    prompt_hash: str | None = None, qid: str | None = None) -> list[dict[str, Any]]:
-    """The latest stored reply per (question, sample) of `model` on `dataset`, in file order, with the
-    gold answer, subject and points beside it. Errors are included (their `error` is set).
-
-    prompt_hash: only replies to this template version (default: whichever is latest).
-    qid: only this question (a page showing one question need not read the whole set).
-    """
-    hash_filter = ("AND g.prompt_hash = ? " if prompt_hash else "") + ("AND r.qid = ?" if qid else "")
-    params: list[Any] = [dataset, model, task] + ([prompt_hash] if prompt_hash else []) + ([qid] if qid else [])
-    return store.rows(f"""
-        WITH latest AS (
-            SELECT r.dataset, r.qid, r.sample, r.cache_key, r.used_at,
-                   row_number() OVER (PARTITION BY r.qid, r.sample ORDER BY r.used_at DESC) AS rn
-            FROM generation_refs r JOIN generations g ON g.cache_key = r.cache_key
-            WHERE r.dataset = ? AND r.model = ? AND r.task = ? {hash_filter})
-        SELECT l.dataset, l.qid, l.sample, g.model, g.provider, g.model_id, g.cache_key, g.prompt_hash,
-               g.params, g.messages, g.response, g.reasoning, g.answer, g.answer_reason, g.answer_method,
-               g.finish_reason, g.truncated, g.input_tokens, g.output_tokens, g.latency_s, g.attempts,
-               g.error, g.created_at, g.job_id, l.used_at,
-               q.answer AS gold, q.subject, q.points, q.answer IS NOT NULL AND g.answer = q.answer AS correct
-        FROM latest l JOIN generations g ON g.cache_key = l.cache_key
-        LEFT JOIN questions q ON q.dataset = l.dataset AND q.qid = l.qid
-        WHERE l.rn = 1
-        ORDER BY q.position NULLS LAST, l.qid, l.sample""", params)
-
-
-def live_summary(store: Store, dataset: str, model: str, samples: int = 1) -> dict[str, Any]:
-    """What has finished so far of `model` on `dataset` (first K samples): for live panels."""
-    rows = [g for g in generations_for(store, dataset, model) if g["sample"] < samples]
-    ok = [g for g in rows if g["error"] is None]
-    gold = [g for g in ok if g["gold"] is not None and g["answer"] is not None]
-    return {
-        "finished": len(rows), "errors": len(rows) - len(ok),
-        "answered": sum(g["answer"] is not None for g in ok),
-        "unparsed": sum(g["answer"] is None for g in ok),
-        "truncated": sum(bool(g["truncated"]) for g in ok),
-        "answered_gold": len(gold),
-        "accuracy": (sum(bool(g["correct"]) for g in gold) / len([g for g in ok if g["gold"] is not None]))
-        if any(g["gold"] is not None for g in ok) else 0.0,
-    }
+def last_run(store: Store, dataset: str, model: str) -> dict[str, Any] | None:
+    """The newest solve run of this model on this set (for 'made by' under its results)."""
+    return next((r for r in runs.list_runs(store, "solve")
+                 if (r["config"] or {}).get("dataset") == dataset and (r["config"] or {}).get("model") == model), None)

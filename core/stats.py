@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import binomtest
 
 UNANSWERED = 0  # sentinel label for None predictions; choice numbers start at 1
 
@@ -96,6 +95,8 @@ def confusion(
 def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> dict:
     """Exact McNemar test: paired models on the same questions differ only on
     discordant items, so test those against a fair coin (two-sided)."""
+    from scipy.stats import binomtest  # scipy loads only when a test is computed (CLI --help stays fast)
+
     n = _same_length(a_correct, b_correct)
     a = np.asarray(a_correct, dtype=bool)
     b = np.asarray(b_correct, dtype=bool)

@@ -6,7 +6,7 @@ import pytest
 from minidata import import_mini
 from tiny_models import build_tiny_qwen
 
-from core import engine, models, solve
+from core import engine, generations, models, solve
 from core.engine import Request
 from core.errors import CoreError
 from core.providers import local
@@ -71,7 +71,7 @@ def test_solve_with_a_local_model(store, tiny_qwen, tmp_path):
     models.add_model(store, "tiny", "local", tiny_qwen, params={"max_tokens": 4, "batch_size": 4})
     summary = solve.solve(store, "mini", "tiny", samples=2, temperature=0.8)
     assert summary["questions"] == 3 and summary["requests_sent"] == 6 and summary["errors"] == 0
-    assert len(solve.generations_for(store, "mini", "tiny")) == 6
+    assert len(generations.generations_for(store, "mini", "tiny")) == 6
 
 
 def test_real_gemma_gguf_answers_a_sample_question(store, tmp_path):
@@ -79,7 +79,7 @@ def test_real_gemma_gguf_answers_a_sample_question(store, tmp_path):
     import_mini(store, tmp_path, n=1)
     summary = solve.solve(store, "mini", GEMMA_LOCAL, temperature=0)
     assert summary["requests_sent"] == 1 and summary["errors"] == 0
-    row = solve.generations_for(store, "mini", GEMMA_LOCAL)[0]
+    row = generations.generations_for(store, "mini", GEMMA_LOCAL)[0]
     assert row["response"] and row["output_tokens"] > 0 and row["input_tokens"] > 100
 
 

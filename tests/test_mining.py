@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from core import datasets, mining, models
+from core import classify, datasets, mining, mining_export, models
 from core.cli import main
 from core.cli.mine import SUMMARY_KEYS
 from core.errors import CoreError, NotFound
@@ -241,7 +241,7 @@ def test_mine_exact_counts_paths_and_cache(store, tmp_path):
     assert all(r["state"] == "done" and r["hard_negatives"] == 2 for r in mining.list_runs(store))
 
     out = tmp_path / "out" / "hn.jsonl"
-    assert mining.export_hard_negatives(store, run, out) == 2
+    assert mining_export.export_hard_negatives(store, run, out) == 2
     lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [x["id"] for x in lines] == ["1", "4"]
     first = lines[0]
@@ -350,7 +350,7 @@ def test_judge_keeps_both_correct_only_when_it_prefers_the_teacher(store, tmp_pa
         assert (q1["outcome"], q1["golden_answer"], q1["failed_answer"]) == ("both_correct", 1, 1)
         assert q1["failed_response"] == solve_text("학생", 1, 1)
         out = tmp_path / "kept.jsonl"
-        assert mining.export_hard_negatives(store, got["run"], out) == 2
+        assert mining_export.export_hard_negatives(store, got["run"], out) == 2
         first = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
         assert first["judge"] == {"preferred": "teacher", "reason": "교사 풀이가 근거를 더 정확히 든다."}
         assert first["failed"]["reasoning"] == solve_text("학생", 1, 1)
@@ -425,12 +425,12 @@ def test_classifier_labels_unknown_subjects_from_the_list(store, tmp_path):
     script = Script("분류", labels=LABELS)
     with Loopback("openai", script) as c:
         models.add_model(store, "clf", "openai", "clf-model", base_url=c.base_url, params=FAST)
-        assert mining.classify_subjects(store, "unl", "clf") == 2
+        assert classify.classify_subjects(store, "unl", "clf") == 2
         assert (c.count, script.kinds["classify"]) == (3, 3)  # q4 has a subject: not asked
         assert subjects(store, "unl") == {"1": ("윤리와 사상", "classifier"), "2": ("unknown", "unknown"),
                                           "3": ("한국사", "classifier"), "4": ("국어", "column")}
         # Only q2 is still unknown; its (out-of-list) reply is cached, so nothing is sent or changed.
-        assert mining.classify_subjects(store, "unl", "clf") == 0
+        assert classify.classify_subjects(store, "unl", "clf") == 0
         assert c.count == 3
     assert store.scalar("SELECT count(*) FROM generations WHERE task = 'classify'") == 3
 
@@ -563,14 +563,13 @@ def test_cli_errors(capsys, tmp_path):
     st.close()
     rc, out, err = cli(capsys, db, "mine", "--teacher", "teacher", "--student", "student", "--json")
     assert (rc, out) == (1, "")
-    assert err.splitlines() == ["Error: mine needs --pool, --teacher and --student",
-                                "Hint: or: mine list / mine export RUN --out FILE"]
+    assert err.splitlines() == ["Error: missing --pool", "Hint: add --help to see every setting"]
     rc, out, err = cli(capsys, db, "mine", "--pool", "nope", "--teacher", "teacher", "--student", "student")
     assert rc == 1 and err.splitlines()[0] == "Error: no dataset named 'nope'"
     rc, out, err = cli(capsys, db, "mine", "--pool", "kice", "--teacher", "teacher", "--student", "student")
     assert rc == 1 and err.splitlines()[0] == "Error: no model named 'teacher'"
     rc, out, err = cli(capsys, db, "mine", "--pool", "kice", "--teacher", "t", "--student", "s", "--samples", "0")
-    assert rc == 1 and err.startswith("Error: bad mining settings: samples:")
+    assert rc == 1 and err.startswith("Error: bad mine setting samples:")
     rc, out, err = cli(capsys, db, "mine", "export", "nope", "--out", str(tmp_path / "x.jsonl"))
     assert rc == 1 and err.splitlines()[0] == "Error: no mining run 'nope'"
     assert not (tmp_path / "x.jsonl").exists()

@@ -13,7 +13,7 @@ from pathlib import Path
 from loopback import Loopback, Reply
 from minidata import import_mini
 
-from core import jobs, models, solve
+from core import generations, jobs, models, solve
 from core.cli import main
 from core.store import Store
 
@@ -46,7 +46,7 @@ def test_generations_for_latest_per_question_and_sample(store, tmp_path):
         register(store, srv)
         solve.solve(store, "mini", "srv", samples=2, temperature=0.2)
         solve.solve(store, "mini", "srv", samples=1, temperature=0.9)
-    rows = solve.generations_for(store, "mini", "srv")
+    rows = generations.generations_for(store, "mini", "srv")
     assert [(r["qid"], r["sample"]) for r in rows] == [(f"q{i}", k) for i in range(1, 5) for k in (0, 1)]
     latest = {r["qid"]: json.loads(r["params"])["temperature"] for r in rows if r["sample"] == 0}
     assert set(latest.values()) == {0.9}
@@ -63,7 +63,7 @@ def test_same_question_in_two_datasets_is_paid_once(store, tmp_path):
         solve.solve(store, "a", "srv")
         s = solve.solve(store, "b", "srv")
         assert srv.count == 3 and s["cached"] == 3
-    assert len(solve.generations_for(store, "b", "srv")) == 3
+    assert len(generations.generations_for(store, "b", "srv")) == 3
 
 
 def test_estimate_counts_cache_and_cost(store, tmp_path):
@@ -82,7 +82,7 @@ def test_solve_job_runs_in_the_background_and_cancels(store, tmp_path):
     import_mini(store, tmp_path, n=30)
     with Loopback("openai", lambda n, b: Reply(delay=0.05)) as srv:
         register(store, srv, concurrency=2)
-        job_id = solve.start_job(store, "mini", "srv")
+        job_id = solve.start_job(store, solve.SolveConfig(dataset="mini", model="srv"))
         deadline = time.monotonic() + 10
         while srv.count < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -91,7 +91,7 @@ def test_solve_job_runs_in_the_background_and_cancels(store, tmp_path):
         assert jobs.wait(job_id, 10)
         job = jobs.get_job(store, job_id)
         assert job["state"] == "cancelled" and job["result"]["requests_sent"] < 30
-        job_id = solve.start_job(store, "mini", "srv")
+        job_id = solve.start_job(store, solve.SolveConfig(dataset="mini", model="srv"))
         assert jobs.wait(job_id, 20)
         job = jobs.get_job(store, job_id)
         assert job["state"] == "done" and job["done"] == 30 and job["total"] == 30

@@ -1,16 +1,16 @@
-"""`mine`: hard-negative mining (run, list, export)."""
+"""`mine`: hard-negative mining (run, list, export). A run is a job like the page's: a progress bar on
+stderr, Ctrl-C or SIGTERM stores what finished and exits 130, the same command resumes from the
+cache, and `jobs list` shows it (a killed run reads as interrupted in `mine list` and `jobs list`)."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 
 import typer
 
-from core import mining
 from core.cli import app, print_json, store_of
-from core.errors import CoreError
+from core.cli.options import config_command, exit_if_cancelled, json_option, run_job
+from core.mining import MiningConfig
 
 mine_app = typer.Typer(help="Hard-negative mining: teacher ✓ / student ✗, both reasoning paths kept.")
 app.add_typer(mine_app, name="mine")
@@ -19,40 +19,21 @@ SUMMARY_KEYS = ("run", "pool", "teacher", "student", "questions", "hard_negative
                 "student_only", "judged_kept", "requests_sent", "cached")
 
 
-@mine_app.callback(invoke_without_command=True)
-def mine(ctx: typer.Context, pool: str = typer.Option(None, "--pool", help="dataset to mine"),
-         teacher: str = typer.Option(None, "--teacher", help="registered teacher model"),
-         student: str = typer.Option(None, "--student", help="registered student model"),
-         samples: int = typer.Option(1, "--samples", help="K samples per model and question"),
-         rule: str = typer.Option("majority", "--rule", help="majority | hard (student wrong in ≥ m of K)"),
-         min_wrong: int = typer.Option(1, "--min-wrong", help="m for --rule hard"),
-         temperature: float = typer.Option(None, "--temperature"),
-         judge: str = typer.Option(None, "--judge", help="model that judges both-correct pairs"),
-         classifier: str = typer.Option(None, "--classifier", help="model that labels unknown subjects"),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+def mine(ctx: typer.Context, config: MiningConfig, as_json: bool = False) -> None:
     """Run mining on a pool (or use a subcommand: list, export)."""
-    if ctx.invoked_subcommand:
-        return
-    if not (pool and teacher and student):
-        raise CoreError("mine needs --pool, --teacher and --student", hint="or: mine list / mine export RUN --out FILE")
-    try:
-        config = mining.MiningConfig(pool=pool, teacher=teacher, student=student, samples=samples, rule=rule,
-                                     min_wrong=min_wrong, temperature=temperature, judge=judge, classifier=classifier)
-    except ValueError as exc:
-        raise CoreError(f"bad mining settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
-    cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C: stop sending, keep what finished
-    try:
-        summary = mining.mine(store_of(ctx), config, cancel=cancel)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if summary.get("state") == "cancelled":
-        typer.echo("Cancelled; finished replies are cached, run the same command again to resume.", err=True)
-        raise typer.Exit(130)
+    from core import mining
+
+    store = store_of(ctx)
+    job = run_job(store, mining.start_job(store, config))
+    exit_if_cancelled(job)
+    summary = job["result"]
     if as_json:
         print_json({k: summary[k] for k in SUMMARY_KEYS})
         return
     typer.echo(_line(summary))
+
+
+mine_app.callback(invoke_without_command=True)(config_command(MiningConfig, mine, extra=[json_option()]))
 
 
 def _line(s: dict) -> str:
@@ -66,8 +47,10 @@ def _line(s: dict) -> str:
 
 @mine_app.command("list")
 def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """List mining runs (newest first)."""
-    runs = [r for r in mining.list_runs(store_of(ctx))]
+    """List mining runs (newest first; a run whose process died shows as interrupted)."""
+    from core import mining
+
+    runs = mining.list_runs(store_of(ctx))
     if as_json:
         print_json([{k: r.get(k) for k in SUMMARY_KEYS} | {"state": r["state"]} for r in runs])
         return
@@ -80,5 +63,7 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
 @mine_app.command("export")
 def export(ctx: typer.Context, run: str, out: Path = typer.Option(..., "--out")) -> None:
     """Write a run's hard negatives (with both reasoning paths) as JSONL."""
-    n = mining.export_hard_negatives(store_of(ctx), run, out)
+    from core import mining_export
+
+    n = mining_export.export_hard_negatives(store_of(ctx), run, out)
     typer.echo(f"Wrote {n} hard negatives to {out}.")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.answers import is_truncated
+from core.answers import is_truncated, split_think
 from core.providers.base import GenParams, Provider, ProviderError, Result
 
 if TYPE_CHECKING:
@@ -120,10 +120,8 @@ def load(model_id: str, adapter: str | None = None, load_in_4bit: bool = False) 
 
 def _split_thinking(text: str) -> tuple[str, str | None]:
     """Qwen3-style <think>…</think>: the thinking goes to `reasoning`, the rest stays the reply."""
-    close = text.rfind("</think>")
-    if close < 0:
-        return text, None
-    return text[close + len("</think>"):].lstrip(), text[:close].replace("<think>", "", 1).strip()
+    reply, thinking = split_think(text)
+    return (reply.lstrip() if thinking is not None else reply), thinking
 
 
 class LocalProvider(Provider):
