@@ -6,6 +6,15 @@ batch), sends the rest with bounded concurrency (or in batches, for in-process m
 through core.generations.record. A stored error is sent again on the next run and its row replaced,
 so a stopped job resumes without paying twice. Cancel stops new sends; requests in flight finish
 and are stored (they are paid for).
+
+Crash safety: each reply goes to a journal file the moment it arrives (core/journal.py) and is
+folded into DuckDB in batches; a run first folds any journal a killed process left behind, so
+after a kill -9 only the requests in flight at the kill are sent again.
+
+Nothing hangs: a server's Retry-After is honoured up to the model's `max_backoff_s`, and after
+`breaker_failures` connection failures or timeouts in a row (a dead or hanging server) the run
+stops sending to that model and fails with a message that says so (a circuit breaker); what was
+not sent is sent by the next run.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from core import generations, providers
+from core import generations, journal, providers
 from core.answers import extract_answer
 from core.errors import CoreError
 from core.models import Model
@@ -32,9 +41,8 @@ from core.ratelimit import POLL_S, Limits, limits_for
 if TYPE_CHECKING:
     from core.store import Store
 
-FLUSH_ROWS = 64  # write after this many results ...
+FLUSH_ROWS = 64  # fold the journal into the store after this many results ...
 FLUSH_S = 0.5  # ... or this long, whichever comes first
-MAX_BACKOFF_S = 60.0
 
 
 @dataclass
@@ -91,6 +99,7 @@ def plan(store: Store, model: Model, requests: list[Request],
     gen = resolve_params(model, params)
     out = providers.provider_class(model.provider).output_params(model)
     keys = [cache_key(model, out, gen, r) for r in requests]
+    journal.recover(store)  # replies a killed process paid for count as stored
     hit = generations.lookup(store, keys)
     todo = {k: r for k, r in zip(keys, requests) if k not in hit}
     tokens = sum(estimate_tokens("".join(m["content"] for m in r.messages)) for r in todo.values())
@@ -99,7 +108,8 @@ def plan(store: Store, model: Model, requests: list[Request],
 
 
 class _Writer:
-    """Buffers rows and writes them in batches from a worker thread, off the event loop."""
+    """Journals each row as it arrives; writes rows to the store in batches from a worker thread,
+    off the event loop, and drops each batch's journal segment once the store has it."""
 
     def __init__(self, store: Store):
         self.store = store
@@ -107,16 +117,25 @@ class _Writer:
         self.refs: list[dict[str, Any]] = []
         self.wake = asyncio.Event()
         self.closing = False
+        self.journal = journal.Journal(store)
 
     def add(self, row: dict[str, Any]) -> None:
+        self.journal.append(row)  # on disk before anything else happens: a kill now loses nothing
         self.rows.append(row)
         if len(self.rows) >= FLUSH_ROWS:
             self.wake.set()
 
     async def _flush(self) -> None:
+        # Same event-loop step as `add`: the rotated segment holds exactly these rows.
         rows, refs, self.rows, self.refs = self.rows, self.refs, [], []
-        if rows or refs:
-            await asyncio.to_thread(generations.record, self.store, rows, refs)
+        segment = self.journal.rotate()
+        try:
+            if rows or refs:
+                await asyncio.to_thread(generations.record, self.store, rows, refs)
+        except BaseException:
+            self.journal.done(segment, folded=False)
+            raise
+        self.journal.done(segment)
 
     async def loop(self) -> None:
         while not self.closing:
@@ -127,6 +146,7 @@ class _Writer:
             self.wake.clear()
             await self._flush()
         await self._flush()
+        self.journal.close()
 
 
 class _Run:
@@ -139,6 +159,7 @@ class _Run:
         self.params_json = json.dumps(gen.key_dict(), sort_keys=True, ensure_ascii=False)
         self.p = Progress()
         self.fatal: ProviderError | None = None
+        self.unreachable = 0  # connection failures / timeouts in a row (the circuit breaker's count)
         self.writer = _Writer(store)
 
     def stopped(self) -> bool:
@@ -198,24 +219,43 @@ class _Run:
                     res.latency_s = round(time.monotonic() - start, 3)
                 limits.settle(est + (self.gen.max_tokens or 0),
                               (res.input_tokens or est) + (res.output_tokens or 0))
+                self.unreachable = 0
                 return res, attempt + 1
             except TimeoutError:
-                err = ProviderError(f"timed out after {params.timeout_s:g} s", retryable=True)
+                err = ProviderError(f"timed out after {params.timeout_s:g} s", retryable=True, connection=True)
             except ProviderError as exc:
                 err = exc
             except Exception as exc:  # an SDK surprise: keep it on the row, do not crash the job
                 err = ProviderError(f"{type(exc).__name__}: {exc}")
             if err.fatal:
                 self.fatal = self.fatal or err
+            self.trip(err)
             if not err.retryable or attempt >= params.max_retries or self.stopped():
-                if self.cancel is not None and self.cancel.is_set() and err.retryable:
-                    return None  # cancelled mid-retry: nothing to keep, the next run sends it
+                if self.stopped() and err.retryable:
+                    return None  # cancelled or paused mid-retry: nothing to keep, the next run sends it
                 return Result(error=str(err), latency_s=round(time.monotonic() - start, 3)), attempt + 1
-            delay = min(MAX_BACKOFF_S, params.retry_base_s * 2 ** attempt) * random.uniform(0.5, 1.5)
-            delay = max(delay, err.retry_after or 0.0)
+            cap = params.max_backoff_s
+            delay = min(cap, params.retry_base_s * 2 ** attempt) * random.uniform(0.5, 1.5)
+            delay = min(cap, max(delay, err.retry_after or 0.0))  # Retry-After, but never past the cap
             if not await self.sleep(delay):
                 return None
             attempt += 1
+
+    def trip(self, err: ProviderError) -> None:
+        """The circuit breaker: a server that is down or hangs fails every request the same way;
+        after `breaker_failures` in a row, stop sending to it instead of working through the list."""
+        if not err.connection:
+            self.unreachable = 0  # an answer came back (even an HTTP error): the server is up
+            return
+        self.unreachable += 1
+        n = self.model.params.breaker_failures
+        if self.unreachable >= n and self.fatal is None:
+            where = self.model.base_url or f"the {self.model.provider} API"
+            self.fatal = ProviderError(
+                f"model {self.model.name!r} paused: {self.unreachable} connection failures or timeouts in a row "
+                f"(last: {err.message}); {self.p.sent} finished, the rest were not sent",
+                fatal=True, hint=f"check that {where} is up and answering, then run again: finished replies "
+                "are stored and are not sent twice (breaker_failures sets how many failures pause a model)")
 
     async def sleep(self, seconds: float) -> bool:
         end = time.monotonic() + seconds
@@ -261,6 +301,7 @@ class _Run:
 
     async def execute(self, requests: list[Request], keys: list[str], refresh: bool) -> RunResult:
         self.p.total = len(requests)
+        await asyncio.to_thread(journal.recover, self.store)  # a killed run's replies are paid for
         hit = {} if refresh else generations.lookup(self.store, keys)
         self.writer.refs = [self.ref(k, r) for k, r in zip(keys, requests) if k in hit]
         self.p.cached = sum(k in hit for k in keys)

@@ -6,6 +6,7 @@ secret) that holds its key, `api_key_env`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ class ModelParams(GenParams):
     timeout_s: float = Field(120, gt=0, description="per-request timeout")
     max_retries: int = Field(5, ge=0, description="retries on 429, 5xx and timeouts")
     retry_base_s: float = Field(1.0, ge=0, description="first backoff delay; doubles each retry, with jitter")
+    max_backoff_s: float = Field(60.0, ge=0, le=3600, description="longest wait before a retry, a server's "
+                                 "Retry-After included (a longer Retry-After is cut to this)")
+    breaker_failures: int = Field(5, ge=1, le=1000, description="circuit breaker: after this many connection "
+                                  "failures or timeouts in a row the run pauses this model")
     concurrency: int = Field(16, ge=1, le=1024, description="requests in flight (remote providers)")
     rpm: float | None = Field(None, gt=0, description="requests per minute limit")
     tpm: float | None = Field(None, gt=0, description="tokens per minute limit")
@@ -157,6 +162,7 @@ def delete_model(store: Store, name: str) -> None:
     store.execute("DELETE FROM models WHERE name = ?", [name])
 
 
+TEST_TIMEOUT_S = 15.0  # `models test`: one attempt, at most this long
 TEST_MESSAGES = [{"role": "user", "content": "1 더하기 1은 얼마입니까? 숫자 하나로만 답하세요."}]
 
 
@@ -168,6 +174,11 @@ def test_model(store: Store, name: str) -> dict[str, Any]:
     from core import engine  # the engine imports this module
 
     model = get_model(store, name)
+    # A connectivity check answers fast: one attempt, a short timeout (a down or hanging server
+    # says so in seconds, not after the model's full retry policy).
+    quick = model.params.model_copy(update={"max_retries": 0,
+                                            "timeout_s": min(model.params.timeout_s, TEST_TIMEOUT_S)})
+    model = dataclasses.replace(model, params=quick)
     req = engine.Request(TEST_MESSAGES, prompt_hash="models.test", task="test")
     try:
         run = engine.run(store, model, [req], params={"max_tokens": 512}, refresh=True)

@@ -50,14 +50,17 @@ class Result:
 
 class ProviderError(CoreError):
     """A failed call. retryable: 429, 5xx, timeouts. fatal: every further call would fail too
-    (bad key, unknown model), so the engine stops sending instead of failing 10,000 times."""
+    (bad key, unknown model), so the engine stops sending instead of failing 10,000 times.
+    connection: the server could not be reached or did not answer in time (refused, reset, DNS,
+    timeout); the engine's circuit breaker counts these, not HTTP errors from a server that is up."""
 
     def __init__(self, message: str, *, retryable: bool = False, fatal: bool = False,
-                 retry_after: float | None = None, hint: str | None = None):
+                 retry_after: float | None = None, hint: str | None = None, connection: bool = False):
         super().__init__(message, hint)
         self.retryable = retryable
         self.fatal = fatal
         self.retry_after = retry_after
+        self.connection = connection
 
 
 def status_error(status: int, detail: str, retry_after: float | None = None) -> ProviderError:
@@ -74,10 +77,26 @@ def status_error(status: int, detail: str, retry_after: float | None = None) -> 
 
 
 def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None when unreadable.
+    The engine caps it (max_backoff_s), so a server asking for an hour cannot stall a job."""
+    if not value:
+        return None
     try:
-        return max(0.0, float(value)) if value else None
+        seconds = float(value)
     except ValueError:
-        return None  # an HTTP date: rare from model APIs; our own backoff applies
+        from datetime import UTC, datetime
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds or seconds == float("inf"):  # nan / inf
+        return None
+    return max(0.0, seconds)
 
 
 def transport_errors() -> tuple[type[BaseException], ...]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import openai
 
+from core import config
 from core.answers import is_truncated
 from core.errors import CoreError
 from core.providers.base import (
@@ -26,6 +27,8 @@ from core.providers.base import (
 if TYPE_CHECKING:
     from core.models import Model
 
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"  # read when the model names no api_key_env, as the SDK does
+
 
 class OpenAICompatProvider(Provider):
     name: ClassVar[str] = "openai"
@@ -34,10 +37,13 @@ class OpenAICompatProvider(Provider):
 
     def __init__(self, model: Model):
         super().__init__(model)
-        key = model.api_key()
-        if model.key_env and not key:
-            raise CoreError(f"no API key for model {model.name!r}",
-                            hint=f"set {model.key_env}, or remove api_key_env if the server needs none")
+        if model.params.api_key_env:  # named explicitly: it must be set
+            key = model.api_key()
+            if not key:
+                raise CoreError(f"no API key for model {model.name!r}",
+                                hint=f"set {model.key_env}, or remove api_key_env if the server needs none")
+        else:  # the SDK's own default; local servers (vLLM, Ollama) need none
+            key = config.secret(DEFAULT_KEY_ENV)
         self.client = openai.AsyncOpenAI(
             base_url=model.base_url or None,
             api_key=key or "not-needed",  # local servers ignore it; the SDK insists on one
@@ -62,10 +68,10 @@ class OpenAICompatProvider(Provider):
         try:
             resp = await self.client.chat.completions.create(**self.request(messages, params))
         except openai.APITimeoutError as exc:
-            raise ProviderError(f"timed out: {exc}", retryable=True) from None
+            raise ProviderError(f"timed out: {exc}", retryable=True, connection=True) from None
         except openai.APIConnectionError as exc:
             raise ProviderError(f"cannot reach {self.model.base_url or 'the API'}: {exc}", retryable=True,
-                                hint="is the server running? check the base URL") from None
+                                hint="is the server running? check the base URL", connection=True) from None
         except openai.APIStatusError as exc:
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
             detail = exc.body.get("message") if isinstance(exc.body, dict) else None
@@ -73,7 +79,7 @@ class OpenAICompatProvider(Provider):
         except (openai.APIResponseValidationError, ValueError) as exc:  # ValueError: a body that is not JSON
             raise ProviderError(f"malformed response: {exc}") from None
         except transport_errors() as exc:
-            raise ProviderError(f"{type(exc).__name__}: {exc}", retryable=True) from None
+            raise ProviderError(f"{type(exc).__name__}: {exc}", retryable=True, connection=True) from None
         return self.result(resp)
 
     @staticmethod
