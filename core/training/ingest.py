@@ -1,0 +1,249 @@
+"""The store owner's side of a run: ingest RUN_DIR into DuckDB and settle the run's state.
+
+`sync` is cheap and idempotent; the CLI calls it while waiting, the page on every poll, and any
+process that opens the store after a restart calls it for runs still marked running (re-attach):
+new metrics lines are ingested, a finished worker's adapter is registered as a model, and a worker
+that vanished (crash, OOM kill, reboot) is marked failed with its last log lines and a plain reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.runs import finish_run
+from core.training import files, launcher
+from core.training.files import KEYS
+
+if TYPE_CHECKING:
+    from core.store import Store
+
+COLUMNS = ["epoch", "elapsed_s", *KEYS.values(), "steps_per_s", "tokens_per_s", "gpu_mem_gb"]
+SUMMARY_KEYS = ("run", "state", "backend", "steps", "epochs", "seconds", "final", "adapter_model")
+_SAFE = re.compile(r"[^A-Za-z0-9._:@/-]+")
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v) if math.isfinite(v) else float("nan")
+    return None
+
+
+def ingest_metrics(store: Store, run_id: str, run_dir: Path) -> int:
+    """Ingest metrics.jsonl lines not yet seen; a step logged again after a resume replaces the old row."""
+    done = store.scalar("SELECT metrics_lines FROM training_runs WHERE id = ?", [run_id]) or 0
+    try:
+        lines = (run_dir / files.METRICS).read_text("utf-8").splitlines()
+    except OSError:
+        return 0
+    complete = lines if (run_dir / files.METRICS).read_bytes().endswith(b"\n") else lines[:-1]
+    new = complete[done:]
+    rows = []
+    for line in new:
+        try:
+            m = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        extra = {k: v for k, v in m.items() if k not in COLUMNS and k != "step"}
+        rows.append([run_id, int(m["step"]), *(_num(m.get(c)) for c in COLUMNS), json.dumps(extra, ensure_ascii=False)])
+    if rows:
+        cols = ", ".join(["run_id", "step", *COLUMNS, "extra"])
+        marks = ", ".join("?" * (len(COLUMNS) + 3))
+        with store.transaction():
+            store.executemany(f"INSERT OR REPLACE INTO training_metrics ({cols}) VALUES ({marks})", rows)
+            store.execute("UPDATE training_runs SET metrics_lines = ? WHERE id = ?", [done + len(new), run_id])
+    elif new:
+        store.execute("UPDATE training_runs SET metrics_lines = ? WHERE id = ?", [done + len(new), run_id])
+    return len(rows)
+
+
+def vanished_reason(tail: list[str], code: int | None) -> str:
+    text = "\n".join(tail).lower()
+    if "out of memory" in text or "outofmemoryerror" in text:
+        return "out of GPU memory: lower max_length, use load_in_4bit, or install Unsloth"
+    if code is not None and code < 0:
+        import signal
+
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        return f"the worker was killed ({name}): the system may have run out of memory, or someone ended it"
+    if code:
+        return f"the worker exited with code {code}"
+    return "the worker process ended without finishing (killed, out of memory, or the machine restarted)"
+
+
+def sync(store: Store, run_id: str) -> dict[str, Any]:
+    """Bring the run's row up to date with its folder and its process; returns the run."""
+    run = launcher.get(store, run_id)
+    if run["state"] != "running":
+        return run
+    run_dir = Path(run["run_dir"])
+    ingest_metrics(store, run_id, run_dir)
+    status = files.read_json(run_dir / files.STATUS) or {}
+    if status.get("pid") != run["pid"]:
+        status = {}  # a status from an earlier attempt: this worker has not written yet
+    if status:
+        store.execute("UPDATE training_runs SET progress = ?, backend = coalesce(?, backend), updated_at = ? WHERE id = ?",
+                      [json.dumps(status, ensure_ascii=False, default=str), status.get("backend"), datetime.now(), run_id])
+    state = status.get("state")
+    if state == "done":
+        _finish_done(store, run, status)
+    elif state == "failed":
+        tail = files.log_tail(run_dir, 20)
+        _fail(store, run_id, status.get("message") or "the worker failed", tail)
+    elif not launcher.alive(run["pid"], run["pid_create_time"]):
+        # One more look: the worker may have written its last status between our two reads.
+        status = files.read_json(run_dir / files.STATUS) or {}
+        if status.get("pid") == run["pid"] and status.get("state") in ("done", "failed"):
+            return sync(store, run_id)
+        ingest_metrics(store, run_id, run_dir)
+        tail = files.log_tail(run_dir, 20)
+        _fail(store, run_id, vanished_reason(tail, launcher.exit_code(run["pid"])), tail)
+    return launcher.get(store, run_id)
+
+
+def sync_all(store: Store) -> list[str]:
+    """Re-attach after a restart: sync every run still marked running. Returns their ids."""
+    ids = [r["id"] for r in store.rows("SELECT id FROM training_runs WHERE state = 'running'")]
+    for run_id in ids:
+        sync(store, run_id)
+    return ids
+
+
+def _fail(store: Store, run_id: str, reason: str, tail: list[str]) -> None:
+    message = reason + ("\n--- last log lines ---\n" + "\n".join(tail) if tail else "")
+    ckpt = files.last_checkpoint(Path(launcher.get(store, run_id)["run_dir"]))
+    hint = f"resume continues from {ckpt.name}" if ckpt else "no checkpoint yet: resume starts over"
+    store.execute("UPDATE training_runs SET state = 'failed', message = ?, finished_at = ?, updated_at = ? WHERE id = ?",
+                  [message, datetime.now(), datetime.now(), run_id])
+    finish_run(store, run_id, "failed", message=f"{reason} ({hint})")
+
+
+def adapter_model_name(base: str, run_id: str) -> str:
+    stem = _SAFE.sub("-", Path(base).name if "/" in base and Path(base).exists() else base).strip("-") or "model"
+    return f"{stem[:60]}-orpo-{run_id.removeprefix('train-')}"
+
+
+def _finish_done(store: Store, run: dict[str, Any], status: dict[str, Any]) -> None:
+    """Register the adapter as a local model (base + adapter) and close the run with its summary."""
+    from core import models
+
+    run_dir = Path(run["run_dir"])
+    spec = files.read_json(run_dir / files.CONFIG) or {}
+    base = spec.get("base") or {}
+    name = adapter_model_name(base.get("name") or run["base_model"], run["id"])
+    adapter = Path(status.get("adapter") or run_dir / files.ADAPTER)
+    params = dict(base.get("params") or {})
+    template = run.get("template") or {}
+    if template.get("thinking") is not None:
+        params["thinking"] = template["thinking"]  # the tuned model answers as it was trained
+    models.add_model(store, name, "local", base.get("model_id") or base.get("folder"), params=params,
+                     adapter=str(adapter), replace=True,
+                     description=f"ORPO on {run['set_name']} (training run {run['id']}), base {base.get('name')}")
+    summary = {"run": run["id"], "state": "done", "backend": status.get("backend") or run["backend"],
+               "steps": status.get("step"), "epochs": status.get("epoch"),
+               "seconds": status.get("seconds_total"), "final": status.get("final") or {},
+               "adapter_model": name, "set": run["set_name"], "base": run["base_model"],
+               "precision": status.get("precision"), "template": template,
+               "pairs": (run.get("preflight") or {}).get("kept"), "adapter_dir": str(adapter)}
+    store.execute("UPDATE training_runs SET state = 'done', summary = ?, adapter_model = ?, message = NULL, "
+                  "finished_at = ?, updated_at = ? WHERE id = ?",
+                  [json.dumps(summary, ensure_ascii=False, default=str), name, datetime.now(), datetime.now(), run["id"]])
+    finish_run(store, run["id"], "done", summary)
+
+
+def summary(run: dict[str, Any]) -> dict[str, Any]:
+    """The `train start --wait --json` shape, for any state."""
+    s = run.get("summary") or {}
+    progress = run.get("progress") or {}
+    last = progress.get("last") or {}
+    final = s.get("final") or {k.replace("/", "_"): last[v] for k, v in KEYS.items() if last.get(v) is not None}
+    return {"run": run["id"], "state": run["state"], "backend": s.get("backend") or run.get("backend"),
+            "steps": s.get("steps", progress.get("step")), "epochs": s.get("epochs", progress.get("epoch")),
+            "seconds": s.get("seconds", progress.get("seconds_total")), "final": final,
+            "adapter_model": run.get("adapter_model")}
+
+
+def wait(store: Store, run_id: str, poll_s: float = 0.5, on_progress: Callable[[dict[str, Any]], None] | None = None,
+         stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Sync until the run leaves 'running' (or stop() says so); returns the run."""
+    while True:
+        run = sync(store, run_id)
+        if on_progress:
+            on_progress(run)
+        if run["state"] != "running" or (stop and stop()):
+            return run
+        time.sleep(poll_s)
+
+
+def list_runs(store: Store) -> list[dict[str, Any]]:
+    sync_all(store)
+    out = []
+    for r in store.rows("SELECT id FROM training_runs ORDER BY created_at DESC"):
+        run = launcher.get(store, r["id"])
+        out.append(summary(run) | {"set": run["set_name"], "base": run["base_model"],
+                                   "created_at": str(run["created_at"]), "message": run["message"]})
+    return out
+
+
+def metrics(store: Store, run_id: str) -> list[dict[str, Any]]:
+    rows = store.rows(f"SELECT step, {', '.join(COLUMNS)} FROM training_metrics WHERE run_id = ? ORDER BY step", [run_id])
+    return [{k: (None if isinstance(v, float) and math.isnan(v) and k != 'loss' else v) for k, v in r.items()} for r in rows]
+
+
+def show(store: Store, run_id: str, tail: int = 20) -> dict[str, Any]:
+    """Config, state, progress, metrics and the log tail of one run."""
+    run = sync(store, run_id)
+    progress = run.get("progress") or {}
+    return {**summary(run), "set": run["set_name"], "base": run["base_model"], "config": run["config"],
+            "config_hash": run["config_hash"], "code_version": run["code_version"], "template": run["template"],
+            "run_dir": run["run_dir"], "pid": run["pid"], "message": run["message"],
+            "progress": {k: progress.get(k) for k in ("state", "step", "max_steps", "epoch", "eta_s", "precision",
+                                                       "resumed_from", "attempt")},
+            "preflight": {k: (run.get("preflight") or {}).get(k) for k in ("pairs", "kept", "dropped", "truncated",
+                                                                           "gpu", "estimate", "warnings")},
+            "metrics": metrics(store, run_id), "log_tail": files.log_tail(Path(run["run_dir"]), tail),
+            "created_at": str(run["created_at"]), "finished_at": str(run["finished_at"] or "") or None}
+
+
+def made_by_record(run: dict[str, Any]) -> dict[str, Any]:
+    """The shape core.runs.made_by reads."""
+    return {"id": run["id"], "step": "train", "config": run["config"], "config_hash": run["config_hash"],
+            "code_version": run["code_version"]}
+
+
+def template_of(store: Store, model_name: str) -> dict[str, Any] | None:
+    """How a tuned model's prompts were rendered in training ({kind, thinking, prefill, hash}), if it was trained here."""
+    rows = store.rows("SELECT id, template FROM training_runs WHERE adapter_model = ? ORDER BY created_at DESC LIMIT 1",
+                      [model_name])
+    return json.loads(rows[0]["template"]) | {"run": rows[0]["id"]} if rows and rows[0]["template"] else None
+
+
+def template_mismatch(store: Store, model_name: str, thinking: bool | None = None,
+                      prefill: str | None = None) -> str | None:
+    """A warning when a tuned model is about to be prompted unlike its training (Evaluate calls this).
+
+    thinking / prefill: what the evaluation will use (None: the registered model's own params).
+    """
+    from core import models
+
+    trained = template_of(store, model_name)
+    if trained is None:
+        return None
+    model = models.get_model(store, model_name)
+    use_thinking = thinking if thinking is not None else model.params.thinking
+    use_prefill = prefill if prefill is not None else model.params.prefill
+    problems = []
+    if trained.get("thinking") is not None and use_thinking is not None and use_thinking != trained["thinking"]:
+        problems.append(f"thinking {'on' if use_thinking else 'off'} (trained with it {'on' if trained['thinking'] else 'off'})")
+    if (trained.get("prefill") or None) != (use_prefill or None):
+        problems.append(f"prefill {use_prefill!r} (trained after {trained.get('prefill')!r})")
+    if not problems:
+        return None
+    return (f"{model_name} was trained (run {trained['run']}) with a {trained['kind']} prompt; this evaluation uses "
+            + ", ".join(problems) + ": scores may not reflect the training")

@@ -1,0 +1,229 @@
+"""Start, cancel and resume training workers; tell a live worker from a vanished one.
+
+A worker is `python -m core.training.worker RUN_DIR`, started with an argument list (never a shell)
+in its own session, so it outlives a closed browser or a restarted dashboard and can be ended as a
+whole process tree. The run records its pid and psutil create_time: after a restart the owner finds
+the same process again (a recycled pid has another start time) and ingests what it missed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from core.config import WORKSPACE
+from core.errors import CoreError, NotFound
+from core.runs import ROOT, code_version, finish_run, open_run
+from core.training import files
+
+if TYPE_CHECKING:
+    from core.store import Store
+    from core.training.config import TrainConfig
+
+# Workers this process started: polled so they never linger as zombies, and their exit codes kept.
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+def runs_root(store: Store) -> Path:
+    """Run folders live beside the DuckDB file (the workspace), under runs/train/."""
+    base = Path(store.path).resolve().parent if store.path != ":memory:" else WORKSPACE
+    return base / "runs" / "train"
+
+
+def get(store: Store, run_id: str) -> dict[str, Any]:
+    rows = store.rows("SELECT * FROM training_runs WHERE id = ?", [run_id])
+    if not rows:
+        raise NotFound(f"no training run {run_id!r}", hint="list them with: python -m core train list")
+    row = rows[0]
+    for col in ("config", "summary", "template", "preflight", "progress"):
+        row[col] = json.loads(row[col]) if row.get(col) else None
+    return row
+
+
+def alive(pid: int | None, create_time: float | None) -> bool:
+    """Is this exact process (pid + start time) still running (and not a zombie)?"""
+    if not pid:
+        return False
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            return False
+    try:
+        proc = psutil.Process(pid)
+        if create_time is not None and abs(proc.create_time() - create_time) > 0.5:
+            return False  # the pid was recycled by another process
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def exit_code(pid: int | None) -> int | None:
+    """The worker's exit code when this process started it (after a restart: unknown)."""
+    child = _CHILDREN.get(pid or -1)
+    return child.poll() if child is not None else None
+
+
+def live_runs(store: Store) -> list[str]:
+    return [r["id"] for r in store.rows("SELECT id, pid, pid_create_time FROM training_runs WHERE state = 'running'")
+            if alive(r["pid"], r["pid_create_time"])]
+
+
+def _spawn(run_dir: Path) -> tuple[int, float]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TRL_EXPERIMENTAL_SILENCE="1", TOKENIZERS_PARALLELISM="false")
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with open(run_dir / files.LOG, "ab") as log:
+        log.write(f"\n=== worker started {datetime.now().isoformat(timespec='seconds')} ===\n".encode())
+        log.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "core.training.worker", str(run_dir)], cwd=str(ROOT),
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    _CHILDREN[proc.pid] = proc
+    try:
+        created = psutil.Process(proc.pid).create_time()
+    except psutil.NoSuchProcess:  # ended at once; sync will read why from its log
+        created = None
+    return proc.pid, created
+
+
+def _refuse_if_busy(store: Store, backend: str, except_run: str | None = None) -> None:
+    busy = [r for r in live_runs(store) if r != except_run]
+    if busy and backend != "cpu":
+        raise CoreError(f"run {busy[0]} is already training on the GPU",
+                        hint=f"wait for it, or cancel it: python -m core train cancel {busy[0]}")
+
+
+def start(store: Store, config: TrainConfig) -> tuple[str, str]:
+    """Start a run for this config. Returns (run id, what happened: started | resumed | running | done).
+
+    The same config (same hash) is the same run: a finished one is shown, a live one is attached to,
+    a failed or cancelled one resumes from its last checkpoint.
+    """
+    from core.training import data, ingest, preflight
+
+    existing = store.rows("SELECT id, state FROM training_runs WHERE config_hash = ? ORDER BY created_at DESC LIMIT 1",
+                          [config.digest()])
+    if existing:
+        run_id = existing[0]["id"]
+        state = ingest.sync(store, run_id)["state"]
+        if state == "done":
+            return run_id, "done"
+        if state == "running":
+            return run_id, "running"
+        resume(store, run_id)
+        return run_id, "resumed"
+    prepared = data.prepare(store, config)
+    check = preflight.preflight(store, config, prepared)
+    if not prepared["rows"]:
+        raise CoreError(f"no pair of set {config.set_name!r} fits the limits ({len(prepared['dropped'])} dropped)",
+                        hint="raise max_prompt_length / max_length, or use --param long_prompts=truncate")
+    _refuse_if_busy(store, check["backend"])
+    run_id, _ = open_run(store, config)
+    run_dir = runs_root(store) / run_id
+    (run_dir / files.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    base = prepared["base"]
+    spec = {"run_id": run_id, "config": config.model_dump(mode="json"),
+            "base": {"name": base.name, "model_id": base.model_id, "folder": base.folder, "params": base.params,
+                     "registered": base.registered},
+            "template": prepared["template"], "dropped": prepared["dropped"], "truncated": prepared["truncated"]}
+    files.write_json(run_dir / files.CONFIG, spec)
+    data.write_pairs(run_dir / files.PAIRS, prepared["rows"])
+    check_public = {k: v for k, v in check.items()}
+    store.execute(
+        "INSERT INTO training_runs (id, set_name, set_hash, base_model, state, backend, run_dir, config, config_hash, "
+        "code_version, template, preflight, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, config.set_name, prepared["set"]["hash"], config.base_model, check["backend"], str(run_dir),
+         config.model_dump_json(), config.digest(), code_version(), json.dumps(prepared["template"], ensure_ascii=False),
+         json.dumps(check_public, ensure_ascii=False, default=str), datetime.now()])
+    pid, created = _spawn(run_dir)
+    store.execute("UPDATE training_runs SET pid = ?, pid_create_time = ? WHERE id = ?", [pid, created, run_id])
+    return run_id, "started"
+
+
+def resume(store: Store, run_id: str) -> str:
+    """Start the worker again on the run's folder: it continues from the last complete checkpoint."""
+    from core.training import ingest
+
+    run = ingest.sync(store, run_id)
+    if run["state"] == "running":
+        raise CoreError(f"run {run_id} is still running", hint="cancel it first, or wait for it")
+    if run["state"] == "done":
+        raise CoreError(f"run {run_id} already finished", hint=f"its model: {run['adapter_model']}")
+    _refuse_if_busy(store, run.get("backend") or "cpu", except_run=run_id)
+    run_dir = Path(run["run_dir"])
+    if not (run_dir / files.CONFIG).is_file():
+        raise CoreError(f"the folder of run {run_id} is gone ({run_dir})", hint="start a new run")
+    ckpt = files.last_checkpoint(run_dir)
+    pid, created = _spawn(run_dir)
+    store.execute("UPDATE training_runs SET state = 'running', pid = ?, pid_create_time = ?, message = ?, "
+                  "finished_at = NULL, updated_at = ? WHERE id = ?",
+                  [pid, created, f"resumed from {ckpt.name}" if ckpt else "restarted (no checkpoint yet)",
+                   datetime.now(), run_id])
+    store.execute("UPDATE runs SET state = 'running', finished_at = NULL, message = NULL WHERE id = ?", [run_id])
+    return ckpt.name if ckpt else "start"
+
+
+def kill_tree(pid: int, create_time: float | None, timeout: float = 10.0) -> bool:
+    """End the worker and everything it started (data loaders, compile workers); True if it was alive."""
+    if not alive(pid, create_time):
+        _reap(pid)
+        return False
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        _reap(pid)
+        return False
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _reap(pid, timeout=min(timeout, 5.0))
+    _, survivors = psutil.wait_procs(procs, timeout=timeout)
+    for p in survivors:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(survivors, timeout=timeout)
+    try:  # anything left in the worker's own session (it leads one)
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    _reap(pid)
+    return True
+
+
+def _reap(pid: int, timeout: float = 0.0) -> None:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        try:
+            child.wait(timeout=timeout) if timeout else child.poll()
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def cancel(store: Store, run_id: str) -> dict[str, Any]:
+    """End the run's process tree (freeing the GPU); the run can resume from its last checkpoint."""
+    from core.training import ingest
+
+    run = ingest.sync(store, run_id)
+    if run["state"] != "running":
+        raise CoreError(f"run {run_id} is not running (it is {run['state']})",
+                        hint="resume it with: python -m core train resume " + run_id if run["state"] != "done" else None)
+    kill_tree(run["pid"], run["pid_create_time"])
+    ingest.ingest_metrics(store, run_id, Path(run["run_dir"]))
+    ckpt = files.last_checkpoint(Path(run["run_dir"]))
+    msg = f"cancelled; resume continues from {ckpt.name}" if ckpt else "cancelled before the first checkpoint"
+    store.execute("UPDATE training_runs SET state = 'cancelled', message = ?, finished_at = ?, updated_at = ? WHERE id = ?",
+                  [msg, datetime.now(), datetime.now(), run_id])
+    finish_run(store, run_id, "cancelled", message=msg)
+    return get(store, run_id)
