@@ -32,10 +32,12 @@ def _scores(qs: list[dict[str, Any]], model: str) -> dict[str, Any]:
     gold = [q["answer"] for q in qs]
     pred = [q["pred"][model] for q in qs]
     correct = sum(g == p for g, p in zip(gold, pred))
+    points, max_points = stats.csat_points([g == p for g, p in zip(gold, pred)], [q["points"] for q in qs])
     return {
         "questions": len(qs), "correct": correct,
         "accuracy": stats.accuracy(gold, pred) if qs else 0.0,
         "macro_f1": stats.macro_f1(gold, pred) if qs else 0.0,
+        "points": points, "max_points": max_points,  # None when the source has no points
     }
 
 

@@ -8,6 +8,18 @@ from typing import Any
 import plotly.graph_objects as go
 
 from core.errors import CoreError
+from core.render import CIRCLED
+
+# Answer choices are categories, never numbers: a numeric axis drops "none" and thins the ticks.
+CHOICES = ["1", "2", "3", "4", "5", "none"]
+CHOICE_TICKS = [*CIRCLED, "no answer"]
+
+
+def _choice_axis(keys: list[str] | None = None) -> dict[str, Any]:
+    """A categorical axis in the fixed order ①–⑤, no answer (values are the strings "1"…"5", "none")."""
+    keys = keys or CHOICES
+    return {"type": "category", "categoryorder": "array", "categoryarray": keys,
+            "tickmode": "array", "tickvals": keys, "ticktext": [CHOICE_TICKS[CHOICES.index(k)] for k in keys]}
 
 
 def subject_bars(rep: dict[str, Any], metric: str = "accuracy") -> go.Figure:
@@ -19,9 +31,9 @@ def subject_bars(rep: dict[str, Any], metric: str = "accuracy") -> go.Figure:
         fig.add_bar(name=m["model"], x=[_support_label(rep, s) for s in subjects] + [f"전체 (n={rep['questions']})"],
                     y=[v * 100 if v is not None else None for v in values] + [m[metric] * 100],
                     text=[f"{v * 100:.1f}" if v is not None else "" for v in values] + [f"{m[metric] * 100:.1f}"],
-                    textposition="outside")
+                    textposition="outside", cliponaxis=False)  # a "100.0" label above a full bar stays whole
     fig.update_layout(barmode="group", title=f"{metric} by subject (%), n = {rep['questions']}",
-                      yaxis_title=f"{metric} (%)", yaxis_range=[0, 105], legend_title="model")
+                      yaxis_title=f"{metric} (%)", yaxis_range=[0, 112], legend_title="model")
     return fig
 
 
@@ -40,7 +52,7 @@ def position_bars(rows: list[dict[str, Any]]) -> go.Figure:
                     text=[r["count"] for r in mine], textposition="outside")
     n = rows[0]["n"] if rows else 0
     fig.update_layout(barmode="group", title=f"Answer position distribution (%), n = {n}",
-                      xaxis_title="choice", yaxis_title="share of questions (%)")
+                      xaxis_title="choice", yaxis_title="share of questions (%)", xaxis=_choice_axis())
     return fig
 
 
@@ -49,7 +61,9 @@ def confusion_heatmap(conf: dict[str, Any]) -> go.Figure:
         z=conf["matrix"], x=[str(p) for p in conf["predicted"]], y=[str(g) for g in conf["gold"]],
         text=conf["matrix"], texttemplate="%{text}", colorscale="Blues", showscale=False))
     fig.update_layout(title=f"Gold vs predicted choice: {conf['model']} (n = {conf['n']})",
-                      xaxis_title="predicted", yaxis_title="gold", yaxis_autorange="reversed")
+                      xaxis_title="predicted", yaxis_title="gold", yaxis_autorange="reversed",
+                      xaxis=_choice_axis([str(p) for p in conf["predicted"]]),
+                      yaxis=_choice_axis([str(g) for g in conf["gold"]]))
     return fig
 
 

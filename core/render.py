@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 CIRCLED = "①②③④⑤"
@@ -29,3 +30,56 @@ def question_text(q: dict[str, Any], number: str | None = None, with_passage: bo
         parts.append(extra if extra.lstrip().startswith("<보기>") else f"<보기>\n{extra}")
     parts.append("\n".join(f"{choice_label(i)} {c}" for i, c in enumerate(q["choices"], 1)))
     return "\n\n".join(parts)
+
+
+_PIPE_ROW = re.compile(r"^\s*\|.*\|\s*$")
+_SEPARATOR_CELL = re.compile(r"^:?-+:?$")
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip()[1:-1].split("|")]
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column names a table can hold: blanks numbered, repeats suffixed."""
+    out: list[str] = []
+    for i, name in enumerate(names, 1):
+        name = name or f"({i})"
+        base, n = name, 2
+        while name in out:
+            name, n = f"{base} ({n})", n + 1
+        out.append(name)
+    return out
+
+
+def passage_blocks(text: str) -> list[tuple[str, Any]]:
+    """Split exam text into ("text", str) and ("table", {"columns": [...], "rows": [[...]]}) blocks.
+
+    Survey tables in 사회·문화 passages come as Markdown pipe rows ("| 구분 | 운동 | … |"), with or
+    without a |---| separator. Two or more consecutive pipe rows are a table (first row: header);
+    everything else stays text. The cells are plain strings: a page shows them as a table, never as
+    HTML, and escapes them like any other dataset text.
+    """
+    blocks: list[tuple[str, Any]] = []
+    lines = (text or "").split("\n")
+    i, plain = 0, []
+    while i < len(lines):
+        j = i
+        while j < len(lines) and _PIPE_ROW.match(lines[j]):
+            j += 1
+        rows = [_cells(ln) for ln in lines[i:j]]
+        rows = [r for r in rows if not all(_SEPARATOR_CELL.match(c) for c in r)]
+        if j - i >= 2 and len(rows) >= 2:
+            if plain:
+                blocks.append(("text", "\n".join(plain).strip("\n")))
+                plain = []
+            width = max(len(r) for r in rows)
+            rows = [r + [""] * (width - len(r)) for r in rows]
+            blocks.append(("table", {"columns": _unique(rows[0]), "rows": rows[1:]}))
+            i = j
+        else:
+            plain.append(lines[i])
+            i += 1
+    if plain and "\n".join(plain).strip():
+        blocks.append(("text", "\n".join(plain).strip("\n")))
+    return [b for b in blocks if b[0] == "table" or b[1].strip()]

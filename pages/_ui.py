@@ -11,7 +11,7 @@ import streamlit as st
 from core import pipeline
 from core.config import db_path
 from core.errors import CoreError, ImportFailed
-from core.render import choice_label, stem
+from core.render import choice_label, passage_blocks, stem
 from core.store import Store
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
@@ -63,16 +63,30 @@ def show_question(q: dict[str, Any], number: str | None = None, highlight: dict[
     highlight = highlight or {}
     if q.get("paragraph"):
         with st.container(border=True):
-            st.markdown(text(q["paragraph"]))
+            show_passage(q["paragraph"])
     st.markdown("**" + text(stem(q, number)) + "**")
     if q.get("extra"):
         with st.container(border=True):
             extra = q["extra"]
-            st.markdown(text(extra if extra.lstrip().startswith("<보기>") else f"<보기>\n{extra}"))
+            show_passage(extra if extra.lstrip().startswith("<보기>") else f"<보기>\n{extra}")
     for i, choice in enumerate(q["choices"], 1):
         tag = highlight.get(i)
         line = f"{choice_label(i)} {text(choice)}"
         st.markdown(f":green[**{line}**] · {tag}" if tag else line)
+
+
+def show_passage(value: str) -> None:
+    """Passage text, with its survey tables ("| 구분 | 운동 | … |" rows) drawn as tables.
+
+    The rows are parsed in core/render.py:passage_blocks, never passed on as HTML or Markdown: every
+    cell is escaped like any dataset text, since st.table renders Markdown in cells.
+    """
+    for kind, block in passage_blocks(value):
+        if kind == "table":
+            st.table([dict(zip((text(c) for c in block["columns"]), (text(c) for c in row))) for row in block["rows"]],
+                     hide_header=False)
+        else:
+            st.markdown(text(block))
 
 
 def run_action(fn: Callable[[], Any], success: str | Callable[[Any], str] | None = None) -> Any:

@@ -63,6 +63,15 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
                 st.rerun()
 
 rep = evaluation.report(store, dataset)
+
+
+def subject_cells(m: dict, subject: str) -> dict[str, str]:
+    """One model's accuracy and CSAT points (earned / max) in one subject."""
+    sub = m["by_subject"].get(subject, {})
+    pts = f"{sub['points']:g} / {sub['max_points']:g}" if sub.get("points") is not None else "—"
+    return {m["model"]: f"{sub.get('accuracy', 0):.2%}", f"{m['model']} points": pts}
+
+
 if not rep["models"]:
     st.info("No predictions on this set yet: run a model or import a CSV above.")
     st.stop()
@@ -79,7 +88,7 @@ metric = st.radio("Metric", ["accuracy", "macro_f1"], horizontal=True)
 bars = figures.subject_bars(rep, metric)
 st.plotly_chart(bars, width="stretch")
 st.table([{"subject": s, "n": m["by_subject"][s]["questions"]} | {
-    mm["model"]: f"{mm['by_subject'].get(s, {}).get('accuracy', 0):.2%}" for mm in rep["models"]}
+    k: v for mm in rep["models"] for k, v in subject_cells(mm, s).items()}
     for m in rep["models"][:1] for s in m["by_subject"]])
 
 left, right = st.columns(2)
@@ -114,8 +123,11 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
         cmp = evaluation.compare(store, dataset, a, b)
         mc, bt = cmp["mcnemar"], cmp["bootstrap"]
         m1, m2, m3, m4 = st.columns(4)
-        m1.metric(f"{b} accuracy", f"{cmp['accuracy_b']:.2%}", f"{(cmp['accuracy_b'] - cmp['accuracy_a']) * 100:+.2f} %p")
-        m2.metric("fixed / broken", f"{mc['b_only']} / {mc['a_only']}", f"net {mc['b_only'] - mc['a_only']:+d}")
+        # Numeric deltas: Streamlit picks the arrow and colour from the sign (zero: grey, no arrow).
+        m1.metric(f"{b} accuracy", f"{cmp['accuracy_b']:.2%}", round((cmp['accuracy_b'] - cmp['accuracy_a']) * 100, 2),
+                  delta_description="%p vs A")
+        m2.metric("fixed / broken", f"{mc['b_only']} / {mc['a_only']}", mc["b_only"] - mc["a_only"],
+                  delta_description="net")
         m3.metric("McNemar exact p", f"{mc['p_value']:.4f}")
         m4.metric("95% CI of the difference", f"[{bt['low'] * 100:+.1f}, {bt['high'] * 100:+.1f}] %p")
         st.caption(f"n = {cmp['questions']}; bootstrap over {bt['n_clusters']} passages (questions sharing a passage "

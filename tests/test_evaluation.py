@@ -107,12 +107,16 @@ def sk_f1(gold: list[int], pred: list[int | None]) -> float:
 
 REPORT_A = {"model": "A", "questions": 8, "correct": 2, "accuracy": 0.25, "macro_f1": 8 / 45,
             "points": 5.0, "max_points": 18.0, "unanswered": 2,
-            "by_subject": {"국어": {"questions": 5, "correct": 1, "accuracy": 0.2, "macro_f1": 1 / 12},
-                           "한국사": {"questions": 3, "correct": 1, "accuracy": 1 / 3, "macro_f1": 0.2}}}
+            "by_subject": {"국어": {"questions": 5, "correct": 1, "accuracy": 0.2, "macro_f1": 1 / 12,
+                                  "points": 2.0, "max_points": 11.0},
+                           "한국사": {"questions": 3, "correct": 1, "accuracy": 1 / 3, "macro_f1": 0.2,
+                                   "points": 3.0, "max_points": 7.0}}}
 REPORT_B = {"model": "B", "questions": 8, "correct": 7, "accuracy": 0.875, "macro_f1": 0.76,
             "points": 15.0, "max_points": 18.0, "unanswered": 0,
-            "by_subject": {"국어": {"questions": 5, "correct": 5, "accuracy": 1.0, "macro_f1": 1.0},
-                           "한국사": {"questions": 3, "correct": 2, "accuracy": 2 / 3, "macro_f1": 5 / 9}}}
+            "by_subject": {"국어": {"questions": 5, "correct": 5, "accuracy": 1.0, "macro_f1": 1.0,
+                                  "points": 11.0, "max_points": 11.0},
+                           "한국사": {"questions": 3, "correct": 2, "accuracy": 2 / 3, "macro_f1": 5 / 9,
+                                   "points": 4.0, "max_points": 7.0}}}
 
 
 # ---- reports ---------------------------------------------------------------------------------------
@@ -166,8 +170,10 @@ def test_set_without_points_reports_null_points(store, tmp_path):
     assert rounded({k: m[k] for k in REPORT_A}) == rounded({
         "model": "M", "questions": 4, "correct": 2, "accuracy": 0.5, "macro_f1": 1 / 3, "points": None,
         "max_points": None, "unanswered": 1,
-        "by_subject": {"국어": {"questions": 2, "correct": 2, "accuracy": 1.0, "macro_f1": 1.0},
-                       "사회·문화": {"questions": 2, "correct": 0, "accuracy": 0.0, "macro_f1": 0.0}}})
+        "by_subject": {"국어": {"questions": 2, "correct": 2, "accuracy": 1.0, "macro_f1": 1.0,
+                              "points": None, "max_points": None},
+                       "사회·문화": {"questions": 2, "correct": 0, "accuracy": 0.0, "macro_f1": 0.0,
+                                 "points": None, "max_points": None}}})
     assert (n["correct"], n["points"], n["unanswered"]) == (3, None, 0)
     c = evaluation.compare(store, "boost", "M", "N", n_resamples=500)
     # Boostcamp rows sharing paragraph text share a passage: 3 clusters for 4 scored questions.
@@ -531,7 +537,9 @@ def test_cli_export_csv(capsys, db, tmp_path):
         ("A", "(all)", "2", "0.25"), ("A", "국어", "1", "0.2"), ("A", "한국사", "1", str(1 / 3)),
         ("B", "(all)", "7", "0.875"), ("B", "국어", "5", "1.0"), ("B", "한국사", "2", str(2 / 3))]
     assert (rows[0]["points"], rows[0]["max_points"], rows[0]["unanswered"]) == ("5.0", "18.0", "2")
-    assert rows[1]["points"] == ""  # per-subject rows carry no points
+    # Per-subject rows carry CSAT points and max points too (issue 10 item 5; they were blank).
+    assert (rows[1]["subject"], rows[1]["points"], rows[1]["max_points"]) == ("국어", "2.0", "11.0")
+    assert (rows[5]["subject"], rows[5]["points"], rows[5]["max_points"]) == ("한국사", "4.0", "7.0")
 
 
 def _chromium() -> str | None:

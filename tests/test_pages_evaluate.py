@@ -89,8 +89,8 @@ def test_compare_section(db_env, tmp_path):
     assert [h.value for h in at.header] == ["Report", "Compare", "Gold labels by majority vote"]
     bt = cmp["bootstrap"]
     assert [(m.label, m.value, m.delta) for m in at.metric] == [
-        ("B accuracy", "87.50%", "+62.50 %p"),
-        ("fixed / broken", "6 / 1", "net +5"),
+        ("B accuracy", "87.50%", "62.5"),  # numeric deltas: arrow and colour follow the sign
+        ("fixed / broken", "6 / 1", "5"),
         ("McNemar exact p", "0.1250", ""),
         ("95% CI of the difference", f"[{bt['low'] * 100:+.1f}, {bt['high'] * 100:+.1f}] %p", ""),
     ]
