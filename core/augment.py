@@ -66,6 +66,8 @@ class AugmentConfig(StepConfig):
                                    "earlier candidate or a train question is at least this")
     duplicate_embedding: float = Field(0.95, ge=0, le=1, description="the same, by embedding cosine "
                                        "(when an embedder is available)")
+    embedder: str | None = Field(None, description="sentence embedder for embedding similarity as well "
+                                 "('default': multilingual-e5-small; empty: char n-grams only)")
     min_korean: float = Field(0.5, ge=0, le=1, description="minimum share of Hangul among the letters of the "
                               "question, chosen and rejected")
     student: str | None = Field(None, description="registered model that re-solves passing candidates "
@@ -284,7 +286,7 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
                           "raw": obj if obj is not None else {"_reply": row["response"]}, "student_solved": None})
 
         # 3. cheap gates, then the paid re-solve of what passed them
-        refs = gates.References.build(store, [pool])
+        refs = gates.References.build(store, [pool], config.embedder)
         gates.cheap_gates(cands, refs, gates.Thresholds.of(config))
         res = gates.resolve(store, cands, config.teacher, cancel=cancel, progress=phases.report, job_id=job_id)
         phases.add(res, n * per)

