@@ -409,6 +409,14 @@ def trl_records(store: Store, name: str) -> list[dict[str, Any]]:
     return out
 
 
+def default_export_path(name: str, fmt: str) -> Path:
+    """Where the page offers to write an export: the workspace's exports/ folder."""
+    from core import config
+
+    base = Path(os.environ.get("CSAT_WORKSPACE") or config.WORKSPACE) / "exports"
+    return base / {"trl": f"{name}.jsonl", "csv": f"{name}.csv"}.get(fmt, f"{name}-hf")
+
+
 def export(store: Store, name: str, fmt: str, out: str | Path) -> dict[str, Any]:
     """Write set `name` as TRL JSONL (`trl`), a `datasets` save_to_disk folder (`hf`) or CSV (`csv`)."""
     if fmt not in FORMATS:

@@ -1,8 +1,336 @@
-"""Review: not built yet; an honest empty state says what it will do and what it needs."""
+"""Review: each generated pair as an exam question above chosen and rejected reasoning side by side;
+accept / edit / reject with one click (a fragment: no full-page reload); bulk accept after a
+confirmation; provenance both ways; freeze, import and export preference sets."""
+
+import json
+import tempfile
+from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
-from pages._ui import empty_state
+from core import preference_sets as ps
+from core import review
+from core.errors import NotFound
+from core.render import choice_label
+from core.runs import get_run
+from pages._ui import flash, get_store, made_by, run_action, show_question, text
 
+store = get_store()
 st.title("Review")
-empty_state("Chosen and rejected reasoning side by side with the seed question; accept, edit or reject; export the preference set.", "generated candidates (Augment)", "a later issue")
+flash()
+st.caption("Each candidate is a preference pair: a new question with a chosen reasoning (right answer) and a "
+           "rejected one (the student's kind of error). Accept, edit or reject it; freeze the accepted pairs as a "
+           "named set that training reads.")
+
+GATE_OPTIONS = ["any", "passed", "failed"]
+STATUS_OPTIONS = ["pending", "any", "accepted", "rejected"]
+
+
+def rerun_panel() -> None:
+    """Rerun just the review fragment; during a full-page run (first load, AppTest) the whole page."""
+    try:
+        st.rerun(scope="fragment")
+    except StreamlitAPIException:
+        st.rerun()
+
+
+def gate_badges(gates: dict) -> None:
+    """One badge per gate: green passed, red failed, grey not checked; reasons below."""
+    if not gates:
+        st.caption("Not gated yet.")
+        return
+    cols = st.columns(len(gates))
+    for col, (gate, res) in zip(cols, gates.items()):
+        ok = res.get("ok") if isinstance(res, dict) else res
+        with col:
+            st.badge(gate, icon=":material/check:" if ok else ":material/close:" if ok is False else ":material/remove:",
+                     color="green" if ok else "red" if ok is False else "gray")
+    failed = [(g, r) for g, r in gates.items() if isinstance(r, dict) and r.get("ok") is False]
+    for gate, res in failed:
+        st.caption(f":red[**{gate}**]: {text(res.get('reason'))}")
+
+
+def reasoning_column(title: str, lines: list[tuple[str, bool]], answer: int | None, other: int | None) -> None:
+    """A reasoning with the lines that differ from the other one highlighted, and its final answer."""
+    st.markdown(f"**{title}**")
+    shown = []
+    for line, same in lines:
+        body = text(line) or "&nbsp;"
+        shown.append(body if same or not line.strip() else f":orange-background[{body}]")
+    with st.container(border=True, height=420):
+        st.markdown("  \n".join(shown))
+    label = choice_label(answer) if answer else "없음"
+    st.markdown(f"최종 답: :red-background[**{label}**]" if answer != other else f"최종 답: **{label}**")
+
+
+runs = review.runs(store)
+if not runs:
+    st.info("**Needs first:** generated candidates (Augment page). You can still import a preference set below.")
+run_id = None
+if runs:
+    run_id = st.selectbox("Augment run", [r["run"] for r in runs], key="review-run", format_func=lambda r: next(
+        f"{x['run']} · mining {x['mining_run']} · {x['candidates']} candidates · {x['accepted']} accepted"
+        for x in runs if x["run"] == r))
+    try:
+        made_by(get_run(store, run_id))
+    except NotFound:  # a run record Augment did not write: no line to show
+        pass
+
+# ---- filters, counts, bulk accept ---------------------------------------------------------------
+if run_id:
+    fac = review.facets(store, run_id)
+    f1, f2, f3, f4, f5 = st.columns([2, 2, 2, 2, 1])
+    subject = f1.selectbox("Subject", ["any", *fac["subject"]], key="review-subject")
+    gate = f2.selectbox("Gates", GATE_OPTIONS + [f"failed {g}" for g in fac["failed_gate"]], key="review-gate")
+    status = f3.selectbox("Review status", STATUS_OPTIONS, key="review-status")
+    seed = f4.selectbox("Seed question", ["any", *fac["seed"]], key="review-seed")
+    target = f5.number_input("Target", 1, 100_000, review.DEFAULT_TARGET, key="review-target")
+    filters = {"run": run_id, "subject": None if subject == "any" else subject,
+               "status": None if status == "any" else status, "seed": None if seed == "any" else seed,
+               "gate": None if gate == "any" else gate.removeprefix("failed ") if gate.startswith("failed ")
+               else gate}
+
+    c = review.counts(store, run_id, int(target))
+    ready = c["passing_pending"]
+    b1, b2 = st.columns([3, 2])
+    with b2:
+        if not st.session_state.get("review-confirm"):
+            if st.button(f"Accept all {ready} passing pending pairs…", disabled=not ready, key="review-bulk"):
+                st.session_state["review-confirm"] = ready
+                st.rerun()
+        else:
+            n = st.session_state["review-confirm"]
+            st.warning(f"Accept {n} pending pairs that pass every gate? Each acceptance is recorded in its history.")
+            y, no = st.columns(2)
+            if y.button(f"Yes, accept {n}", type="primary", key="review-bulk-yes"):
+                st.session_state.pop("review-confirm")
+                done = run_action(lambda: review.accept_passing(store, run_id, expected=n))
+                if done is not None:
+                    flash(f"Accepted {len(done)} pairs.")
+                    st.rerun()
+            if no.button("Cancel", key="review-bulk-no"):
+                st.session_state.pop("review-confirm")
+                st.rerun()
+
+    @st.fragment
+    def review_panel() -> None:
+        """Counts, navigation, the pair and its decision buttons: a decision reruns only this part."""
+        c = review.counts(store, run_id, int(target))
+        m1, m2, m3, m4, m5 = st.columns(5)
+        m1.metric("accepted", f"{c['accepted']} / {c['target']}")
+        m2.metric("pending", c["pending"])
+        m3.metric("rejected", c["rejected"])
+        m4.metric("pass every gate", f"{c['passed']} / {c['total']}")
+        m5.metric("to target", c["to_target"])
+        st.progress(min(c["accepted"] / c["target"], 1.0), text=f"{c['accepted']} of {c['target']} accepted")
+        if msg := st.session_state.pop("review-said", None):
+            st.success(msg)
+
+        pairs = review.list_pairs(store, **filters)
+        if not pairs:
+            st.info("No pair matches these filters." + (" Every pair has been decided." if status == "pending" else ""))
+            return
+        ids = [p["id"] for p in pairs]
+        cur = st.session_state.get("review-cur")
+        if cur not in ids:
+            pos = min(st.session_state.get("review-pos", 0), len(ids) - 1)
+            cur = ids[pos]
+        pos = ids.index(cur)
+        st.session_state["review-cur"], st.session_state["review-pos"] = cur, pos
+        pair = pairs[pos]
+
+        n1, n2, n3 = st.columns([1, 4, 1])
+        if n1.button("← Previous", disabled=pos == 0, key="review-prev", width="stretch"):
+            st.session_state["review-cur"] = ids[pos - 1]
+            rerun_panel()
+        n2.markdown(f"**{pos + 1} / {len(ids)}** · `{pair['id']}` · {text(pair.get('subject') or '-')} · "
+                    f"seed {text(pair['seed_qid'])} · target {text(pair.get('target') or '-')} · "
+                    f"**{pair['status']}**" + (f" ({text(pair['review_reason'])})" if pair.get("review_reason") else ""))
+        if n3.button("Next →", disabled=pos >= len(ids) - 1, key="review-next", width="stretch"):
+            st.session_state["review-cur"] = ids[pos + 1]
+            rerun_panel()
+
+        def decided(message: str) -> None:
+            """After a decision: stay at this position (a pending filter moves the next pair up) and rerun."""
+            after = ids[pos + 1] if pos + 1 < len(ids) else (ids[pos - 1] if pos else None)
+            st.session_state["review-cur"] = after if filters["status"] else pair["id"]
+            st.session_state["review-said"] = message
+            rerun_panel()
+
+        show_question(review.question_of(pair), highlight={pair["answer"]: "정답"} if pair.get("answer") else None)
+        gate_badges(pair.get("gates") or {})
+        if pair.get("nearest_test"):
+            nt = pair["nearest_test"]
+            st.caption(f"Nearest test question: {text(str(nt.get('dataset')))}/{text(str(nt.get('qid')))} "
+                       f"(similarity {nt.get('similarity')}, {text(str(nt.get('method')))})")
+        if pair.get("student_solved"):
+            st.caption(":orange[The student already solves this one: it teaches less.]")
+
+        d = review.diverge(pair.get("chosen") or "", pair.get("rejected") or "")
+        left, right = st.columns(2)
+        with left:
+            reasoning_column("Chosen", d["chosen"], d["answers"][0], d["answers"][1])
+        with right:
+            reasoning_column("Rejected", d["rejected"], d["answers"][1], d["answers"][0])
+
+        a1, a2, a3 = st.columns([1, 3, 1])
+        if a1.button("Accept", type="primary", key="review-accept", width="stretch",
+                     disabled=pair["status"] == "accepted"):
+            if run_action(lambda: review.accept(store, [pair["id"]])):
+                decided(f"Accepted {pair['id']}.")
+        reason = a2.text_input("Reason to reject", key=f"review-reason-{pair['id']}",
+                               placeholder="e.g. 정답이 둘, 지문과 무관한 선지", label_visibility="collapsed")
+        if a3.button("Reject", key="review-reject", width="stretch"):
+            if run_action(lambda: review.reject(store, pair["id"], reason)):
+                decided(f"Rejected {pair['id']}.")
+        if pair["status"] != "pending" and st.button("Back to pending", key="review-reset"):
+            if run_action(lambda: review.reset(store, pair["id"])):
+                decided(f"{pair['id']} is pending again.")
+
+        with st.expander("Edit (question, choices, answer, either reasoning)"):
+            with st.form(f"review-edit-{pair['id']}-{pair['version']}"):
+                passage = st.text_area("Passage", pair.get("passage") or "", height=120)
+                question = st.text_input("Question", pair.get("question") or "")
+                extra = st.text_area("<보기>", pair.get("extra") or "", height=80)
+                choices = [st.text_input(f"Choice {choice_label(i)}", ch, key=f"edit-choice-{pair['id']}-{i}")
+                           for i, ch in enumerate((pair["choices"] + [""] * 5)[:5], 1)]
+                answer = st.number_input("Answer", 1, 5, int(pair.get("answer") or 1))
+                e1, e2 = st.columns(2)
+                chosen = e1.text_area("Chosen reasoning", pair.get("chosen") or "", height=240)
+                rejected = e2.text_area("Rejected reasoning", pair.get("rejected") or "", height=240)
+                why = st.text_input("Why (kept in the history)")
+                if st.form_submit_button("Save edit and re-run gates"):
+                    out = run_action(lambda: review.edit(store, pair["id"], {
+                        "passage": passage, "question": question, "extra": extra, "choices": choices,
+                        "answer": answer, "chosen": chosen, "rejected": rejected}, reason=why or None))
+                    if out:
+                        gates = "passes every gate" if out["passed"] else f"fails {out['failed_gate']}"
+                        st.session_state["review-cur"] = pair["id"]
+                        st.session_state["review-said"] = (
+                            f"Saved version {out['version']} ({', '.join(out['changed']) or 'no change'}); {gates}"
+                            + (f" — {out['note']}" if out.get("note") else "") + ".")
+                        rerun_panel()
+
+        with st.expander("Seed question, structure, golden and failed paths (provenance)"):
+            prov = review.provenance(store, pair["id"])
+            mr = prov["mining_run"] or {}
+            st.caption(f"Seed {text(pair['pool'])}/{text(pair['seed_qid'])} · mining run {text(pair['mining_run'])}"
+                       + (f" ({text(mr.get('teacher'))} vs {text(mr.get('student'))})" if mr else "")
+                       + (f" · blueprint generation `{prov['generation']['cache_key'][:12]}` by "
+                          f"{text(prov['generation']['model'])}" if prov["generation"] else ""))
+            if prov["seed"]:
+                show_question(prov["seed"], highlight={prov["seed"]["answer"]: "정답"} if prov["seed"]["answer"] else None)
+            if prov["structure"] and prov["structure"].get("structure"):
+                st.markdown("**Structure**")
+                st.json(prov["structure"]["structure"])
+            g1, g2 = st.columns(2)
+            for col, title, gen in ((g1, "Golden path (teacher)", prov["golden"]),
+                                    (g2, "Failed path (student)", prov["failed"])):
+                with col:
+                    st.markdown(f"**{title}**" + (f" · {text(gen['model'])}" if gen else ""))
+                    with st.container(border=True, height=300):
+                        st.markdown(text(gen["response"]) if gen and gen.get("response") else "_not stored_")
+            if prov["siblings"]:
+                st.markdown(f"**Other pairs from this seed** ({len(prov['siblings'])})")
+                for sib in prov["siblings"]:
+                    label = f"{sib['id']} · {sib['status']} · {(sib.get('question') or '')[:50]}"
+                    if st.button(label, key=f"review-sib-{sib['id']}"):
+                        if sib["id"] in ids:
+                            st.session_state["review-cur"] = sib["id"]
+                            rerun_panel()
+                        else:
+                            st.info("That pair is outside the current filters (or another run): widen them.")
+
+        with st.expander("History"):
+            st.dataframe([{"version": h["version"], "action": h["action"], "reason": h["reason"],
+                           "when": str(h["changed_at"])[:19]} for h in review.history(store, pair["id"])],
+                         hide_index=True, width="stretch")
+
+    review_panel()
+
+# ---- preference sets ------------------------------------------------------------------------------
+st.divider()
+st.subheader("Preference sets")
+st.caption("A frozen, named set with a content hash: what training reads. The prompt is the solve prompt "
+           "(system + user messages); the chat template is applied by training.")
+sets = ps.list_sets(store)
+if sets:
+    st.dataframe([{"name": s["name"], "pairs": s["pairs"], "source": s["source"], "hash": s["hash"][:12],
+                   "created": str(s["created_at"])[:19]} for s in sets], hide_index=True, width="stretch")
+else:
+    st.caption("No preference sets yet.")
+
+t_freeze, t_import, t_export = st.tabs(["Freeze", "Import", "Export"])
+with t_freeze:
+    if not run_id:
+        st.caption("Freezing needs an augment run with accepted pairs.")
+    else:
+        with st.form("freeze"):
+            name = st.text_input("Set name", f"{run_id}-v1")
+            replace = st.checkbox("Replace a set of this name that holds other content")
+            if st.form_submit_button("Freeze the accepted pairs", type="primary"):
+                s = run_action(lambda: ps.freeze(store, name.strip(), run_id, replace=replace))
+                if s:
+                    flash(f"{s['name']!r} already holds these {s['pairs']} pairs." if s["already"] else
+                          f"Froze {s['pairs']} pairs as {s['name']!r} (hash {s['hash'][:12]}).")
+                    st.rerun()
+with t_import:
+    with st.form("import"):
+        upload = st.file_uploader("TRL JSONL, CSV, Parquet or JSON", type=["jsonl", "csv", "parquet", "json"])
+        source = st.text_input("…or a path (file or datasets folder) or a Hub dataset id",
+                               placeholder="Hyunwoo98/balanced_df_orpo")
+        i1, i2 = st.columns(2)
+        iname = i1.text_input("Set name")
+        split = i2.text_input("Hub split", "train")
+        mapping_text = st.text_area("Column mapping (FIELD=COLUMN per line: prompt, chosen, rejected, subject)", "",
+                                    height=80)
+        ireplace = st.checkbox("Replace a set of this name that holds other content", key="import-replace")
+        if st.form_submit_button("Import", type="primary"):
+            mapping = dict(line.split("=", 1) for line in mapping_text.splitlines() if "=" in line)
+            mapping = {k.strip(): v.strip() for k, v in mapping.items()}
+
+            def do_import():
+                if upload is not None:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        path = Path(tmp) / Path(upload.name).name
+                        path.write_bytes(upload.getvalue())
+                        return ps.import_pairs(store, path, iname.strip(), mapping=mapping, replace=ireplace)
+                return ps.import_pairs(store, source.strip(), iname.strip(), mapping=mapping, split=split or None,
+                                       replace=ireplace)
+
+            s = run_action(do_import)
+            if s:
+                flash(f"{s['name']!r} already holds these {s['pairs']} pairs." if s["already"] else
+                      f"Imported {s['pairs']} pairs as {s['name']!r} (hash {s['hash'][:12]}).")
+                st.rerun()
+with t_export:
+    if not sets:
+        st.caption("Nothing to export yet.")
+    else:
+        names = [s["name"] for s in sets]
+        x1, x2 = st.columns(2)
+        xname = x1.selectbox("Set", names, key="export-set")
+        fmt = x2.selectbox("Format", list(ps.FORMATS), key="export-format",
+                           format_func={"trl": "TRL preference JSONL", "hf": "Hugging Face datasets folder",
+                                        "csv": "CSV (spreadsheets)"}.get)
+        chosen_set = next(s for s in sets if s["name"] == xname)
+        run_ref = chosen_set["detail"].get("run")
+        if run_ref:
+            try:
+                made_by(get_run(store, run_ref))
+            except NotFound:  # a set stored before run records: no line
+                pass
+        out = st.text_input("Write to", str(ps.default_export_path(xname, fmt)), key=f"export-out-{xname}-{fmt}")
+        if st.button("Export", key="export-go"):
+            r = run_action(lambda: ps.export(store, xname, fmt, out))
+            if r:
+                st.success(f"Wrote {r['pairs']} pairs to {r['out']}.")
+                if fmt != "hf":
+                    st.download_button("Download", Path(r["out"]).read_bytes(), file_name=Path(r["out"]).name,
+                                       key="export-download")
+        with st.expander("First pair of this set"):
+            first = run_action(lambda: ps.get_pairs(store, xname)[:1])
+            if first:
+                st.code(json.dumps(ps.trl_records(store, xname)[0], ensure_ascii=False, indent=1)[:4000],
+                        language="json")

@@ -1,0 +1,141 @@
+"""AppTest of the Review page on a real DuckDB file holding the review fixture of tests/test_review.py
+(candidates seeded with SQL following m006, a mining run with golden/failed paths, structures)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import preference_sets as ps
+from core import review
+from core.store import Store
+from tests.loopback import Loopback
+from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
+from tests.test_review import RUN, register_teacher, seed_review, solver
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+
+
+@pytest.fixture
+def teacher():
+    with Loopback("gemini", solver) as srv:
+        yield srv
+
+
+@pytest.fixture
+def seeded_db(db_env, tmp_path, teacher):
+    store = Store(db_env)
+    register_teacher(store, teacher)
+    seed_review(store, tmp_path)
+    store.close()
+    clear_cached_store()
+    return db_env
+
+
+def reopen(path) -> Store:
+    clear_cached_store()
+    return Store(path)
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def markdown(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_empty_store_explains_and_offers_import(db_env):
+    at = open_page("pages/review.py")
+    assert "Needs first" in at.info[0].value
+    assert any(t.label == "Import" for t in at.tabs)
+
+
+def test_pair_side_by_side_with_divergence_gates_and_provenance(seeded_db):
+    at = open_page("pages/review.py")
+    md = markdown(at)
+    assert "1 / 5" in md and "`cand-a`" in md  # pending filter: every pair, in seed order
+    assert "칸트는 관련 설명으로 옳은 것은?" in md  # the question as on the exam
+    assert ":orange-background[" in md  # the lines where chosen and rejected diverge
+    assert "최종 답: :red-background[**③**]" in md and "최종 답: :red-background[**④**]" in md
+    assert [m.label for m in at.metric][:3] == ["accepted", "pending", "rejected"]
+    assert at.metric[0].value == "0 / 200"
+    # provenance expander: seed question, structure, golden and failed paths
+    assert "교사 풀이 q1" in md and "학생 풀이 q1" in md
+    assert any(json.loads(j.value).get("error_pattern") == "비슷한 시대의 다른 인물과 혼동" for j in at.json)
+    # gate filter: the candidate that failed the resolve gate, with its reason
+    at.selectbox(key="review-gate").select("failed resolve").run()
+    assert not at.exception
+    md = markdown(at)
+    assert "1 / 1" in md and "`cand-c`" in md
+    assert "resolve failed in the fixture" in " ".join(c.value for c in at.caption)
+
+
+def test_one_click_decisions_and_history(seeded_db):
+    at = open_page("pages/review.py")
+    button(at, "Accept").click().run()
+    assert not at.exception
+    assert "Accepted cand-a." in [s.value for s in at.success]
+    assert "`cand-b`" in markdown(at)  # the next pending pair moved up
+    at.text_input(key="review-reason-cand-b").input("정답이 둘이다").run()
+    button(at, "Reject").click().run()
+    assert "Rejected cand-b." in [s.value for s in at.success]
+    button(at, "Reject").click().run()  # no reason: refused, nothing changes
+    assert any("needs a reason" in e.value for e in at.error)
+    at.selectbox(key="review-status").select("any").run()
+    assert at.metric[0].value == "1 / 200" and at.metric[2].value == "1"
+    store = reopen(seeded_db)
+    try:
+        assert review.get_pair(store, "cand-b")["review_reason"] == "정답이 둘이다"
+        assert [h["action"] for h in review.history(store, "cand-a")] == ["created", "accepted"]
+    finally:
+        store.close()
+
+
+def test_edit_records_a_version_and_reruns_gates(seeded_db, teacher):
+    at = open_page("pages/review.py")
+    form_question = next(t for t in at.text_input if t.label == "Question")
+    form_question.input("칸트의 입장으로 옳은 것은?")
+    next(t for t in at.text_input if t.label == "Why (kept in the history)").input("발문 다듬기")
+    next(b for b in at.button if b.label == "Save edit and re-run gates").click().run()
+    assert not at.exception
+    said = " ".join(s.value for s in at.success)
+    assert "Saved version 2 (question)" in said
+    store = reopen(seeded_db)
+    try:
+        hist = review.history(store, "cand-a")
+        assert [h["action"] for h in hist] == ["created", "edited"] and hist[1]["reason"] == "발문 다듬기"
+        assert review.get_pair(store, "cand-a")["question"] == "칸트의 입장으로 옳은 것은?"
+    finally:
+        store.close()
+
+
+def test_bulk_accept_after_confirmation_then_freeze(seeded_db):
+    at = open_page("pages/review.py")
+    button(at, "Accept all 3 passing pending pairs…").click().run()
+    assert "Accept 3 pending pairs that pass every gate?" in at.warning[0].value
+    store = reopen(seeded_db)
+    assert review.counts(store, RUN)["accepted"] == 0  # nothing before the confirmation
+    store.close()
+    clear_cached_store()
+    button(at, "Yes, accept 3").click().run()
+    assert not at.exception
+    assert "Accepted 3 pairs." in [s.value for s in at.success]
+    freeze_name = next(t for t in at.text_input if t.label == "Set name")
+    freeze_name.input("review-v1")
+    next(b for b in at.button if b.label == "Freeze the accepted pairs").click().run()
+    assert not at.exception
+    assert any("Froze 3 pairs as 'review-v1'" in s.value for s in at.success)
+    assert at.dataframe[-1].value.iloc[0]["name"] == "review-v1" or any(
+        "review-v1" in str(d.value) for d in at.dataframe)
+    store = reopen(seeded_db)
+    try:
+        assert [s["name"] for s in ps.list_sets(store)] == ["review-v1"]
+        assert ps.get_set(store, "review-v1")["pairs"] == 3
+    finally:
+        store.close()
