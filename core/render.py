@@ -83,3 +83,13 @@ def passage_blocks(text: str) -> list[tuple[str, Any]]:
     if plain and "\n".join(plain).strip():
         blocks.append(("text", "\n".join(plain).strip("\n")))
     return [b for b in blocks if b[0] == "table" or b[1].strip()]
+
+
+def answer_label(answer: int | None) -> str:
+    """A choice as a reader sees it: ③, or "no answer" (never Python's None)."""
+    return "no answer" if answer is None else choice_label(int(answer))
+
+
+def answers_label(answers: list[int | None] | None) -> str:
+    """K samples' answers as a plain list: "③, ③, no answer" (never "[3, 3, None]")."""
+    return ", ".join(answer_label(a) for a in answers or []) or "—"

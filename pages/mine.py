@@ -4,6 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from core import datasets, mining, models, solve
+from core.render import answer_label, answers_label
 from pages._ui import flash, get_store, job_panel, run_action, show_question, text
 
 OUTCOME_LABELS = {"hard_negative": "teacher ✓ student ✗ (hard negative)", "both_correct": "both ✓",
@@ -105,7 +106,7 @@ subj = f2.selectbox("Subject", ["(all)", *sorted({r["subject"] for r in rows})])
 listed = mining.items(store, run_id, outcome=None if which == "kept" else which, kept=True if which == "kept" else None,
                       subject=None if subj == "(all)" else subj)
 answers = sorted({a for i in listed for a in (i["student_answers"] or []) if a is not None})
-stud = f3.selectbox("Student answered", ["(any)", *answers])
+stud = f3.selectbox("Student answered", ["(any)", *answers], format_func=lambda a: a if a == "(any)" else answer_label(a))
 fails = f4.selectbox("Student wrong in (of K)", ["(any)", *range(1, cfg["samples"] + 1)])
 if stud != "(any)":
     listed = [i for i in listed if stud in (i["student_answers"] or [])]
@@ -114,8 +115,8 @@ if fails != "(any)":
 if not listed:
     st.info("Nothing here with these filters.")
     st.stop()
-st.dataframe([{"id": i["qid"], "subject": i["subject"], "outcome": OUTCOME_LABELS[i["outcome"]], "gold": i["gold"],
-               "teacher": str(i["teacher_answers"]), "student": str(i["student_answers"]),
+st.dataframe([{"id": i["qid"], "subject": i["subject"], "outcome": OUTCOME_LABELS[i["outcome"]], "gold": answer_label(i["gold"]),
+               "teacher": answers_label(i["teacher_answers"]), "student": answers_label(i["student_answers"]),
                "student wrong": f"{i['student_wrong']}/{cfg['samples']}", "judge": i["judge_preferred"] or "—",
                "stem": i["question"]} for i in listed], hide_index=True, width="stretch")
 qid = st.selectbox(f"Open one of {len(listed)}", [i["qid"] for i in listed])
@@ -130,12 +131,12 @@ with st.container(border=True):
 left, right = st.columns(2)
 with left:
     st.subheader(f"Golden path · {cfg['teacher']}")
-    st.caption(f"answer {item['golden_answer']} · samples {item['teacher_answers']}")
+    st.caption(f"answer: {answer_label(item['golden_answer'])} · samples: {answers_label(item['teacher_answers'])}")
     st.markdown(text(item["golden_response"] or "(no correct teacher sample)"))
 with right:
     label = "Failed path" if item["outcome"] == "hard_negative" else "Student path"
     st.subheader(f"{label} · {cfg['student']}")
-    st.caption(f"answer {item['failed_answer']} · samples {item['student_answers']}")
+    st.caption(f"answer: {answer_label(item['failed_answer'])} · samples: {answers_label(item['student_answers'])}")
     st.markdown(text(item["failed_response"] or "(no wrong student sample)"))
 if item["judge_key"]:
     st.info(f"Judge ({cfg['judge']}): prefers **{item['judge_preferred'] or 'unparseable'}** — {text(item['judge_reason'])}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.testing.v1 import AppTest
@@ -145,3 +147,50 @@ def test_passage_blocks(raw, blocks):
     from core.render import passage_blocks
 
     assert passage_blocks(raw) == blocks
+
+
+# ---- item 7: no Python values on the Mine page ----------------------------------------------------------
+
+def _gold_of(body: dict) -> int:
+    """import_mini's question i carries "(i)" in its stem and gold answer (i - 1) % 5 + 1."""
+    import re
+
+    text = json.dumps(body, ensure_ascii=False)
+    n = int(re.search(r"않는 것은\? \((\d+)\)", text).group(1))
+    return (n - 1) % 5 + 1
+
+
+@pytest.fixture
+def mined_unparsed(db_env, tmp_path, monkeypatch):
+    """A finished mining run where the teacher is always right and the student never names a choice."""
+    from core import mining, models
+    from tests.loopback import Loopback, Reply
+    from tests.minidata import import_mini
+
+    monkeypatch.setenv("OPENAI_API_KEY", "loopback")
+    store = Store(db_env)
+    import_mini(store, tmp_path, n=3, name="pool")
+    fast = {"concurrency": 2, "max_retries": 2}
+    with Loopback("openai", lambda n, b: Reply(text=f'풀이.\n{{"Answer":"{_gold_of(b)}"}}')) as t, \
+            Loopback("openai", lambda n, b: Reply(text="잘 모르겠다.")) as s:
+        models.add_model(store, "teacher", "openai", "t-1", base_url=t.base_url, params=fast)
+        models.add_model(store, "student", "openai", "s-1", base_url=s.base_url, params=fast)
+        summary = mining.mine(store, mining.MiningConfig(pool="pool", teacher="teacher", student="student"))
+    store.close()
+    clear_cached_store()
+    assert summary["hard_negatives"] == 3
+    return summary
+
+
+def test_mine_page_shows_no_python_values(mined_unparsed):
+    at = open_page("pages/mine.py")
+    table = at.dataframe[0].value
+    assert list(table["gold"]) == ["①", "②", "③"]
+    assert list(table["teacher"]) == ["①", "②", "③"]
+    assert list(table["student"]) == ["no answer"] * 3
+    captions = [c.value for c in at.caption]
+    assert "answer: ① · samples: ①" in captions
+    assert "answer: no answer · samples: no answer" in captions
+    shown = " ".join([*captions, *(m.value for m in at.markdown), *(str(v) for col in table for v in table[col])])
+    for leak in ("None", "[1]", "[None]", "nan"):
+        assert leak not in shown, leak
