@@ -7,6 +7,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 for _key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY"):
     os.environ.pop(_key, None)
+# The built-in gemma's one-time GGUF conversion goes to a temporary folder (kept between runs so the
+# suite stays warm), never into the user's ~/.cache (core/providers/local.py:gguf_cache).
+os.environ["CSAT_MODEL_CACHE"] = os.path.join(__import__("tempfile").gettempdir(), "csat-distill-test-models")
 
 import pytest  # noqa: E402
 

