@@ -31,6 +31,16 @@ class ImportResult:
     already: bool = False  # the same file was imported under this name before: nothing changed
 
 
+def parse_mapping(items: list[str] | None) -> dict[str, str]:
+    mapping = {}
+    for item in items or []:
+        field, sep, column = item.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise ImportFailed(f"bad --map {item!r}", hint="write FIELD=COLUMN, e.g. --map question=stem --map choices=A,B,C,D")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
 def import_parsed(store: Store, parsed: Parsed, name: str, split: str, *, source: str, sha256: str,
                   subject: str | None = None, skip_bad: bool = False, replace: bool = False) -> ImportResult:
     name = nfc(name) or ""
@@ -146,12 +156,22 @@ def _delete(store: Store, name: str) -> None:
         store.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
 
 
+def delete_plan(store: Store, name: str):
+    """What deleting the dataset would remove, table by table, and what stops it (core/cascade.py)."""
+    from core import cascade
+
+    require(store, name)
+    return cascade.plan(store, "dataset", name)
+
+
 def delete_dataset(store: Store, name: str) -> int:
-    """Delete a dataset and its questions; returns how many questions went."""
-    n = require(store, name)["n_questions"]
-    with store.transaction():
-        _delete(store, name)
-    return n
+    """Delete a dataset and everything derived from it (mining runs, predictions, replies only it
+    used, …: core/cascade.py); refuses when a frozen preference set was made from it. Returns how
+    many questions went."""
+    from core import cascade
+
+    require(store, name)
+    return cascade.delete(store, "dataset", name).counts.get("questions", 0)
 
 
 def export_dataset(store: Store, name: str, fmt: str, out: str | Path) -> int:

@@ -130,3 +130,16 @@ def report_rows(rep: dict[str, Any]) -> list[dict[str, Any]]:
         for s, v in m["by_subject"].items():
             rows.append({"model": m["model"], "subject": s, **v})
     return rows
+
+
+def report_csv(rep: dict[str, Any]) -> str:
+    """The report as CSV text (one row per model × subject): the page's download and `eval export`."""
+    import csv
+    import io
+
+    rows = report_rows(rep)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["model"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

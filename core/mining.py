@@ -43,16 +43,18 @@ class MiningConfig(StepConfig):
 
     step: ClassVar[str] = "mine"
 
-    pool: str = Field(description="dataset to mine (a train pool)")
-    teacher: str = Field(description="registered teacher model")
-    student: str = Field(description="registered student model")
-    samples: int = Field(1, ge=1, le=20, description="K samples per model and question")
-    rule: Literal["majority", "hard"] = Field("majority", description="majority: correctness by majority vote over K; "
+    pool: str = Field(title="Question pool", description="dataset to mine (a train pool)")
+    teacher: str = Field(title="Teacher", description="registered teacher model")
+    student: str = Field(title="Student", description="registered student model")
+    samples: int = Field(1, ge=1, le=20, title="Samples per model (K)", description="K samples per model and question")
+    rule: Literal["majority", "hard"] = Field("majority", title="Student is wrong when", description="majority: correctness by majority vote over K; "
                                               "hard: student counts as wrong when wrong in at least m of K")
-    min_wrong: int = Field(1, ge=1, description="m for the hard rule")
-    temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature (None: model default)")
-    judge: str | None = Field(None, description="registered model that judges both-correct pairs")
-    classifier: str | None = Field(None, description="registered model that labels questions without a subject")
+    min_wrong: int = Field(1, ge=1, title="m (hard rule)", description="m for the hard rule")
+    temperature: float | None = Field(None, ge=0, le=2, title="Temperature",
+                                     description="sampling temperature (None: model default)")
+    judge: str | None = Field(None, title="Judge for both-✓ pairs (optional)", description="registered model that judges both-correct pairs")
+    classifier: str | None = Field(None, title="Subject classifier (optional)",
+                                    description="registered model that labels questions without a subject")
 
 
 def _pick(gens: list[dict[str, Any]], want_correct: bool) -> str | None:

@@ -86,6 +86,24 @@ class Model:
                 "created_at": str(self.created_at) if self.created_at else None}
 
 
+def parse_param_items(items: list[str] | None) -> dict[str, Any]:
+    """KEY=VALUE pairs; a VALUE starting with { or [ is JSON (json_schema=...)."""
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CoreError(f"bad --param {item!r}", hint="write KEY=VALUE, e.g. --param temperature=0.7")
+        value = value.strip()
+        if value[:1] in "{[":
+            try:
+                params[key.strip()] = json.loads(value)
+                continue
+            except ValueError:
+                raise CoreError(f"--param {key} is not valid JSON") from None
+        params[key.strip()] = value
+    return params
+
+
 def parse_params(params: dict[str, Any] | None) -> ModelParams:
     """Validate params (CLI strings are coerced: "0.7" -> 0.7, "true" -> True); name the bad one."""
     params = dict(params or {})
@@ -156,10 +174,21 @@ def list_models(store: Store) -> list[dict[str, Any]]:
     return [_from_row(r).public() for r in store.rows("SELECT * FROM models ORDER BY created_at, name")]
 
 
-def delete_model(store: Store, name: str) -> None:
-    """Remove a model from the registry; its stored generations stay (they are the record)."""
+def delete_plan(store: Store, name: str):
+    """What deleting the model would remove (its replies, engine predictions, solve/evaluate runs)
+    and what stops it (mining or training runs that used it): core/cascade.py."""
+    from core import cascade
+
     get_model(store, name)
-    store.execute("DELETE FROM models WHERE name = ?", [name])
+    return cascade.plan(store, "model", name)
+
+
+def delete_model(store: Store, name: str):
+    """Remove a model and what was derived from it only; refuses when a mining or training run used it."""
+    from core import cascade
+
+    get_model(store, name)
+    return cascade.delete(store, "model", name)
 
 
 TEST_TIMEOUT_S = 15.0  # `models test`: one attempt, at most this long

@@ -88,8 +88,8 @@ def estimate_text(est: dict[str, Any]) -> str:
     """The one-line cost estimate every page and the CLI show before a run starts."""
     cost = ("cost unknown: set price_input_per_m / price_output_per_m" if est.get("est_cost_usd") is None
             else "no API cost" if est["est_cost_usd"] == 0 else f"≈ ${est['est_cost_usd']:.4f}")
-    return (f"{est['requests']} request(s): {est['cached']} in the store, {est['to_send']} to send "
-            f"(≈ {est['input_tokens']:,} input + ≈ {est['output_tokens']:,} output tokens, {cost})")
+    return (f"{est['to_send']} requests to send, {est['cached']} cached; ≈ {est['input_tokens']:,} input + "
+            f"≈ {est['output_tokens']:,} output tokens, {cost}")
 
 
 def summarise(qs: list[dict[str, Any]], reqs: list[Request], rows: list[dict[str, Any] | None],
@@ -123,7 +123,19 @@ def solve(store: Store, dataset: str, model: str | Model, samples: int = 1, temp
     qs, reqs = solve_requests(store, dataset, samples, gold_only)
     run = engine.run(store, m, reqs, params=_params(temperature), job_id=ctx.job_id, cancel=ctx.cancel,
                      progress=ctx.progress)
+    _refuse_if_all_failed(m, run)
     return summarise(qs, reqs, run.rows, samples, run.progress)
+
+
+def _refuse_if_all_failed(m: Model, run: engine.RunResult) -> None:
+    """A run where every request failed has no result to report: it fails and says why (the failed
+    requests are stored as errors, never as answers, and are sent again by the next run)."""
+    finished = [r for r in run.rows if r is not None]
+    if run.cancelled or not finished or any(r["error"] is None for r in finished):
+        return
+    raise CoreError(f"every one of the {len(finished)} requests to {m.name!r} failed, so nothing was counted "
+                    f"as an answer (first error: {finished[0]['error']})",
+                    hint=f"check the model with `models test {m.name}`; failed requests are sent again on the next run")
 
 
 def run_step(store: Store, config: SolveConfig, ctx: JobContext) -> dict[str, Any]:

@@ -90,7 +90,12 @@ def show_passage(value: str) -> None:
 
 
 def run_action(fn: Callable[[], Any], success: str | Callable[[Any], str] | None = None) -> Any:
-    """Run a core call; a CoreError becomes a message on the page, other errors an expander."""
+    """Run a core call: every page action goes through here.
+
+    Success: shows `success` (if given) and returns the call's result — True when the call returns
+    None, so `if run_action(...)` is true exactly when the action worked. Failure: shows the one-line
+    error with its hint (a CoreError; unexpected errors add a folded traceback) and returns None.
+    """
     try:
         result = fn()
     except ImportFailed as exc:
@@ -111,7 +116,44 @@ def run_action(fn: Callable[[], Any], success: str | Callable[[Any], str] | None
         return None
     if success:
         st.success(success(result) if callable(success) else success)
-    return result
+    return True if result is None else result
+
+
+def estimate_caption(fn: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The cost estimate line shown before a run starts (core/solve.py:estimate_text), or its error."""
+    from core.solve import estimate_text
+
+    est = run_action(fn)
+    if isinstance(est, dict):
+        st.caption(estimate_text(est) + ".")
+        return est
+    return None
+
+
+def saved_upload(upload: Any, key: str) -> Any:
+    """Save an uploaded file once per file (not on every rerun) and return its path.
+
+    The file lives in one temporary folder per session and widget; a new upload replaces (deletes)
+    the previous one, and no upload removes what was saved.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    state = st.session_state.setdefault(f"_upload-{key}", {"id": None, "dir": None})
+    file_id = getattr(upload, "file_id", None) or (upload and f"{upload.name}:{upload.size}")
+    if state["id"] == file_id and state["dir"] and (upload is None or Path(state["dir"], Path(upload.name).name).exists()):
+        return Path(state["dir"], Path(upload.name).name) if upload is not None else None
+    if state["dir"]:
+        shutil.rmtree(state["dir"], ignore_errors=True)
+    state.update(id=None, dir=None)
+    if upload is None:
+        return None
+    folder = tempfile.mkdtemp(prefix="csat-upload-")
+    path = Path(folder, Path(upload.name).name)
+    path.write_bytes(upload.getvalue())
+    state.update(id=file_id, dir=folder)
+    return path
 
 
 def flash(message: str | None = None) -> None:
@@ -176,6 +218,9 @@ def job_panel(store: Store, key: str, kind: str | None = None,
             st.warning(job["message"] or "Cancelled; run again to resume (finished work is cached).")
         else:
             st.error(job["message"] or job["state"])
+            if job.get("traceback"):
+                with st.expander("details"):
+                    st.code(job["traceback"], language=None)
         if st.session_state.get(f"{key}-seen") != job["id"]:
             st.session_state[f"{key}-seen"] = job["id"]
             if on_done:
@@ -188,13 +233,15 @@ def job_panel(store: Store, key: str, kind: str | None = None,
 
 def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = None,
                 defaults: dict[str, Any] | None = None, exclude: tuple[str, ...] = (),
-                submit: str = "Start", columns: int = 3) -> Any | None:
+                submit: str = "Start", columns: int = 3, fixed: dict[str, Any] | None = None,
+                disabled: bool = False) -> Any | None:
     """A form built from a step's config class (core/runs.py:StepConfig): one widget per field.
 
     choices: field -> allowed values (datasets, model names) for a selectbox; Literal fields get
     theirs from the type; bool → checkbox; int/float → number input with the field's bounds;
-    list/dict → one item (or KEY=VALUE) per line. Returns the validated config when submitted and
-    valid, else None (a validation problem shows as one line).
+    list/dict → one item (or KEY=VALUE) per line. A field's `title` is its label (else its name).
+    fixed: values chosen elsewhere on the page (e.g. the test set): no widget, merged when submitted.
+    Returns the validated config when submitted and valid, else None (a problem shows as one line).
     """
     import typing
 
@@ -202,7 +249,8 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
 
     from core.errors import CoreError
 
-    choices, defaults = choices or {}, defaults or {}
+    choices, defaults, fixed = choices or {}, defaults or {}, fixed or {}
+    exclude = (*exclude, *fixed)
     values: dict[str, Any] = {}
     with st.form(key):
         cols = st.columns(columns)
@@ -213,7 +261,7 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
             base = args[0] if optional and len(args) == 1 else ann
             origin = typing.get_origin(base)
             default = defaults.get(name, None if field.is_required() else field.get_default(call_default_factory=True))
-            label, help_ = name.replace("_", " "), field.description
+            label, help_ = field.title or name.replace("_", " ").capitalize(), field.description
             wkey = f"{key}-{name}"
             with cols[i % columns]:
                 if name in choices or origin is typing.Literal:
@@ -226,7 +274,7 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
                 elif base is bool:
                     values[name] = st.checkbox(label, value=bool(default), help=help_, key=wkey)
                 elif base in (int, float):
-                    bounds = {type(m).__name__: getattr(m, next(iter(vars(m)))) for m in field.metadata
+                    bounds = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in field.metadata
                               if isinstance(m, (Ge, Gt, Le, Lt))}
                     lo = bounds.get("Ge", bounds.get("Gt"))
                     hi = bounds.get("Le", bounds.get("Lt"))
@@ -250,11 +298,11 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
                 else:
                     raw = st.text_input(label, "" if default is None else str(default), help=help_, key=wkey)
                     values[name] = raw.strip() or (None if optional else "")
-        pressed = st.form_submit_button(submit, type="primary")
+        pressed = st.form_submit_button(submit, type="primary", disabled=disabled)
     if not pressed:
         return None
     try:
-        return cls.parse({k: v for k, v in values.items() if v is not None or k in cls.model_fields})
+        return cls.parse({k: v for k, v in values.items() if v is not None or k in cls.model_fields} | fixed)
     except CoreError as exc:
         st.error(exc.message + (f" — {exc.hint}" if exc.hint else ""))
         return None

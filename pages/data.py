@@ -1,16 +1,15 @@
 """Data: import question files, preview them exam-style, see counts, browse, delete."""
 
-import tempfile
 from pathlib import Path
 
 import plotly.express as px
 import streamlit as st
 
 from core import datasets
-from core.cli.data import parse_mapping
+from core.datasets import parse_mapping
 from core.formats import FORMATS, parse_file
 from core.formats.base import sha256_of
-from pages._ui import flash, get_store, run_action, show_question
+from pages._ui import flash, get_store, run_action, saved_upload, show_question
 
 store = get_store()
 st.title("Data")
@@ -46,10 +45,9 @@ mapping_text = st.text_area("Column mapping for generic files (FIELD=COLUMN per 
 
 
 def source_path() -> tuple[Path, str] | None:
-    if upload is not None:
-        tmp = Path(tempfile.mkdtemp()) / Path(upload.name).name
-        tmp.write_bytes(upload.getvalue())
-        return tmp, upload.name
+    saved = saved_upload(upload, "data-import")  # once per file, not on every rerun; replaced files removed
+    if saved is not None:
+        return saved, upload.name
     if path_text.strip():
         p = Path(path_text.strip()).expanduser()
         return p, p.name
@@ -112,9 +110,15 @@ if sets:
     st.header("Delete")
     d1, d2 = st.columns([3, 2])
     victim = d1.selectbox("Dataset to delete", [s["name"] for s in sets], key="victim")
-    sure = d2.checkbox(f"Yes, delete {victim!r} and its questions")
-    if st.button("Delete dataset", disabled=not sure):
+    plan = run_action(lambda: datasets.delete_plan(store, victim))
+    if plan and plan.blockers:
+        st.warning(f"{victim!r} cannot be deleted: used by {'; '.join(plan.blockers)}. Delete those first.")
+    elif plan:
+        st.caption(f"Deleting {victim!r} removes everything made from it: {', '.join(plan.lines())}.")
+    sure = d2.checkbox(f"Yes, delete {victim!r} and everything made from it")
+    if st.button("Delete dataset", disabled=not sure or not plan or bool(plan.blockers)):
         n = run_action(lambda: datasets.delete_dataset(store, victim))
-        if n is not None:
-            flash(f"Deleted {victim!r} ({n} questions).")
+        if n:
+            flash(f"Deleted {victim!r} ({plan.counts.get('questions', 0)} questions"
+                  + (f"; also {', '.join(x for x in plan.lines() if 'questions' not in x)}" if plan.total else "") + ").")
             st.rerun()

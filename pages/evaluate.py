@@ -1,15 +1,20 @@
 """Evaluate: did the tuned student get better, where, and can the difference be trusted?"""
 
-import csv
-import io
-import tempfile
-from pathlib import Path
-
 import streamlit as st
 
-from core import datasets, evaluation, figures, models, predictions, solve
-from core.errors import CoreError
-from pages._ui import flash, get_store, job_panel, run_action, show_question, text
+from core import datasets, eval_run, evaluation, figures, gold_labels, models, predictions, solve
+from pages._ui import (
+    config_form,
+    estimate_caption,
+    flash,
+    get_store,
+    job_panel,
+    made_by,
+    run_action,
+    saved_upload,
+    show_question,
+    text,
+)
 
 store = get_store()
 st.title("Evaluate")
@@ -29,29 +34,23 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
     run_tab, import_tab = st.tabs(["Run a registered model", "Import predictions CSV"])
     with run_tab:
         registered = [m["name"] for m in models.list_models(store)]
-        c1, c2, c3, c4 = st.columns([3, 1, 1, 2])
-        model = c1.selectbox("Model", registered, help="register models on the Settings page")
-        samples = c2.number_input("Samples (K)", 1, 20, 1, help="K > 1: majority vote; a tie is no answer")
-        temperature = c3.number_input("Temperature", 0.0, 2.0, 0.0, 0.1)
-        label = c4.text_input("Store as", value=model or "", help="e.g. base, orpo-v1")
-        if model:
-            est = run_action(lambda: solve.estimate(store, dataset, model, samples, temperature))
-            if est:
-                cost = f", ≈ ${est['est_cost_usd']:.4f}" if est.get("est_cost_usd") is not None else ""
-                st.caption(f"{est['to_send']} requests to send, {est['cached']} cached; "
-                           f"≈ {est['input_tokens']:,} input + {est['output_tokens']:,} output tokens{cost}.")
-        if st.button("Run", type="primary", disabled=not model):
-            job = run_action(lambda: predictions.start_run_job(store, dataset, model, samples, temperature,
-                                                               label or model))
+        cfg = config_form(eval_run.EvalConfig, "eval-form", submit="Run", columns=4, fixed={"dataset": dataset},
+                          choices={"model": registered}, disabled=not registered)
+        shown = {k: st.session_state.get(f"eval-form-{k}", d) for k, d in
+                 (("model", registered[0] if registered else None), ("samples", 1), ("temperature", None))}
+        if shown["model"]:
+            estimate_caption(lambda: solve.estimate(store, dataset, shown["model"], int(shown["samples"]),
+                                                    float(shown["temperature"]) if shown["temperature"] else None))
+        if cfg:
+            job = run_action(lambda: eval_run.start_job(store, cfg))
             if job:
                 st.session_state["eval-job"] = job
         job_panel(store, "eval-job", kind="eval")
     with import_tab:
         up = st.file_uploader("CSV with columns id,answer (answers 1–5, blank = no answer)", type=["csv"])
         imp_label = st.text_input("Label", placeholder="e.g. submission-v3")
+        tmp = saved_upload(up, "eval-import")  # once per file; a replaced upload is removed
         if st.button("Import predictions", disabled=not (up and imp_label)):
-            tmp = Path(tempfile.mkdtemp()) / Path(up.name).name
-            tmp.write_bytes(up.getvalue())
             r = run_action(lambda: predictions.import_predictions(store, dataset, tmp, imp_label))
             if r:
                 msg = f"Stored {r.stored} predictions as {imp_label!r}."
@@ -83,7 +82,10 @@ st.header("Report")
 st.table([{"model": m["model"], "n": m["questions"], "correct": m["correct"], "accuracy": f"{m['accuracy']:.2%}",
            "macro-F1": f"{m['macro_f1']:.3f}",
            "CSAT points": f"{m['points']:g} / {m['max_points']:g}" if m["points"] is not None else "—",
-           "unanswered": m["unanswered"], "truncated": m["truncated"]} for m in rep["models"]])
+           "unanswered": m["unanswered"], "of which errors": m.get("errors", 0), "truncated": m["truncated"]}
+          for m in rep["models"]])
+for m in rep["models"]:
+    made_by(eval_run.run_for(store, dataset, m["model"]))  # imported predictions have no run: no line
 metric = st.radio("Metric", ["accuracy", "macro_f1"], horizontal=True)
 bars = figures.subject_bars(rep, metric)
 st.plotly_chart(bars, width="stretch")
@@ -97,18 +99,12 @@ left.plotly_chart(pos, width="stretch")
 cm_model = right.selectbox("Confusion matrix for", [m["model"] for m in rep["models"]])
 right.plotly_chart(figures.confusion_heatmap(evaluation.confusion(store, dataset, cm_model)), width="stretch")
 
-buf = io.StringIO()
-rows = evaluation.report_rows(rep)
-writer = csv.DictWriter(buf, fieldnames=list(rows[0]), extrasaction="ignore")
-writer.writeheader()
-writer.writerows(rows)
 d1, d2 = st.columns(2)
-d1.download_button("Report CSV", buf.getvalue().encode("utf-8"), f"{dataset}_report.csv", "text/csv")
+d1.download_button("Report CSV", evaluation.report_csv(rep).encode("utf-8"), f"{dataset}_report.csv", "text/csv")
 if d2.button("Prepare chart PNG"):
-    try:
-        st.session_state["eval-png"] = figures.to_png(bars)
-    except CoreError as exc:
-        st.error(str(exc))
+    png = run_action(lambda: figures.to_png(bars))
+    if isinstance(png, bytes):
+        st.session_state["eval-png"] = png
 if st.session_state.get("eval-png"):
     d2.download_button("Download PNG", st.session_state["eval-png"], f"{dataset}_by_subject.png", "image/png")
 
@@ -161,7 +157,7 @@ st.caption("The original project labelled its test set by a majority vote of sev
            "Ties are never guessed: settle them here. Labels keep their source (file / vote / person).")
 voters = st.multiselect("Voters (prediction sets)", labels)
 if st.button("Vote", disabled=not voters):
-    st.session_state["votes"] = run_action(lambda: predictions.vote_gold_labels(store, dataset, voters))
+    st.session_state["votes"] = run_action(lambda: gold_labels.vote_gold_labels(store, dataset, voters))
 v = st.session_state.get("votes")
 if v and v["dataset"] == dataset:
     mean = f"{v['mean_agreement']:.2%}" if v["mean_agreement"] is not None else "—"
@@ -176,7 +172,7 @@ if v and v["dataset"] == dataset:
         if decided and decided != d["label"]:
             decisions[d["qid"]] = decided
     if st.button("Write labels as gold answers"):
-        n = run_action(lambda: predictions.apply_gold_labels(store, dataset, decisions))
+        n = run_action(lambda: gold_labels.apply_gold_labels(store, dataset, decisions))
         if n is not None:
             flash(f"Wrote {n} gold answers ({len(decisions)} settled by hand).")
             st.session_state.pop("votes", None)

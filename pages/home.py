@@ -20,7 +20,7 @@ for row in pipeline.status(store):
         with right:
             st.markdown(f"[Open {row['step']}](/{row['page']})")
 
-if not store.scalar("SELECT count(*) FROM datasets"):
+if not datasets.pipeline_counts(store)["datasets"]:
     st.info("No data yet. Load the bundled sample questions (original 수능-style items) to try every step.")
     if st.button("Load sample data", type="primary"):
         if run_action(lambda: datasets.load_samples(store), "Sample data loaded."):

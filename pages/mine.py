@@ -5,10 +5,11 @@ import streamlit as st
 
 from core import datasets, mining, models, solve
 from core.render import answer_label, answers_label
-from pages._ui import flash, get_store, job_panel, run_action, show_question, text
+from pages._ui import config_form, flash, get_store, job_panel, made_by, run_action, show_question, text
 
 OUTCOME_LABELS = {"hard_negative": "teacher ✓ student ✗ (hard negative)", "both_correct": "both ✓",
-                  "both_wrong": "both ✗", "student_only": "teacher ✗ student ✓", "no_answer": "no gold answer"}
+                  "both_wrong": "both ✗", "student_only": "teacher ✗ student ✓", "no_answer": "no gold answer",
+                  "error": "error (a request failed: no outcome, re-sent next run)"}
 
 store = get_store()
 st.title("Mine")
@@ -25,45 +26,36 @@ if not sets or len(registered) < 2:
 
 # ---- start a run -------------------------------------------------------------------------------
 with st.expander("New mining run", expanded=not mining.list_runs(store)):
-    pools = sorted(sets, key=lambda s: s["split"] != "train")
-    c1, c2, c3 = st.columns(3)
-    pool = c1.selectbox("Question pool", [s["name"] for s in pools])
+    pools = [s["name"] for s in sorted(sets, key=lambda s: s["split"] != "train")]
     # Defaults as in the original project: a Gemini teacher, a Qwen3 student (vLLM-served or local).
     gem = [m["name"] for m in catalog if m["provider"] == "gemini"]
     qwen = [m["name"] for m in catalog if "qwen" in m["model_id"].lower()] or \
         [m["name"] for m in catalog if m["provider"] != "gemini"]
-    teacher = c2.selectbox("Teacher", registered, index=registered.index(gem[0]) if gem else 0)
-    others = [n for n in qwen if n != teacher] or [n for n in registered if n != teacher] or registered
-    student = c3.selectbox("Student", registered, index=registered.index(others[0]))
-    c4, c5, c6 = st.columns(3)
-    samples = c4.number_input("Samples per model (K)", 1, 20, 1)
-    rule = c5.radio("Student is wrong when", ["majority", "hard"], horizontal=True,
-                    format_func={"majority": "majority of K wrong", "hard": "wrong in ≥ m of K"}.get)
-    min_wrong = c6.number_input("m", 1, int(samples), 1, disabled=rule != "hard")
-    c7, c8, c9 = st.columns(3)
-    temperature = c7.number_input("Temperature (0 = greedy)", 0.0, 2.0, 0.0 if samples == 1 else 0.7, 0.1)
-    judge = c8.selectbox("Judge for both-✓ pairs (optional)", ["(none)", *registered])
-    classifier = c9.selectbox("Subject classifier for unknown subjects (optional)", ["(none)", *registered])
-    no_answer = store.scalar("SELECT count(*) FROM questions WHERE dataset = ? AND answer IS NULL", [pool])
-    if no_answer:
-        st.warning(f"{no_answer} question(s) in {pool!r} have no answer and cannot be mined: they will be skipped "
-                   "(listed, not sent to any model).")
-    for who in {teacher, student}:
-        est = run_action(lambda who=who: solve.estimate(store, pool, who, samples, temperature, gold_only=True))
-        if est:
-            cost = f", ≈ ${est['est_cost_usd']:.4f}" if est.get("est_cost_usd") is not None else ""
-            st.caption(f"{who}: {est['to_send']} requests to send, {est['cached']} cached{cost}.")
-    if st.button("Start mining", type="primary", disabled=teacher == student):
-        cfg = run_action(lambda: mining.MiningConfig(
-            pool=pool, teacher=teacher, student=student, samples=samples, rule=rule, min_wrong=min_wrong,
-            temperature=temperature, judge=None if judge == "(none)" else judge,
-            classifier=None if classifier == "(none)" else classifier))
-        if cfg:
-            job = run_action(lambda: mining.start_job(store, cfg))
-            if job:
-                st.session_state["mine-job"] = job
-    if teacher == student:
-        st.caption("Choose two different models.")
+    teacher = gem[0] if gem else registered[0]
+    student = next(iter([n for n in qwen if n != teacher] or [n for n in registered if n != teacher]))
+    cfg = config_form(mining.MiningConfig, "mine-form", submit="Start mining",
+                      choices={"pool": pools, "teacher": registered, "student": registered,
+                               "judge": registered, "classifier": registered},
+                      defaults={"teacher": teacher, "student": student})
+    # The estimate and warnings follow the settings as last submitted (the defaults before that).
+    shown = {k: st.session_state.get(f"mine-form-{k}", d) for k, d in
+             (("pool", pools[0]), ("teacher", teacher), ("student", student), ("samples", 1), ("temperature", None))}
+    no_answer = run_action(lambda: mining.unanswerable(store, shown["pool"]))
+    if isinstance(no_answer, int) and not isinstance(no_answer, bool) and no_answer:
+        st.warning(f"{no_answer} question(s) in {shown['pool']!r} have no answer and cannot be mined: they will be "
+                   "skipped (listed, not sent to any model).")
+    for who in dict.fromkeys((shown["teacher"], shown["student"])):
+        est = run_action(lambda who=who: solve.estimate(store, shown["pool"], who, int(shown["samples"]),
+                                                       float(shown["temperature"]) if shown["temperature"] else None,
+                                                       gold_only=True))
+        if isinstance(est, dict):
+            st.caption(f"{who}: {solve.estimate_text(est)}.")
+    if cfg and cfg.teacher == cfg.student:
+        st.error("Choose two different models for the teacher and the student.")
+    elif cfg:
+        job = run_action(lambda: mining.start_job(store, cfg))
+        if job:
+            st.session_state["mine-job"] = job
     job_panel(store, "mine-job", kind="mine")
 
 # ---- results -------------------------------------------------------------------------------------
@@ -74,7 +66,9 @@ if not runs:
 run_id = st.selectbox("Run", [r["run"] for r in runs], format_func=lambda r: next(
     f"{x['run']} · {x['pool']} · {x['teacher']} vs {x['student']} · {x['created_at'][:16]}" for x in runs if x["run"] == r))
 s = next(r for r in runs if r["run"] == run_id)
-cfg = mining.get_run(store, run_id)["config"]
+run = mining.get_run(store, run_id)
+cfg = run["config"]
+made_by(run | {"step": "mine"})
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("teacher accuracy", f"{(s['teacher_accuracy'] or 0):.1%}")
 m2.metric("student accuracy", f"{(s['student_accuracy'] or 0):.1%}")

@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from core import config, datasets, models, prompts, solve
-from core.cli.models import parse_params
-from pages._ui import flash, get_store, job_panel, run_action, text
+from core import config, datasets, generations, models, prompts, solve
+from pages._ui import config_form, estimate_caption, flash, get_store, job_panel, made_by, run_action, text
 
 store = get_store()
 st.title("Settings")
@@ -36,10 +35,18 @@ if registered:
             st.success(f"{chosen} answered in {res['latency_s']:.1f} s ({res['finish_reason']}): {res['text'][:300]}")
         elif res:
             st.error(f"{chosen} failed: {res['error']}")
-    if c3.button("Delete model"):
-        if run_action(lambda: models.delete_model(store, chosen)) is None:
-            flash(f"Deleted {chosen!r} (its stored generations stay).")
-            st.rerun()
+    plan = run_action(lambda: models.delete_plan(store, chosen))
+    if c3.button("Delete model", disabled=not plan or bool(plan.blockers)):
+        st.session_state["delete-model"] = chosen
+    if plan and plan.blockers:
+        st.caption(f"{chosen} cannot be deleted: used by {'; '.join(plan.blockers)}.")
+    if plan and st.session_state.get("delete-model") == chosen:
+        st.warning(f"Deleting {chosen!r} removes: {', '.join(plan.lines())}.")
+        if st.button(f"Yes, delete {chosen}", type="primary"):
+            st.session_state.pop("delete-model", None)
+            if run_action(lambda: models.delete_model(store, chosen)):
+                flash(f"Deleted {chosen!r} ({', '.join(plan.lines())}).")
+                st.rerun()
 
 with st.expander("Register a model", expanded=not registered):
     st.markdown("- **gemini**: model id like `gemini-2.5-flash`; key from `GEMINI_API_KEY`.\n"
@@ -57,7 +64,7 @@ with st.expander("Register a model", expanded=not registered):
         params_text = f2.text_area("Params, KEY=VALUE per line", placeholder="temperature=0\nmax_tokens=4096\n"
                                    "thinking_budget=1024\nconcurrency=32\nrpm=1000\napi_key_env=MY_KEY_VAR")
         if st.form_submit_button("Register", type="primary"):
-            params = run_action(lambda: parse_params([ln for ln in params_text.splitlines() if ln.strip()]))
+            params = run_action(lambda: models.parse_param_items([ln for ln in params_text.splitlines() if ln.strip()]))
             if params is not None and run_action(lambda: models.add_model(
                     store, name.strip(), provider, model_id, base_url=base_url.strip() or None,
                     params=params, adapter=adapter.strip() or None)):
@@ -70,18 +77,15 @@ st.caption("Run a registered model over a dataset, K samples per question. Repli
            "running again never pays twice.")
 sets = datasets.list_datasets(store)
 if registered and sets:
-    s1, s2, s3, s4 = st.columns([2, 2, 1, 1])
-    sm = s1.selectbox("Model ", [m["name"] for m in registered], key="solve-model")
-    sd = s2.selectbox("Dataset", [s["name"] for s in sets], key="solve-dataset")
-    sk = s3.number_input("Samples (K)", 1, 20, 1, key="solve-k")
-    stemp = s4.number_input("Temperature", 0.0, 2.0, 0.0, 0.1, key="solve-t")
-    est = run_action(lambda: solve.estimate(store, sd, sm, sk, stemp))
-    if est:
-        cost = f", ≈ ${est['est_cost_usd']:.4f}" if est.get("est_cost_usd") is not None else ""
-        st.caption(f"{est['to_send']} requests to send, {est['cached']} cached; ≈ {est['input_tokens']:,} input + "
-                   f"{est['output_tokens']:,} output tokens{cost}.")
-    if st.button("Start solving", type="primary"):
-        job = run_action(lambda: solve.start_job(store, sd, sm, sk, stemp))
+    names, set_names = [m["name"] for m in registered], [s["name"] for s in sets]
+    cfg = config_form(solve.SolveConfig, "solve-form", submit="Start solving", columns=4,
+                      choices={"model": names, "dataset": set_names})
+    shown = {k: st.session_state.get(f"solve-form-{k}", d) for k, d in
+             (("dataset", set_names[0]), ("model", names[0]), ("samples", 1), ("temperature", None))}
+    estimate_caption(lambda: solve.estimate(store, shown["dataset"], shown["model"], int(shown["samples"]),
+                                            float(shown["temperature"]) if shown["temperature"] else None))
+    if cfg:
+        job = run_action(lambda: solve.start_job(store, cfg))
         if job:
             st.session_state["solve-job"] = job
     job = job_panel(store, "solve-job", kind="solve")
@@ -90,7 +94,7 @@ if registered and sets:
 
         @st.fragment(run_every=2.0)
         def live() -> None:
-            s = solve.live_summary(store, p["dataset"], p["model"], p["samples"])
+            s = generations.live_summary(store, p["dataset"], p["model"], p["samples"])
             a, b, c, d = st.columns(4)
             a.metric("accuracy so far", f"{s['accuracy']:.1%}" if s["answered_gold"] else "—",
                      help="over finished samples with a gold answer")
@@ -99,6 +103,7 @@ if registered and sets:
             d.metric("truncated", s["truncated"])
 
         live()
+        made_by(solve.last_run(store, p["dataset"], p["model"]))
 else:
     st.info("Register a model and import a dataset first.")
 
@@ -118,6 +123,6 @@ if e1.button("Save template", disabled=edited == tpl.text):
         flash(f"Saved {tname} (hash {saved.hash}).")
         st.rerun()
 if e2.button("Reset to default", disabled=not tpl.overridden):
-    prompts.reset_override(tname)
-    flash(f"{tname} reset to the packaged default.")
-    st.rerun()
+    if run_action(lambda: prompts.reset_override(tname)):
+        flash(f"{tname} reset to the packaged default.")
+        st.rerun()

@@ -339,7 +339,7 @@ def test_subprocess_round_trip(tmp_path):
     assert sub.read_text(encoding="utf-8").splitlines() == ["id,answer", "1,1", "2,4", "3,2"]
 
     r = run_cli(db, "data", "delete", "again", input="n\n")
-    assert (r.returncode, r.stderr) == (1, "Aborted.\n")
+    assert (r.returncode, r.stderr) == (1, "Deleting 'again' removes: 3 questions, 2 passages, 1 datasets\nAborted.\n")
     assert "again" in [d["name"] for d in json.loads(run_cli(db, "data", "list", "--json").stdout)]
     r = run_cli(db, "data", "delete", "again", "--yes")
     assert r.returncode == 0 and r.stdout.strip() == "Deleted 'again' (3 questions)."

@@ -20,7 +20,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 from statsmodels.stats.multitest import multipletests
 
-from core import datasets, evaluation, figures, models, predictions, stats
+from core import datasets, evaluation, figures, gold_labels, models, predictions, stats
 from core.cli import main
 from core.errors import ImportFailed, NotFound
 from core.store import Store
@@ -329,7 +329,7 @@ def voted(store, tmp_path):
 
 
 def test_vote_gold_labels_ties_and_agreement(voted):
-    v = predictions.vote_gold_labels(voted, "unl", ["m1", "m2", "m3"])
+    v = gold_labels.vote_gold_labels(voted, "unl", ["m1", "m2", "m3"])
     assert {k: v[k] for k in ("dataset", "voters", "questions", "labelled", "ties", "no_votes", "unanimous")} == {
         "dataset": "unl", "voters": ["m1", "m2", "m3"], "questions": 5, "labelled": 3, "ties": 1, "no_votes": 1,
         "unanimous": 1}
@@ -345,16 +345,16 @@ def test_vote_gold_labels_ties_and_agreement(voted):
                                                                                                {"1": 1, "2": 1})
     assert (stored["u5"]["label"], stored["u5"]["agreement"], stored["u5"]["voters"]) == (4, 1.0, ["m1", "m2", "m3"])
     # Voting again with fewer voters replaces the stored votes.
-    v2 = predictions.vote_gold_labels(voted, "unl", ["m3"])
+    v2 = gold_labels.vote_gold_labels(voted, "unl", ["m3"])
     assert (v2["labelled"], v2["no_votes"], v2["unanimous"]) == (3, 2, 3)
     assert voted.scalar("SELECT count(*) FROM gold_votes WHERE dataset = 'unl'") == 5
     with pytest.raises(ImportFailed):
-        predictions.vote_gold_labels(voted, "unl", [])
+        gold_labels.vote_gold_labels(voted, "unl", [])
 
 
 def test_apply_gold_labels_keeps_sources(voted):
-    predictions.vote_gold_labels(voted, "unl", ["m1", "m2", "m3"])
-    assert predictions.apply_gold_labels(voted, "unl", {"u3": 2}) == 4
+    gold_labels.vote_gold_labels(voted, "unl", ["m1", "m2", "m3"])
+    assert gold_labels.apply_gold_labels(voted, "unl", {"u3": 2}) == 4
     got = {r["qid"]: (r["answer"], r["answer_source"]) for r in voted.rows(
         "SELECT qid, answer, answer_source FROM questions WHERE dataset = 'unl'")}
     assert got == {"u1": (1, "vote"), "u2": (2, "vote"), "u3": (2, "person"), "u4": (None, None), "u5": (4, "vote")}
@@ -365,19 +365,19 @@ def test_apply_gold_labels_keeps_sources(voted):
 
 def test_votes_never_overwrite_file_or_person_answers(voted):
     voted.execute("UPDATE questions SET answer = 3, answer_source = 'file' WHERE dataset = 'unl' AND qid = 'u1'")
-    predictions.vote_gold_labels(voted, "unl", ["m1", "m2", "m3"])
-    predictions.apply_gold_labels(voted, "unl", {"u3": 2})
-    predictions.apply_gold_labels(voted, "unl")  # a second vote pass must keep the person's label too
+    gold_labels.vote_gold_labels(voted, "unl", ["m1", "m2", "m3"])
+    gold_labels.apply_gold_labels(voted, "unl", {"u3": 2})
+    gold_labels.apply_gold_labels(voted, "unl")  # a second vote pass must keep the person's label too
     got = {r["qid"]: (r["answer"], r["answer_source"]) for r in voted.rows(
         "SELECT qid, answer, answer_source FROM questions WHERE dataset = 'unl'")}
     assert got["u1"] == (3, "file") and got["u3"] == (2, "person") and got["u2"] == (2, "vote")
     with pytest.raises(NotFound):
-        predictions.vote_gold_labels(voted, "unl", ["m1", "nobody"])
+        gold_labels.vote_gold_labels(voted, "unl", ["m1", "nobody"])
 
 
 def test_apply_gold_labels_min_agreement(voted):
-    predictions.vote_gold_labels(voted, "unl", ["m1", "m2", "m3"])
-    assert predictions.apply_gold_labels(voted, "unl", min_agreement=0.75) == 2
+    gold_labels.vote_gold_labels(voted, "unl", ["m1", "m2", "m3"])
+    assert gold_labels.apply_gold_labels(voted, "unl", min_agreement=0.75) == 2
     got = {r["qid"]: r["answer"] for r in voted.rows("SELECT qid, answer FROM questions WHERE dataset = 'unl'")}
     assert got == {"u1": 1, "u2": None, "u3": None, "u4": None, "u5": 4}
 
@@ -661,7 +661,7 @@ def test_run_model_unknown_model(store, tmp_path):
 def test_vote_reports_fleiss_kappa_over_items_with_equal_votes(voted):
     from statsmodels.stats.inter_rater import fleiss_kappa as sm_kappa
 
-    v = predictions.vote_gold_labels(voted, "unl", ["m2", "m3"])
+    v = gold_labels.vote_gold_labels(voted, "unl", ["m2", "m3"])
     # m2 and m3 both voted on u1, u2, u5 (u3: m3 blank = a "no answer" vote; u4: m3 has no row).
     ballots = {"u1": [1, 1], "u2": [2, 3], "u3": [2, None], "u5": [4, 4]}
     table = [[b.count(c) for c in (None, 1, 2, 3, 4, 5)] for b in ballots.values()]

@@ -43,6 +43,10 @@ def test_register_test_and_delete_a_model(db_env, monkeypatch):
         assert any("student answered" in s.value and ": 2" in s.value for s in at.success), [e.value for e in at.error]
         assert srv.count == 1
     next(b for b in at.button if b.label == "Delete model").click().run()
+    # The counts first (its test reply goes with it), then the confirmation.
+    assert any("Deleting 'student' removes: 1 generations, 1 models." in w.value for w in at.warning)
+    assert not any("Deleted" in s.value for s in at.success)
+    next(b for b in at.button if b.label == "Yes, delete student").click().run()
     assert any("Deleted 'student'" in s.value for s in at.success)
 
 

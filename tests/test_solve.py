@@ -132,7 +132,7 @@ def test_cli_models_and_solve(tmp_path, capsys, monkeypatch):
     code, _, err = cli(capsys, "--db", db, "models", "add", "x", "--provider", "gemini", "--model", "g",
                        "--param", "temprature=1")
     assert code == 1 and "Error: bad param temprature" in err and "Hint:" in err
-    code, _, err = cli(capsys, "--db", db, "models", "delete", "srv")
+    code, _, err = cli(capsys, "--db", db, "models", "delete", "srv", "--yes")
     assert code == 0
 
 

@@ -8,21 +8,11 @@ import typer
 
 from core import datasets
 from core.cli import app, print_json, store_of
-from core.errors import CoreError
+from core.datasets import parse_mapping
 from core.render import question_text
 
 data_app = typer.Typer(no_args_is_help=True, help="Import, browse, export and delete question sets.")
 app.add_typer(data_app, name="data")
-
-
-def parse_mapping(items: list[str] | None) -> dict[str, str]:
-    mapping = {}
-    for item in items or []:
-        field, sep, column = item.partition("=")
-        if not sep or not field.strip() or not column.strip():
-            raise CoreError(f"bad --map {item!r}", hint="write FIELD=COLUMN, e.g. --map question=stem --map choices=A,B,C,D")
-        mapping[field.strip()] = column.strip()
-    return mapping
 
 
 @data_app.command("import")
@@ -81,9 +71,13 @@ def export(ctx: typer.Context, name: str, fmt: str = typer.Option("jsonl", "--fo
 
 @data_app.command("delete")
 def delete(ctx: typer.Context, name: str, yes: bool = typer.Option(False, "--yes", help="do not ask")) -> None:
-    """Delete a dataset and its questions."""
+    """Delete a dataset and everything derived from it (shows the counts first; refuses when a
+    frozen preference set was made from it)."""
     store = store_of(ctx)
-    datasets.require(store, name)
+    plan = datasets.delete_plan(store, name)
+    if plan.blockers:
+        datasets.delete_dataset(store, name)  # raises the refusal, naming what depends on it
+    typer.echo(f"Deleting {name!r} removes: " + ", ".join(plan.lines()), err=True)
     if not yes and not typer.confirm(f"Delete dataset {name!r}?"):
         raise typer.Abort()
     typer.echo(f"Deleted {name!r} ({datasets.delete_dataset(store, name)} questions).")

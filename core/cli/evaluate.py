@@ -2,34 +2,43 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import typer
 
-from core import evaluation, figures, predictions
 from core.cli import app, print_json, store_of
+from core.cli.options import config_command, exit_if_cancelled, json_option, run_job
+from core.eval_run import EvalConfig
 
 eval_app = typer.Typer(no_args_is_help=True, help="Score models on a test set and compare them.")
 app.add_typer(eval_app, name="eval")
 
 
-@eval_app.command("run")
-def run(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"), model: str = typer.Option(..., "--model"),
-        samples: int = typer.Option(1, "--samples", min=1, help="K samples, majority vote"),
-        temperature: float = typer.Option(None, "--temperature"),
-        label: str = typer.Option(None, "--label", help="store under this name (default: the model's)")) -> None:
+def run(ctx: typer.Context, config: EvalConfig, as_json: bool = False) -> None:
     """Run a registered model on the set (cached engine) and store its predictions."""
-    s = predictions.run_model(store_of(ctx), dataset, model, samples=samples, temperature=temperature, label=label)
-    typer.echo(f"{label or model} on {dataset}: {s['correct']}/{s['questions'] * s['samples']} sample answers correct "
-               f"({s['requests_sent']} requests sent, {s['cached']} cached, {s['errors']} errors). "
-               f"See: python -m core eval report --dataset {dataset}")
+    from core import eval_run
+
+    store = store_of(ctx)
+    job = run_job(store, eval_run.start_job(store, config))
+    s = job["result"]
+    if s and as_json:
+        print_json(s)
+    elif s:
+        typer.echo(f"{s['label']} on {config.dataset}: {s['correct']}/{s['questions'] * s['samples']} sample answers "
+                   f"correct ({s['requests_sent']} requests sent, {s['cached']} cached, {s['errors']} errors). "
+                   f"See: python -m core eval report --dataset {config.dataset}")
+    exit_if_cancelled(job)
+
+
+eval_app.command("run")(config_command(EvalConfig, run, extra=[json_option()]))
 
 
 @eval_app.command("import")
 def import_(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV with columns id,answer"),
             dataset: str = typer.Option(..., "--dataset"), model: str = typer.Option(..., "--model", help="label")) -> None:
     """Store predictions made elsewhere (e.g. a competition submission)."""
+    from core import predictions
+
     r = predictions.import_predictions(store_of(ctx), dataset, file, model)
     typer.echo(f"Stored {r.stored} predictions as {model!r} on {dataset!r}"
                + (f"; {r.missing} questions have no prediction (count as unanswered)" if r.missing else "") + ".")
@@ -42,6 +51,8 @@ def import_(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV with 
 def report(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Accuracy, macro-F1 and CSAT points per model and subject."""
+    from core import evaluation
+
     rep = evaluation.report(store_of(ctx), dataset)
     if as_json:
         print_json({"dataset": rep["dataset"], "models": [
@@ -62,6 +73,8 @@ def compare(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"), a
             b: str = typer.Option(..., "--b"), resamples: int = typer.Option(10_000, "--resamples"),
             seed: int = typer.Option(0, "--seed"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Paired comparison of b against a (McNemar, clustered bootstrap, per-subject Holm)."""
+    from core import evaluation
+
     c = evaluation.compare(store_of(ctx), dataset, a, b, n_resamples=resamples, seed=seed)
     if as_json:
         print_json(c)
@@ -82,9 +95,11 @@ def labels(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
            apply: bool = typer.Option(False, "--apply", help="write agreed labels as the gold answers"),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Gold labels by majority vote over several models × runs; ties are listed, never guessed."""
+    from core import gold_labels
+
     store = store_of(ctx)
-    v = predictions.vote_gold_labels(store, dataset, voters)
-    written = predictions.apply_gold_labels(store, dataset) if apply else 0
+    v = gold_labels.vote_gold_labels(store, dataset, voters)
+    written = gold_labels.apply_gold_labels(store, dataset) if apply else 0
     if as_json:
         print_json(v | {"applied": written})
         return
@@ -100,15 +115,13 @@ def labels(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
 def export(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"), out: Path = typer.Option(..., "--out"),
            png_dir: Path = typer.Option(None, "--png-dir", help="also write the charts as PNG here")) -> None:
     """Write the report as CSV (one row per model × subject), and optionally the charts as PNG."""
+    from core import evaluation, figures
+
     store = store_of(ctx)
     rep = evaluation.report(store, dataset)
-    rows = evaluation.report_rows(rep)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["model"], extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    typer.echo(f"Wrote {len(rows)} rows to {out}.")
+    out.write_text(evaluation.report_csv(rep), encoding="utf-8", newline="")
+    typer.echo(f"Wrote {len(evaluation.report_rows(rep))} rows to {out}.")
     if png_dir:
         figures.save_png(figures.subject_bars(rep), png_dir / f"{dataset}_by_subject.png")
         figures.save_png(figures.position_bars(evaluation.positions(store, dataset)), png_dir / f"{dataset}_positions.png")

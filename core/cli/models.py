@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from core import models
 from core.cli import app, print_json, store_of
 from core.errors import CoreError
+from core.models import parse_param_items as parse_params
 
 models_app = typer.Typer(no_args_is_help=True, help="Register, list, test and delete models.")
 app.add_typer(models_app, name="models")
-
-
-def parse_params(items: list[str] | None) -> dict[str, object]:
-    """KEY=VALUE pairs; a VALUE starting with { or [ is JSON (json_schema=...)."""
-    params: dict[str, object] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CoreError(f"bad --param {item!r}", hint="write KEY=VALUE, e.g. --param temperature=0.7")
-        value = value.strip()
-        if value[:1] in "{[":
-            try:
-                params[key.strip()] = json.loads(value)
-                continue
-            except ValueError:
-                raise CoreError(f"--param {key} is not valid JSON") from None
-        params[key.strip()] = value
-    return params
 
 
 @models_app.command("add")
@@ -80,7 +61,16 @@ def test(ctx: typer.Context, name: str) -> None:
 
 
 @models_app.command("delete")
-def delete(ctx: typer.Context, name: str) -> None:
-    """Remove a model from the registry (its stored generations stay)."""
-    models.delete_model(store_of(ctx), name)
+def delete(ctx: typer.Context, name: str, yes: bool = typer.Option(False, "--yes", help="do not ask")) -> None:
+    """Remove a model and what was derived from it only (its replies, engine predictions); shows the
+    counts and asks first; refuses when a mining or training run used it."""
+    store = store_of(ctx)
+    plan = models.delete_plan(store, name)
+    if plan.blockers:
+        models.delete_model(store, name)  # raises the refusal, naming what depends on it
+    if plan.total > plan.counts.get("models", 0):
+        typer.echo(f"Deleting model {name!r} removes: " + ", ".join(plan.lines()), err=True)
+        if not yes and not typer.confirm(f"Delete model {name!r}?"):
+            raise typer.Abort()
+    models.delete_model(store, name)
     typer.echo(f"Deleted model {name!r}.")
