@@ -36,29 +36,36 @@ def rerun_panel() -> None:
 
 
 def gate_badges(gates: dict) -> None:
-    """One badge per gate: green passed, red failed, grey not checked; reasons below."""
+    """One badge per gate in gate order: green passed, red failed, grey not checked; failure reasons below."""
     if not gates:
         st.caption("Not gated yet.")
         return
-    cols = st.columns(len(gates))
-    for col, (gate, res) in zip(cols, gates.items()):
+    badges = []
+    for gate, res in gates.items():
         ok = res.get("ok") if isinstance(res, dict) else res
-        with col:
-            st.badge(gate, icon=":material/check:" if ok else ":material/close:" if ok is False else ":material/remove:",
-                     color="green" if ok else "red" if ok is False else "gray")
-    failed = [(g, r) for g, r in gates.items() if isinstance(r, dict) and r.get("ok") is False]
-    for gate, res in failed:
-        st.caption(f":red[**{gate}**]: {text(res.get('reason'))}")
+        color, icon = ("green", "check") if ok else ("red", "close") if ok is False else ("gray", "remove")
+        badges.append(f":{color}-badge[:material/{icon}: {gate}]")
+    st.markdown(" ".join(badges))
+    for gate, res in gates.items():
+        if isinstance(res, dict) and res.get("ok") is False:
+            st.caption(f":red[**{gate}**]: {text(res.get('reason'))}")
 
 
-def reasoning_column(title: str, lines: list[tuple[str, bool]], answer: int | None, other: int | None) -> None:
+def box_height(*texts: str) -> int | str:
+    """A fixed, scrolling height only for long texts (so two columns line up); short ones fit."""
+    longest = max(len(t or "") + 40 * (t or "").count("\n") for t in texts)
+    return 420 if longest > 700 else "content"
+
+
+def reasoning_column(title: str, lines: list[tuple[str, bool]], answer: int | None, other: int | None,
+                     height: int | str) -> None:
     """A reasoning with the lines that differ from the other one highlighted, and its final answer."""
     st.markdown(f"**{title}**")
     shown = []
     for line, same in lines:
         body = text(line) or "&nbsp;"
         shown.append(body if same or not line.strip() else f":orange-background[{body}]")
-    with st.container(border=True, height=420):
+    with st.container(border=True, height=height):
         st.markdown("  \n".join(shown))
     label = choice_label(answer) if answer else "없음"
     st.markdown(f"최종 답: :red-background[**{label}**]" if answer != other else f"최종 답: **{label}**")
@@ -168,11 +175,12 @@ if run_id:
             st.caption(":orange[The student already solves this one: it teaches less.]")
 
         d = review.diverge(pair.get("chosen") or "", pair.get("rejected") or "")
+        height = box_height(pair.get("chosen"), pair.get("rejected"))
         left, right = st.columns(2)
         with left:
-            reasoning_column("Chosen", d["chosen"], d["answers"][0], d["answers"][1])
+            reasoning_column("Chosen", d["chosen"], d["answers"][0], d["answers"][1], height)
         with right:
-            reasoning_column("Rejected", d["rejected"], d["answers"][1], d["answers"][0])
+            reasoning_column("Rejected", d["rejected"], d["answers"][1], d["answers"][0], height)
 
         a1, a2, a3 = st.columns([1, 3, 1])
         if a1.button("Accept", type="primary", key="review-accept", width="stretch",
@@ -229,7 +237,7 @@ if run_id:
                                     (g2, "Failed path (student)", prov["failed"])):
                 with col:
                     st.markdown(f"**{title}**" + (f" · {text(gen['model'])}" if gen else ""))
-                    with st.container(border=True, height=300):
+                    with st.container(border=True, height=box_height(gen and gen.get("response"))):
                         st.markdown(text(gen["response"]) if gen and gen.get("response") else "_not stored_")
             if prov["siblings"]:
                 st.markdown(f"**Other pairs from this seed** ({len(prov['siblings'])})")
