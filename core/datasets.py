@@ -6,13 +6,15 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import SAMPLE_DIR, UNKNOWN_SUBJECT
 from core.errors import ImportFailed, NotFound
 from core.formats import Issue, Parsed, parse_file
 from core.formats.base import nfc, sha256_of
-from core.store import Store
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 SPLITS = ("train", "seed", "test")
 # Tables whose rows belong to a dataset, deleted with it (later steps append theirs).

@@ -6,11 +6,13 @@ Only questions with a gold answer count; a question with no prediction counts as
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import datasets, stats
 from core.errors import NotFound
-from core.store import Store
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 
 def _table(store: Store, dataset: str) -> tuple[list[dict[str, Any]], list[str]]:

@@ -16,13 +16,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import datasets
 from core.errors import ImportFailed, NotFound
 from core.formats.base import Issue, check_size, parse_answer, read_text
 from core.stats import majority_vote
-from core.store import Store
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 
 @dataclass

@@ -8,14 +8,19 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
-import typer
+# Plain help (no rich boxes): `--help` stays fast; set TYPER_USE_RICH=1 for the rich layout.
+os.environ.setdefault("TYPER_USE_RICH", "0")
 
-from core.config import db_path
-from core.errors import CoreError, ImportFailed
-from core.store import Store
+import click  # noqa: E402
+import typer  # noqa: E402
+
+from core.config import db_path  # noqa: E402
+from core.errors import CoreError, ImportFailed  # noqa: E402
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="CSAT reasoning-distillation engine (the dashboard's CLI twin).")
@@ -29,6 +34,8 @@ def _root(ctx: typer.Context,
 
 def store_of(ctx: typer.Context) -> Store:
     """Open the store on first use, so `--help` never takes the file lock."""
+    from core.store import Store  # duckdb loads only when a command needs the store
+
     root = ctx.find_root()
     if root.obj["store"] is None:
         root.obj["store"] = Store(root.obj["db"])
