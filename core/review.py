@@ -158,12 +158,21 @@ def _record(store: Store, row: dict[str, Any], action: str, reason: str | None) 
     return version
 
 
-def _decide(store: Store, cid: str, status: str, reason: str | None) -> dict[str, Any]:
+ACTIONS = {"accepted": "accepted", "rejected": "rejected", "pending": "reset"}
+
+
+def _decide_many(store: Store, ids: list[str], status: str, reason: str | None) -> None:
+    """One decision on many candidates in one transaction (a version each)."""
+    now = datetime.now()
     with store.transaction():
-        row = get_pair(store, cid)
-        version = _record(store, row, {"accepted": "accepted", "rejected": "rejected", "pending": "reset"}[status], reason)
-        store.execute("UPDATE candidates SET status = ?, review_reason = ?, reviewed_at = ?, version = ? WHERE id = ?",
-                      [status, reason, datetime.now(), version, cid])
+        for cid in ids:
+            version = _record(store, get_pair(store, cid), ACTIONS[status], reason)
+            store.execute("UPDATE candidates SET status = ?, review_reason = ?, reviewed_at = ?, version = ? "
+                          "WHERE id = ?", [status, reason, now, version, cid])
+
+
+def _decide(store: Store, cid: str, status: str, reason: str | None) -> dict[str, Any]:
+    _decide_many(store, [cid], status, reason)
     return get_pair(store, cid)
 
 
@@ -173,7 +182,8 @@ def accept(store: Store, ids: list[str], reason: str | None = None) -> list[dict
         raise CoreError("no pair to accept", hint="give pair ids, or --run RUN --passing")
     for cid in ids:
         get_pair(store, cid)
-    return [_decide(store, cid, "accepted", reason) for cid in ids]
+    _decide_many(store, ids, "accepted", reason)
+    return [get_pair(store, cid) for cid in ids]
 
 
 def passing_pending(store: Store, run: str) -> list[str]:
@@ -192,8 +202,7 @@ def accept_passing(store: Store, run: str, expected: int | None = None) -> list[
     ids = passing_pending(store, run)
     if expected is not None and expected != len(ids):
         raise CoreError(f"{len(ids)} pairs pass now, not the {expected} confirmed", hint="confirm again")
-    for cid in ids:
-        _decide(store, cid, "accepted", "bulk: passed every gate")
+    _decide_many(store, ids, "accepted", "bulk: passed every gate")
     return ids
 
 
