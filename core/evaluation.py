@@ -23,10 +23,12 @@ def _table(store: Store, dataset: str) -> tuple[list[dict[str, Any]], list[str]]
         "SELECT model FROM eval_runs WHERE dataset = ? ORDER BY created_at, model", [dataset])]
     preds: dict[tuple[str, str], dict] = {
         (r["model"], r["qid"]): r for r in store.rows(
-            "SELECT model, qid, answer, truncated, votes FROM predictions WHERE dataset = ?", [dataset])}
+            "SELECT model, qid, answer, truncated, votes, error FROM predictions WHERE dataset = ?", [dataset])}
     for q in qs:
         q["pred"] = {m: (preds.get((m, q["qid"])) or {}).get("answer") for m in models}
         q["truncated"] = {m: bool((preds.get((m, q["qid"])) or {}).get("truncated")) for m in models}
+        # "no answer (error)": the model's replies failed; apart from a parsed wrong or unparsed answer
+        q["error"] = {m: (preds.get((m, q["qid"])) or {}).get("error") for m in models}
     return qs, models
 
 
@@ -51,7 +53,8 @@ def report(store: Store, dataset: str) -> dict[str, Any]:
         row = {"model": m, **_scores(qs, m)}
         points, max_points = stats.csat_points([q["pred"][m] == q["answer"] for q in qs], [q["points"] for q in qs])
         row |= {"points": points, "max_points": max_points,
-                "unanswered": sum(q["pred"][m] is None for q in qs),
+                "unanswered": sum(q["pred"][m] is None for q in qs),  # errors included
+                "errors": sum(q["error"][m] is not None for q in qs),  # no answer (error): the API failed
                 "truncated": sum(q["truncated"][m] for q in qs)}
         row["by_subject"] = {
             s: _scores([q for q in qs if q["subject"] == s], m)
@@ -99,6 +102,14 @@ def compare(store: Store, dataset: str, a: str, b: str, n_resamples: int = 10_00
         "fixed": [item(q) for q, x, y in zip(qs, ok_a, ok_b) if y and not x],
         "broken": [item(q) for q, x, y in zip(qs, ok_a, ok_b) if x and not y],
     }
+
+
+def shown_answer(answer: int | None, error: str | None = None) -> str:
+    """A prediction in words: the choice number, "no answer (error)" when the model's replies
+    failed (an API error is never an answer), or "no answer" (unparsed, a tie, or missing)."""
+    if answer is not None:
+        return str(answer)
+    return "no answer (error)" if error else "no answer"
 
 
 def positions(store: Store, dataset: str) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@ Outcomes per question (configurable rules, the original project's defaults):
 - both_wrong: skipped but listed (label errors, very hard items)
 - student_only: teacher ✗, student ✓ (skipped)
 - no_answer: the question has no gold answer and cannot be mined
+- error: a sample of either model failed (API error, malformed reply): no outcome, never mined,
+  the reason kept; the failed requests are sent again by the next run
 
 This module keeps the mining rule and the run records (`mining_runs`, `mining_items`); the judge
 (core/judge.py), the subject classifier (core/classify.py) and the export (core/mining_export.py)
@@ -33,7 +35,7 @@ from core.stats import majority_vote
 if TYPE_CHECKING:
     from core.store import Store
 
-OUTCOMES = ("hard_negative", "both_correct", "both_wrong", "student_only", "no_answer")
+OUTCOMES = ("hard_negative", "both_correct", "both_wrong", "student_only", "no_answer", "error")
 
 
 
@@ -138,16 +140,19 @@ def mine(store: Store, config: MiningConfig, ctx: JobContext | None = None,
         mined = _judge_outcomes(store, config, ctx.phase(total, total), counters)
         if ctx.cancelled():
             return finish("cancelled")
+        _refuse_if_all_errored(mined)
     except BaseException:
         finish("failed")
         raise
     with store.transaction():
         store.execute("DELETE FROM mining_items WHERE run_id = ?", [run_id])
         store.executemany(
-            "INSERT INTO mining_items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO mining_items (run_id, qid, outcome, kept, gold, teacher_answers, student_answers, "
+            "teacher_correct, student_wrong, golden_key, failed_key, judge_preferred, judge_reason, judge_key, "
+            "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(run_id, i["qid"], i["outcome"], i["kept"], i["gold"], i["teacher_answers"], i["student_answers"],
               i["teacher_correct"], i["student_wrong"], i["golden_key"], i["failed_key"], i["judge_preferred"],
-              i["judge_reason"], i["judge_key"]) for i in mined])
+              i["judge_reason"], i["judge_key"], i.get("error")) for i in mined])
     summary = summarise(store, run_id) | counters
     return finish("done", summary)
 
@@ -162,6 +167,9 @@ def _judge_outcomes(store: Store, config: MiningConfig, ctx: JobContext,
         t_ans = [g["answer"] if g["error"] is None else None for g in tg]
         s_ans = [g["answer"] if g["error"] is None else None for g in sg]
         outcome = classify_outcome(q["answer"], t_ans, s_ans, config.rule, config.min_wrong)
+        error = _sample_error(q, {config.teacher: tg, config.student: sg}, config.samples)
+        if error:  # an API failure is no answer, right or wrong: no outcome, nothing mined
+            outcome, tg, sg = "error", [], []
         items.append({
             "qid": q["qid"], "outcome": outcome, "kept": outcome == "hard_negative", "gold": q["answer"],
             "teacher_answers": t_ans, "student_answers": s_ans,
@@ -170,12 +178,35 @@ def _judge_outcomes(store: Store, config: MiningConfig, ctx: JobContext,
             "golden_key": _pick(tg, True) if q["answer"] else None,
             "failed_key": _pick(sg, False) if q["answer"] else None,  # both ✗ lists the student's mistake too
             "judge_preferred": None, "judge_reason": None, "judge_key": None, "_q": q, "_sg": sg,
+            "error": error,
         })
     if config.judge:
         _judge(store, config, [i for i in items if i["outcome"] == "both_correct"], ctx, counters)
     for i in items:
         i.pop("_q"), i.pop("_sg")
     return items
+
+
+def _sample_error(q: dict[str, Any], gens: dict[str, list[dict[str, Any]]], samples: int) -> str | None:
+    """Why a question with a gold answer has no outcome: a failed or missing sample of either model."""
+    if q["answer"] is None:
+        return None
+    for who, gs in gens.items():
+        failed = next((g for g in gs if g["error"] is not None), None)
+        if failed is not None:
+            return f"{who}: {failed['error']}"
+        if len(gs) < samples:
+            return f"{who}: {samples - len(gs)} of {samples} sample(s) missing"
+    return None
+
+
+def _refuse_if_all_errored(mined: list[dict[str, Any]]) -> None:
+    """A run where every minable question errored has no result: it fails and says why."""
+    minable = [i for i in mined if i["outcome"] != "no_answer"]
+    if minable and all(i["outcome"] == "error" for i in minable):
+        raise CoreError(f"every one of the {len(minable)} questions errored, so nothing was mined "
+                        f"(first: {minable[0]['error']})",
+                        hint="check the models (`models test NAME`); failed requests are sent again on the next run")
 
 
 def _judge(store: Store, config: MiningConfig, both: list[dict[str, Any]], ctx: JobContext,
@@ -200,16 +231,24 @@ def summarise(store: Store, run_id: str) -> dict[str, Any]:
         counts[r["outcome"]] = r["n"]
     acc = store.rows("""SELECT avg(CASE WHEN outcome IN ('hard_negative', 'both_correct') THEN 1 ELSE 0 END) AS t,
                                avg(CASE WHEN outcome IN ('student_only', 'both_correct') THEN 1 ELSE 0 END) AS s
-                        FROM mining_items WHERE run_id = ? AND outcome <> 'no_answer'""", [run_id])[0]
+                        FROM mining_items WHERE run_id = ? AND outcome NOT IN ('no_answer', 'error')""", [run_id])[0]
     return {
         "run": run_id, "pool": run["pool"], "teacher": run["teacher"], "student": run["student"],
         "questions": sum(counts.values()), "hard_negatives": counts["hard_negative"],
         "both_correct": counts["both_correct"], "both_wrong": counts["both_wrong"],
-        "student_only": counts["student_only"], "no_answer": counts["no_answer"],
+        "student_only": counts["student_only"], "no_answer": counts["no_answer"], "errors": counts["error"],
+        "error_reasons": _error_reasons(store, run_id),
         "judged_kept": store.scalar("SELECT count(*) FROM mining_items WHERE run_id = ? AND outcome = 'both_correct' "
                                     "AND kept", [run_id]),
         "teacher_accuracy": acc["t"], "student_accuracy": acc["s"],
     }
+
+
+def _error_reasons(store: Store, run_id: str, top: int = 5) -> dict[str, int]:
+    """The most common reasons questions errored (what to fix before the next run)."""
+    return {r["error"]: r["n"] for r in store.rows(
+        "SELECT error, count(*) AS n FROM mining_items WHERE run_id = ? AND outcome = 'error' "
+        "GROUP BY error ORDER BY n DESC, error LIMIT ?", [run_id, top])}
 
 
 def get_run(store: Store, run_id: str) -> dict[str, Any]:

@@ -39,16 +39,22 @@ class StoredPredictions:
 def save_predictions(store: Store, dataset: str, model: str, answers: Mapping[str, int | None], *,
                      source: str, detail: str | None = None,
                      votes: Mapping[str, Sequence[int | None]] | None = None,
-                     truncated: Mapping[str, bool] | None = None) -> StoredPredictions:
-    """Replace the predictions of `model` on `dataset` in one transaction."""
+                     truncated: Mapping[str, bool] | None = None,
+                     errors: Mapping[str, str | None] | None = None) -> StoredPredictions:
+    """Replace the predictions of `model` on `dataset` in one transaction.
+
+    errors: per question, why it has no answer when its replies failed ("no answer (error)"),
+    kept apart from a parsed wrong answer and from an unparsed reply."""
     qids = {q["qid"] for q in datasets.questions(store, dataset)}
     unknown = sorted(set(answers) - qids)
     rows = [(dataset, model, qid, answers[qid], list((votes or {}).get(qid) or []) or None,
-             bool((truncated or {}).get(qid, False))) for qid in answers if qid in qids]
+             bool((truncated or {}).get(qid, False)), (errors or {}).get(qid))
+            for qid in answers if qid in qids]
     with store.transaction():
         store.execute("DELETE FROM predictions WHERE dataset = ? AND model = ?", [dataset, model])
         store.execute("DELETE FROM eval_runs WHERE dataset = ? AND model = ?", [dataset, model])
-        store.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows)
+        store.executemany("INSERT INTO predictions (dataset, model, qid, answer, votes, truncated, error) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         store.execute("INSERT INTO eval_runs (dataset, model, source, detail) VALUES (?, ?, ?, ?)",
                       [dataset, model, source, detail])
     return StoredPredictions(dataset, model, len(rows), unknown, len(qids) - len(rows))
@@ -116,9 +122,12 @@ def run_model(store: Store, dataset: str, model: str, samples: int = 1, temperat
         votes[qid] = [g["answer"] if g["error"] is None else None for g in gens]
         answers[qid] = majority_vote(votes[qid])["label"]  # a tie is no answer, never a guess
         truncated[qid] = any(g["truncated"] for g in gens)
+        failed = next((g["error"] for g in gens if g["error"] is not None), None)
+        if failed is not None:  # an API failure is "no answer (error)", never a vote; re-sent next run
+            answers[qid], errors[qid] = None, failed
     detail = json.dumps({"model": model, "samples": samples, "temperature": temperature}, ensure_ascii=False)
     save_predictions(store, dataset, label or model, answers, source="engine", detail=detail,
-                     votes=votes, truncated=truncated)
+                     votes=votes, truncated=truncated, errors=errors)
     return summary | {"stored": True}
 
 

@@ -136,8 +136,11 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
         items = cmp[kind]
         if items:
             pick = st.selectbox("Question", [i["qid"] for i in items],
-                                format_func=lambda q: next(f"{i['qid']} · {i['subject']} · 정답 {i['answer']}, "
-                                                           f"{a}: {i['a']}, {b}: {i['b']}" for i in items if i["qid"] == q))
+                                format_func=lambda q: next(
+                                    f"{i['qid']} · {i['subject']} · 정답 {i['answer']}, "
+                                    f"{a}: {evaluation.shown_answer(i['a'], i.get('a_error'))}, "
+                                    f"{b}: {evaluation.shown_answer(i['b'], i.get('b_error'))}"
+                                    for i in items if i["qid"] == q))
             q = next(x for x in datasets.questions(store, dataset, search=pick) if x["qid"] == pick)
             with st.expander("Question", expanded=True):
                 show_question(q, q["qid"], {q["answer"]: "정답"})

@@ -78,7 +78,10 @@ m5.metric("both ✗ / student only", f"{s['both_wrong']} / {s['student_only']}")
 rule_text = ("majority of K" if cfg["rule"] == "majority" else f"student wrong in ≥ {cfg['min_wrong']} of K")
 st.caption(f"K = {cfg['samples']}, rule: {rule_text}; judge: {cfg['judge'] or 'none'}; "
            f"{s['no_answer']} question(s) without gold answers skipped. "
-           f"{s['requests_sent']} requests sent, {s['cached']} served from the cache.")
+           + (f"{s['errors']} question(s) errored (no outcome; re-sent on the next run): "
+              + "; ".join(f"{n}× {text(r)}" for r, n in (s.get("error_reasons") or {}).items()) + ". "
+              if s.get("errors") else "")
+           + f"{s['requests_sent']} requests sent, {s['cached']} served from the cache.")
 
 rows = mining.by_subject(store, run_id)
 if rows:

@@ -185,7 +185,7 @@ def test_mine_exact_counts_paths_and_cache(store, tmp_path):
         assert summary == {"pool": "kice", "teacher": "teacher", "student": "student", "questions": 6,
                            "hard_negatives": 2, "both_correct": 1, "both_wrong": 1, "student_only": 1,
                            "no_answer": 1, "judged_kept": 0, "teacher_accuracy": 0.6, "student_accuracy": 0.4,
-                           "requests_sent": 10, "cached": 0}
+                           "requests_sent": 10, "cached": 0, "errors": 0, "error_reasons": {}}
         assert (t.count, s.count) == (5, 5)  # the question without an answer is never sent
         assert mining.get_run(store, run)["state"] == "done"
         assert mining.get_run(store, run)["summary"] == summary | {"run": run}
@@ -464,7 +464,7 @@ def test_mine_with_local_student(store, tmp_path, tiny_qwen):  # noqa: F811 (the
         cfg = mining.MiningConfig(pool="kice", teacher="teacher", student="tiny")
         got = mining.mine(store, cfg)
         assert (got["questions"], got["requests_sent"], got["cached"], t.count) == (6, 10, 0, 5)
-        outcomes = ("hard_negatives", "both_correct", "both_wrong", "student_only", "no_answer")
+        outcomes = ("hard_negatives", "both_correct", "both_wrong", "student_only", "no_answer", "errors")
         assert sum(got[k] for k in outcomes) == 6 and got["no_answer"] == 1
         items = by_qid(mining.items(store, got["run"]))
         assert sorted(items) == ["1", "2", "3", "4", "5", "6"]

@@ -180,7 +180,10 @@ def test_journal_recovers_replies_a_dead_run_left_behind(store):
         m = add(store, srv.base_url)
         first = engine.run(store, m, reqs(3))
     # A journal segment as a killed process leaves it: two whole lines and a torn one.
-    row = dict(store.rows("SELECT * FROM generations LIMIT 1")[0])
+    from core.generations import COLUMNS
+
+    row = store.rows("SELECT * FROM generations WHERE cache_key = ?", [first.rows[0]["cache_key"]])[0]
+    row = {c: row[c] for c, _ in COLUMNS}
     store.execute("DELETE FROM generations")
     j = journal.Journal(store)
     j.append(row)
@@ -254,3 +257,81 @@ def test_after_a_kill_the_rerun_sends_only_what_was_in_flight(tmp_path, how):
     assert resent == (in_flight if how == "kill" else set())
     assert len(second) == n - len(first) + len(resent)
     assert json.loads(out)["cached"] == n - len(second)
+
+
+# ---- item 1: an API failure is never an answer ------------------------------------------------------
+
+def _fails_on(numbers: set[int]):
+    """A student server whose replies to questions "(n)" are malformed (not JSON): a failed request."""
+    def script(i, body):
+        text = _question(body)
+        if any(f"({k})" in text for k in numbers):
+            return Reply(raw=b"<html>bad gateway</html>")
+        return Reply(text='검토 결과 ②가 맞다.\n{"Answer":"2"}')
+    return script
+
+
+def test_mined_question_whose_samples_errored_is_error_never_mined_and_resent(store, tmp_path):
+    from core import mining
+
+    import_mini(store, tmp_path, n=6, name="pool")  # gold answers 1, 2, 3, 4, 5, 1
+    broken = {1, 3}
+    with Loopback("openai") as teacher, Loopback("openai", lambda i, b: _fails_on(broken)(i, b)) as student:
+        add(store, teacher.base_url, name="teacher")
+        add(store, student.base_url, name="student")  # a malformed reply is not retried: one attempt
+        cfg = mining.MiningConfig(pool="pool", teacher="teacher", student="student")
+        first = mining.mine(store, cfg)
+        items = {i["qid"]: i for i in mining.items(store, first["run"])}
+        assert {q for q, i in items.items() if i["outcome"] == "error"} == {"q1", "q3"}
+        for q in ("q1", "q3"):  # old: a kept hard negative whose failed path is {generation: null}
+            assert not items[q]["kept"] and items[q]["failed_key"] is None and items[q]["golden_key"] is None
+            assert items[q]["error"].startswith("student: malformed response")
+        assert first["errors"] == 2 and sum(first["error_reasons"].values()) == 2
+        # The teacher always says 1, the student 2: q6 is a hard negative, q2 student only, q4/q5 both wrong.
+        assert (first["hard_negatives"], first["student_only"], first["both_wrong"]) == (1, 1, 2)
+        assert (first["teacher_accuracy"], first["student_accuracy"]) == (0.25, 0.25)  # over the 4 with outcomes
+        sent = student.count
+        broken.clear()  # the student's server recovers
+        second = mining.mine(store, cfg)
+        assert student.count - sent == 2  # exactly the two failed requests are sent again
+        assert second["errors"] == 0 and second["questions"] == 6
+        items = {i["qid"]: i for i in mining.items(store, second["run"])}
+        assert items["q1"]["outcome"] == "hard_negative" and items["q3"]["outcome"] == "both_wrong"
+
+
+def test_a_run_where_every_request_failed_fails_and_says_why(store, tmp_path, db_env):
+    from core import mining
+    from core.cli import main
+    from core.store import Store
+
+    import_mini(store, tmp_path, n=4, name="pool")
+    with Loopback("openai", lambda i, b: Reply(status=400)) as dead, Loopback("openai") as ok:
+        add(store, dead.base_url, name="dead")  # HTTP 400: not retried
+        add(store, ok.base_url, name="ok")
+        with pytest.raises(CoreError, match="every one of the 4 requests to 'dead' failed"):
+            mining.mine(store, mining.MiningConfig(pool="pool", teacher="ok", student="dead"))
+        assert mining.list_runs(store)[0]["state"] == "failed"  # old: done, "4 both wrong", exit 0
+        # The CLI: exit 1 and one Error line, on a store of its own.
+        store.close()
+        cli_store = Store(db_env)
+        import_mini(cli_store, tmp_path, n=4, name="pool")
+        add(cli_store, dead.base_url, name="dead")
+        cli_store.close()
+        code = main(["--db", str(db_env), "solve", "--dataset", "pool", "--model", "dead", "--json"])
+    assert code == 1
+
+
+def test_evaluation_keeps_no_answer_error_apart_from_a_wrong_answer(store, tmp_path):
+    from core import evaluation, predictions
+
+    import_mini(store, tmp_path, n=5, name="test")
+    with Loopback("openai", _fails_on({1, 2})) as srv:
+        add(store, srv.base_url, name="m")
+        predictions.run_model(store, "test", "m")
+    rows = {r["qid"]: r for r in store.rows("SELECT qid, answer, error FROM predictions WHERE model = 'm'")}
+    assert rows["q1"]["answer"] is None and rows["q1"]["error"].startswith("malformed response")
+    assert rows["q3"]["answer"] == 2 and rows["q3"]["error"] is None  # a parsed wrong answer (gold 3)
+    rep = evaluation.report(store, "test")["models"][0]
+    assert (rep["correct"], rep["unanswered"], rep["errors"]) == (0, 2, 2)
+    assert evaluation.shown_answer(None, rows["q1"]["error"]) == "no answer (error)"
+    assert evaluation.shown_answer(None) == "no answer" and evaluation.shown_answer(2) == "2"
