@@ -8,7 +8,9 @@ from core.augment import AugmentConfig
 from core.gates import GATES
 from pages._ui import config_form, flash, get_store, job_panel, made_by, run_action, show_question, text
 
-BADGE = {True: "✅", False: "❌", None: "·"}
+# Words in the table, Material icons in text: both render without an emoji font.
+BADGE = {True: "pass", False: "FAIL", None: "—"}
+ICON = {True: ":green[:material/check_circle:]", False: ":red[:material/cancel:]", None: ":gray[:material/remove:]"}
 
 store = get_store()
 st.title("Augment")
@@ -108,12 +110,11 @@ listed = augment.candidates(store, run_id, failed_gate=status if status in GATES
 if not listed:
     st.info("No candidates with these filters.")
     st.stop()
-st.dataframe([{"id": c["id"], "seed": c["seed_qid"], "#": c["idx"], "target": c["target"],
-               "first failure": c["failed_gate"] or "—",
+st.dataframe([{"id": c["id"], "seed": c["seed_qid"], "#": c["idx"], "first failure": c["failed_gate"] or "—",
                **{g: BADGE[(c["gates"] or {}).get(g, {}).get("ok")] for g in GATES},
                "reason": ((c["gates"] or {}).get(c["failed_gate"] or "", {}) or {}).get("reason", ""),
                "student right": {True: "yes", False: "no", None: "—"}[c["student_solved"]],
-               "review": c["status"], "question": (c["question"] or "")[:60]} for c in listed],
+               "review": c["status"], "question": (c["question"] or "")[:60], "target": c["target"]} for c in listed],
              hide_index=True, width="stretch")
 cid = st.selectbox(f"Open one of {len(listed)}", [c["id"] for c in listed])
 c = next(x for x in listed if x["id"] == cid)
@@ -129,7 +130,7 @@ with st.container(border=True):
         st.code(str((c["raw"] or {}).get("_reply") or c["raw"])[:2000], language=None)
 for g in GATES:
     r = (c["gates"] or {}).get(g) or {"ok": None, "reason": "not checked"}
-    st.markdown(f"{BADGE[r['ok']]} **{g}** — {text(r['reason'])}")
+    st.markdown(f"{ICON[r['ok']]} **{g}** — {text(r['reason'])}")
 if c["nearest_test"]:
     n = c["nearest_test"]
     st.caption(f"Nearest test question: {n['dataset']}/{n['qid']} at similarity {n['similarity']:.2f} ({n['method']}).")
