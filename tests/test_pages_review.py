@@ -139,3 +139,35 @@ def test_bulk_accept_after_confirmation_then_freeze(seeded_db):
         assert ps.get_set(store, "review-v1")["pairs"] == 3
     finally:
         store.close()
+
+
+def test_decisions_in_a_real_browser(tmp_path, teacher):
+    """The fragment path AppTest cannot take: one click per decision in headless Chromium, then the next pair."""
+    from tests.dashboard import browser_page, exceptions, main_text, running_dashboard, wait_idle
+
+    db = tmp_path / "browser.duckdb"
+    store = Store(db)
+    register_teacher(store, teacher)
+    seed_review(store, tmp_path)
+    store.close()
+    with running_dashboard(db, {"CSAT_WORKSPACE": str(tmp_path / "ws"), "GEMINI_API_KEY": "test-key"}) as url, \
+            browser_page() as page:
+        page.goto(f"{url}/review")
+        page.get_by_text("1 / 5").wait_for()
+        page.get_by_role("button", name="Accept", exact=True).click()
+        page.get_by_text("Accepted cand-a.").wait_for()
+        assert "1 / 4" in main_text(page) and "cand-b" in main_text(page)
+        page.get_by_placeholder("e.g. 정답이 둘").fill("보기와 무관한 선지")
+        page.get_by_placeholder("e.g. 정답이 둘").press("Enter")
+        wait_idle(page)
+        page.get_by_role("button", name="Reject", exact=True).click()
+        page.get_by_text("Rejected cand-b.").wait_for()
+        assert "1 / 3" in main_text(page) and "cand-c" in main_text(page)
+        assert not exceptions(page)
+    store = Store(db)
+    try:
+        assert {p["id"]: p["status"] for p in review.list_pairs(store, run=RUN, status="accepted")} == {
+            "cand-a": "accepted"}
+        assert review.get_pair(store, "cand-b")["review_reason"] == "보기와 무관한 선지"
+    finally:
+        store.close()
