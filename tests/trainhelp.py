@@ -1,0 +1,32 @@
+"""Helpers for the training tests: a frozen preference set written as the m007 contract defines it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+SYSTEM = "당신은 수능 문제를 푸는 학생입니다. 마지막 줄에 {\"Answer\":\"N\"} 형식으로 답하세요."
+
+
+def pair(i: int, user: str | None = None, chosen: str | None = None, rejected: str | None = None) -> dict:
+    return {"prompt": [{"role": "system", "content": SYSTEM},
+                       {"role": "user", "content": user or f"다음 수능 문제를 풀어 주세요. 문제 {i}: 윗글의 내용과 일치하지 않는 것은?"}],
+            "chosen": chosen or '지문과 <보기>에 근거하여 판단한다. 정답은 ③번입니다.\n{"Answer":"3"}',
+            "rejected": rejected or f'법률행위는 의사표시를 요소로 한다. Answer: {i % 5 + 1}\n{{"Answer":"{i % 4 + 1}"}}'}
+
+
+def make_set(store, name: str, pairs: list[dict]) -> str:
+    canon = json.dumps(pairs, ensure_ascii=False, sort_keys=True)
+    store.execute("INSERT INTO preference_sets (name, source, hash, n_pairs) VALUES (?, 'import:test', ?, ?)",
+                  [name, hashlib.sha256(canon.encode()).hexdigest(), len(pairs)])
+    for i, p in enumerate(pairs):
+        prompt = p["prompt"] if isinstance(p["prompt"], str) else json.dumps(p["prompt"], ensure_ascii=False)
+        store.execute("INSERT INTO preference_pairs (set_name, idx, pair_id, prompt, chosen, rejected, subject) "
+                      "VALUES (?, ?, ?, ?, ?, ?, '국어')", [name, i, f"{name}-{i}", prompt, p["chosen"], p["rejected"]])
+    return name
+
+
+# Small, fast settings for a tiny model on CPU.
+TINY = {"max_length": 256, "max_prompt_length": 160, "max_completion_length": 64, "backend": "cpu",
+        "gradient_accumulation_steps": 2, "learning_rate": 1e-3, "warmup_ratio": 0.0, "save_steps": 1,
+        "gradient_checkpointing": False, "load_in_4bit": False, "optim": "adamw_torch"}
