@@ -210,7 +210,9 @@ def _read_source(source: str, split: str | None) -> tuple[list[tuple[str, dict[s
             return [(f"item {i}", r) for i, r in enumerate(data, 1)], path.name
         raise ImportFailed(f"{path.name}: unknown file type {suffix or '(none)'}",
                            hint="use .jsonl (TRL), .csv, .parquet, .json or a datasets folder")
-    if _HUB_ID.fullmatch(source):
+    looks_like_file = Path(source).suffix.lower() in (".jsonl", ".csv", ".json", ".parquet") or source.startswith(
+        (".", "/", "~"))
+    if _HUB_ID.fullmatch(source) and not looks_like_file:
         return [(f"row {i}", r) for i, r in enumerate(_read_hub(source, split), 1)], source
     raise ImportFailed(f"{source}: no such file or folder", hint="give a file path, a datasets folder or a Hub id owner/name")
 

@@ -164,8 +164,9 @@ def test_hub_id_offline_is_a_clear_error(store, monkeypatch):
     with pytest.raises(CoreError, match="offline") as err:
         ps.import_pairs(store, "Hyunwoo98/balanced_df_orpo", "orig")
     assert "HF_HUB_OFFLINE" in err.value.message
-    with pytest.raises(ImportFailed, match="no such file"):
-        ps.import_pairs(store, "missing.jsonl", "orig")
+    for missing in ("missing.jsonl", "data/missing.jsonl", "./data/set"):
+        with pytest.raises(ImportFailed, match="no such file"):
+            ps.import_pairs(store, missing, "orig")
     assert counts(store) == (0, 0)
 
 
