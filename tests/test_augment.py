@@ -450,3 +450,18 @@ def test_review_edit_reruns_gates_through_recheck(mined):
         assert srv.count == 19 + 1
         again = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
     assert again["requests_sent"] == 0 and again["passed"] == 3  # the edit is kept, not overwritten
+
+
+def test_openai_compatible_teacher_gets_response_format_json_schema(mined):
+    store, mining_run, tests = mined
+    with Loopback("openai", Teacher(tests)) as srv:
+        models.add_model(store, "vllm-writer", "openai", "qwen3-235b", base_url=srv.base_url, params=FAST)
+        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="vllm-writer", limit=1,
+                                                 temperature=0.7))
+        bodies = [r["body"] for r in srv.requests]
+    assert s["candidates"] == 1 and s["passed"] == 1 and len(bodies) == 3
+    fmt = [b["response_format"] for b in bodies if "response_format" in b]
+    assert [f["type"] for f in fmt] == ["json_schema", "json_schema"]  # structure and blueprint; not the re-solve
+    assert fmt[1]["json_schema"]["schema"]["properties"]["choices"]["minItems"] == 5
+    blueprint_body = next(b for b in bodies if "chosen" in json.dumps(b.get("response_format", {})))
+    assert blueprint_body["temperature"] == 0.7
