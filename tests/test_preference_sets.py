@@ -259,3 +259,31 @@ def test_cli_freeze_import_sets_export(db_env, tmp_path, capsys, monkeypatch):
     assert len((tmp_path / "v1.jsonl").read_text(encoding="utf-8").splitlines()) == 3
     assert main(["pairs", "import", "Hyunwoo98/balanced_df_orpo", "--name", "orig"]) == 1
     assert "offline" in capsys.readouterr().err
+
+
+def test_freeze_a_real_augment_run(store, tmp_path, monkeypatch):
+    """Augment's own rows (tests/test_augment.py's scripted teacher) → bulk accept → freeze → TRL export."""
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    from core import augment
+    from core.augment import AugmentConfig
+    from tests.loopback import Loopback
+    from tests.test_augment import Teacher, mine, seed_data, writer
+
+    tests = seed_data(store, tmp_path)
+    mining_run = mine(store)
+    with Loopback("gemini", Teacher(tests)) as srv:
+        writer(store, srv)
+        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
+    accepted = review.accept_passing(store, s["run"])
+    assert len(accepted) == s["passed"] > 0
+    frozen = ps.freeze(store, "real", s["run"])
+    assert frozen["pairs"] == len(accepted) and frozen["detail"]["mining_run"] == mining_run
+    pairs = ps.get_pairs(store, "real")
+    for p in pairs:
+        cand = review.get_pair(store, p["pair_id"])
+        assert p["prompt"] == solve_messages(review.question_of(cand))[0]
+        assert p["chosen"] == cand["chosen"] and p["rejected"] == cand["rejected"]
+    ps.export(store, "real", "trl", tmp_path / "real.jsonl")
+    lines = [json.loads(x) for x in (tmp_path / "real.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [x["prompt"] for x in lines] == [p["prompt"] for p in pairs]
