@@ -75,6 +75,19 @@ runs = review.runs(store)
 if not runs:
     st.info("**Needs first:** generated candidates (Augment page). You can still import a preference set below.")
 run_id = None
+# Deep links from other pages: review?pair=ID (that pair) or review?seed=QID[&run=RUN] (every pair of a seed).
+link = {k: st.query_params.get(k) for k in ("pair", "seed", "run")}
+if any(link.values()) and st.session_state.get("review-link") != link:
+    st.session_state["review-link"] = link
+    target_pair = run_action(lambda: review.get_pair(store, link["pair"])) if link["pair"] else None
+    if target_pair:
+        link["run"], link["seed"] = target_pair["run_id"], target_pair["seed_qid"]
+        st.session_state["review-cur"] = target_pair["id"]
+    if link["run"] in [r["run"] for r in runs]:
+        st.session_state["review-run"] = link["run"]
+    if link["seed"]:
+        st.session_state["review-seed"] = link["seed"]
+        st.session_state["review-status"] = "any"
 if runs:
     run_id = st.selectbox("Augment run", [r["run"] for r in runs], key="review-run", format_func=lambda r: next(
         f"{x['run']} · mining {x['mining_run']} · {x['candidates']} candidates · {x['accepted']} accepted"
@@ -91,6 +104,8 @@ if run_id:
     subject = f1.selectbox("Subject", ["any", *fac["subject"]], key="review-subject")
     gate = f2.selectbox("Gates", GATE_OPTIONS + [f"failed {g}" for g in fac["failed_gate"]], key="review-gate")
     status = f3.selectbox("Review status", STATUS_OPTIONS, key="review-status")
+    if st.session_state.get("review-seed") not in (None, "any", *fac["seed"]):
+        st.session_state["review-seed"] = "any"  # a linked seed with no pair in this run
     seed = f4.selectbox("Seed question", ["any", *fac["seed"]], key="review-seed")
     target = f5.number_input("Target", 1, 100_000, review.DEFAULT_TARGET, key="review-target")
     filters = {"run": run_id, "subject": None if subject == "any" else subject,

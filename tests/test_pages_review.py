@@ -12,7 +12,7 @@ from core import preference_sets as ps
 from core import review
 from core.store import Store
 from tests.loopback import Loopback
-from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
+from tests.pagetest import ROOT, clear_cached_store, fresh_page_store, open_page  # noqa: F401
 from tests.test_review import RUN, register_teacher, seed_review, solver
 
 
@@ -171,3 +171,16 @@ def test_decisions_in_a_real_browser(tmp_path, teacher):
         assert review.get_pair(store, "cand-b")["review_reason"] == "보기와 무관한 선지"
     finally:
         store.close()
+
+
+def test_deep_links_to_a_pair_and_to_a_seed(seeded_db):
+    at = AppTest.from_file(str(ROOT / "pages/review.py"), default_timeout=60)
+    at.query_params["pair"] = "cand-e"
+    at.run()
+    assert not at.exception
+    md = markdown(at)
+    assert "3 / 3" in md and "`cand-e`" in md  # every pair of its seed (q2), any status, on cand-e
+    at = AppTest.from_file(str(ROOT / "pages/review.py"), default_timeout=60)
+    at.query_params["seed"] = "q1"
+    at.run()
+    assert "1 / 2" in markdown(at) and at.selectbox(key="review-seed").value == "q1"
