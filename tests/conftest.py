@@ -30,3 +30,11 @@ def db_env(tmp_path, monkeypatch):
     monkeypatch.setenv("CSAT_DB", str(path))
     monkeypatch.setenv("CSAT_WORKSPACE", str(tmp_path / "workspace"))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory):
+    """A tiny random Qwen3 folder (tests/tiny_models.py), built once per session."""
+    from tests.tiny_models import build_tiny_qwen
+
+    return str(build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen3")))

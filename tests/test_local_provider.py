@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from minidata import import_mini
-from tiny_models import build_tiny_qwen
 
 from core import engine, generations, models, solve
 from core.engine import Request
@@ -12,11 +11,6 @@ from core.errors import CoreError
 from core.providers import local
 from core.providers.base import GenParams
 from core.schema import GEMMA_LOCAL
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen(tmp_path_factory):
-    return str(build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen3")))
 
 
 def prompts(n):

@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import datasets, evaluation, predictions
 from core.store import Store
+from tests.evaldata import PRED_A, PRED_B, UNLABELLED, boostcamp_file, kice_set, pred_csv
 from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
-from tests.test_evaluation import PRED_A, PRED_B, UNLABELLED, boostcamp_file, kice_set, pred_csv
 
 
 def page() -> AppTest:

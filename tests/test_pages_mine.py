@@ -17,8 +17,8 @@ from streamlit.testing.v1 import AppTest
 from core import mining, models
 from core.store import Store
 from tests.loopback import Loopback
+from tests.minedata import STUDENT, TEACHER, VERDICTS, Script, pool, register
 from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
-from tests.test_mining import STUDENT, TEACHER, VERDICTS, Script, pool, register
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,160 @@
+"""The layers (core/README.md), checked on the source with `ast`: no import cycle, nothing below a layer
+imports above it, core never imports pages or Streamlit, pages never import the CLI, test modules do
+not import each other, and heavy libraries load only inside the functions that use them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# bottom (0) to top (4): a module may import its own layer and the layers below, never above.
+BOTTOM = ("core.migrations", "core.errors", "core.config")
+LAYERS = {0: "migrations, errors, config", 1: "store", 2: "domain (core/*)", 3: "cli", 4: "pages"}
+HEAVY = ("torch", "transformers", "trl", "peft", "umap", "sentence_transformers", "scipy", "plotly", "pandas")
+# Modules the CLI loads for --help (the nouns and what they import at module level) must not import
+# these at module level. Checked for the modules of the existing steps' CLI.
+HELP_PATH = ("core.cli", "core.cli.options", "core.cli.solve", "core.cli.mine", "core.cli.evaluate", "core.cli.data",
+             "core.cli.models", "core.cli.jobs", "core.solve", "core.mining", "core.eval_run", "core.runs",
+             "core.jobs", "core.datasets", "core.models", "core.engine", "core.generations", "core.judge",
+             "core.classify", "core.stats", "core.store")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def sources() -> dict[str, Path]:
+    files = [p for d in ("core", "pages") for p in (ROOT / d).rglob("*.py")] + [ROOT / "app.py"]
+    return {module_name(p): p for p in files}
+
+
+def imports(path: Path, module_level_only: bool) -> set[str]:
+    """Absolute names imported; module_level_only skips function bodies and `if TYPE_CHECKING:`."""
+    known = set(sources())
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+
+    def visit(node: ast.AST, top: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if module_level_only and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if module_level_only and isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.Import):
+                out.update(a.name for a in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
+                subs = {f"{child.module}.{a.name}" for a in child.names}
+                out.update(subs)  # `from pkg import submodule` needs the submodule, not the package's body
+                if not subs <= known:
+                    out.add(child.module)
+            visit(child, top)
+
+    visit(tree, True)
+    return out
+
+
+def layer(name: str) -> int:
+    if name.startswith(BOTTOM):
+        return 0
+    if name == "core.store":
+        return 1
+    if name == "core.cli" or name.startswith(("core.cli.", "core.__main__")):
+        return 3
+    if name.startswith("core"):
+        return 2
+    return 4  # pages, app
+
+
+def own(names: set[str], mods: dict[str, Path]) -> set[str]:
+    """The project's modules among imported names (`from core import x` names core.x, not core)."""
+    found = {n for n in names if n in mods and n != "core"}
+    return found
+
+
+def test_no_import_cycle():
+    mods = sources()
+    graph = {m: own(imports(p, module_level_only=True), mods) - {m} for m, p in mods.items()}
+    seen: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    cycles = []
+
+    def dfs(m: str, path: list[str]) -> None:
+        seen[m] = 1
+        for n in sorted(graph[m]):
+            if seen.get(n) == 1:
+                cycles.append(path[path.index(n):] + [n] if n in path else [m, n])
+            elif n not in seen:
+                dfs(n, [*path, n])
+        seen[m] = 2
+
+    for m in sorted(graph):
+        if m not in seen:
+            dfs(m, [m])
+    assert cycles == []
+
+
+def test_nothing_imports_a_layer_above_it():
+    mods = sources()
+    wrong = []
+    for m, p in mods.items():
+        for n in own(imports(p, module_level_only=False), mods):
+            if layer(n) > layer(m):
+                wrong.append(f"{m} ({LAYERS[layer(m)]}) imports {n} ({LAYERS[layer(n)]})")
+    assert wrong == []
+
+
+def test_core_never_imports_pages_or_streamlit_and_pages_never_the_cli():
+    mods = sources()
+    wrong = []
+    for m, p in mods.items():
+        names = imports(p, module_level_only=False)
+        if m.startswith("core"):
+            wrong += [f"{m} imports {n}" for n in names if n.split(".")[0] in ("streamlit", "pages")]
+        else:
+            wrong += [f"{m} imports {n}" for n in names if n == "core.cli" or n.startswith("core.cli.")]
+    assert wrong == []
+
+
+def test_pages_hold_no_sql():
+    """Pages call core functions; SQL lives in core (store.rows/scalar/execute/df never in a page)."""
+    wrong = []
+    for p in (ROOT / "pages").glob("*.py"):
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("rows", "scalar", "execute", "executemany", "df")
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "store"):
+                wrong.append(f"{p.name}:{node.lineno} store.{node.func.attr}(...)")
+    assert wrong == []
+
+
+def test_help_path_loads_no_heavy_library_at_module_level():
+    mods = sources()
+    wrong = []
+    for m in HELP_PATH:
+        for n in imports(mods[m], module_level_only=True):
+            if n.split(".")[0] in HEAVY:
+                wrong.append(f"{m} imports {n} at module level")
+    assert wrong == []
+
+
+# Test modules that still import another test module, owned by the later steps' helpers: their shared
+# helpers belong in a helper module (tests/minidata.py, minedata.py, evaldata.py) or in conftest.py.
+# Remove a pair once it is fixed; no new pair may appear.
+KNOWN_TEST_IMPORTS = {
+    ("test_pages_augment", "test_augment"), ("test_pages_review", "test_review"),
+    ("test_preference_sets", "test_review"), ("test_preference_sets", "test_augment"),
+    ("test_map_umap", "test_map"),
+}
+
+
+def test_test_modules_do_not_import_each_other():
+    found = set()
+    for p in (ROOT / "tests").glob("test_*.py"):
+        for n in imports(p, module_level_only=False):
+            other = n.split(".")[1] if n.startswith("tests.") else n.split(".")[0]
+            if other.startswith("test_") and other != p.stem and (ROOT / "tests" / f"{other}.py").exists():
+                found.add((p.stem, other))
+    assert found - KNOWN_TEST_IMPORTS == set()
