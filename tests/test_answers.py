@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from core.answers import Extraction, extract_answer, is_truncated
@@ -137,10 +135,9 @@ def test_is_truncated(reason, truncated):
     assert is_truncated(reason) is truncated
 
 
-def test_fast_on_many_long_outputs():
-    texts = [ANALYSIS * 6 + f'\n{{"Answer":"{i % 5 + 1}"}}' for i in range(1000)]
-    texts += [ANALYSIS * 6 + f"\n따라서 정답은 {i % 5 + 1}번이다." for i in range(1000)]
-    start = time.perf_counter()
+def test_many_long_outputs():
+    """Long replies in both shapes; how fast this runs is measured in bench/bench_analysis.py."""
+    texts = [ANALYSIS * 6 + f'\n{{"Answer":"{i % 5 + 1}"}}' for i in range(100)]
+    texts += [ANALYSIS * 6 + f"\n따라서 정답은 {i % 5 + 1}번이다." for i in range(100)]
     answers = [extract_answer(t).answer for t in texts]
-    assert answers[:5] == [1, 2, 3, 4, 5]
-    assert time.perf_counter() - start < 2.0
+    assert answers == [i % 5 + 1 for i in range(100)] * 2

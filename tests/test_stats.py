@@ -4,7 +4,6 @@ sklearn / statsmodels reference implementations."""
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -237,11 +236,8 @@ def test_bootstrap_matches_slow_reference():
     assert fast["high"] == pytest.approx(hi, abs=0.03)
 
 
-def test_bootstrap_speed_and_errors():
-    a, b = _pair(500, 4)
-    t0 = time.perf_counter()
-    paired_bootstrap_ci(a, b, n_resamples=10000)
-    assert time.perf_counter() - t0 < 1.0
+def test_bootstrap_errors():
+    """Bad input is refused; how fast 10,000 resamples run is measured in bench/bench_analysis.py."""
     with pytest.raises(ValueError):
         paired_bootstrap_ci([], [])
     with pytest.raises(ValueError):
