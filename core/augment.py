@@ -152,11 +152,18 @@ def _answer(n: Any) -> str:
     return str(n) if n is not None else "?"
 
 
+def failed_label(seed: dict[str, Any]) -> str:
+    """How the prompt names the student's path: a wrong answer, or (judge-kept) a right but weaker path."""
+    if seed.get("outcome") == "both_correct":
+        return "학생 모델의 풀이 (정답에 이르렀지만 채점자가 교사 풀이보다 못하다고 판정함)"
+    return f"학생 모델의 틀린 풀이 ({_answer(seed['student_answer'])}번을 고름)"
+
+
 def structure_request(pool: str, seed: dict[str, Any]) -> engine.Request:
     t = prompts.load("structure")
     messages = t.render(subject=seed["q"].get("subject") or "미상", question_block=question_text(seed["q"]),
                         gold=_answer(seed["gold"]), golden_reasoning=(seed["golden"] or "").strip(),
-                        student_answer=_answer(seed["student_answer"]), failed_reasoning=(seed["failed"] or "").strip())
+                        failed_label=failed_label(seed), failed_reasoning=(seed["failed"] or "").strip())
     return engine.Request(messages, t.hash, task="augment_structure", dataset=pool, qid=seed["qid"])
 
 
@@ -166,7 +173,7 @@ def blueprint_request(pool: str, seed: dict[str, Any], structure: dict[str, Any]
     steps = "\n".join(f"{i}. {s}" for i, s in enumerate(structure.get("golden_steps") or [], 1))
     messages = t.render(subject=seed["q"].get("subject") or "미상", question_block=question_text(seed["q"]),
                         gold=_answer(seed["gold"]), golden_reasoning=(seed["golden"] or "").strip(),
-                        student_answer=_answer(seed["student_answer"]), failed_reasoning=(seed["failed"] or "").strip(),
+                        failed_label=failed_label(seed), failed_reasoning=(seed["failed"] or "").strip(),
                         structure=structure.get("structure") or "", golden_steps=steps,
                         error_pattern=structure.get("error_pattern") or "", target=target, variant=idx + 1)
     return engine.Request(messages, t.hash, sample=idx, task="augment_blueprint", dataset=pool, qid=seed["qid"])

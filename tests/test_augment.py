@@ -513,3 +513,9 @@ def test_cli_ctrl_c_in_a_real_process_then_resume_sends_nothing_twice(tmp_path):
     assert final["cached"] == partial["requests_sent"] and final["cached"] + final["requests_sent"] == 7
     assert (final["candidates"], final["passed"]) == (4, 1)
     assert {g: n for g, n in final["failed"].items() if n} == {"schema": 1, "choices": 1, "chosen_answer": 1}
+
+
+def test_the_prompt_names_the_students_path_by_outcome():
+    wrong = augment.failed_label({"outcome": "hard_negative", "student_answer": 4})
+    judged = augment.failed_label({"outcome": "both_correct", "student_answer": 2})
+    assert "틀린 풀이 (4번" in wrong and "정답에 이르렀지만" in judged
