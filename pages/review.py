@@ -113,28 +113,6 @@ if run_id:
                "gate": None if gate == "any" else gate.removeprefix("failed ") if gate.startswith("failed ")
                else gate}
 
-    c = review.counts(store, run_id, int(target))
-    ready = c["passing_pending"]
-    b1, b2 = st.columns([3, 2])
-    with b2:
-        if not st.session_state.get("review-confirm"):
-            if st.button(f"Accept all {ready} passing pending pairs…", disabled=not ready, key="review-bulk"):
-                st.session_state["review-confirm"] = ready
-                st.rerun()
-        else:
-            n = st.session_state["review-confirm"]
-            st.warning(f"Accept {n} pending pairs that pass every gate? Each acceptance is recorded in its history.")
-            y, no = st.columns(2)
-            if y.button(f"Yes, accept {n}", type="primary", key="review-bulk-yes"):
-                st.session_state.pop("review-confirm")
-                done = run_action(lambda: review.accept_passing(store, run_id, expected=n))
-                if done is not None:
-                    flash(f"Accepted {len(done)} pairs.")
-                    st.rerun()
-            if no.button("Cancel", key="review-bulk-no"):
-                st.session_state.pop("review-confirm")
-                st.rerun()
-
     @st.fragment
     def review_panel() -> None:
         """Counts, navigation, the pair and its decision buttons: a decision reruns only this part."""
@@ -146,6 +124,27 @@ if run_id:
         m4.metric("pass every gate", f"{c['passed']} / {c['total']}")
         m5.metric("to target", c["to_target"])
         st.progress(min(c["accepted"] / c["target"], 1.0), text=f"{c['accepted']} of {c['target']} accepted")
+        ready = c["passing_pending"]
+        _, b2 = st.columns([3, 2])
+        with b2:
+            if not st.session_state.get("review-confirm"):
+                if st.button(f"Accept all {ready} passing pending pairs…", disabled=not ready, key="review-bulk"):
+                    st.session_state["review-confirm"] = ready
+                    rerun_panel()
+            else:
+                n = st.session_state["review-confirm"]
+                st.warning(f"Accept {n} pending pairs that pass every gate? Each acceptance is recorded in its history.")
+                y, no = st.columns(2)
+                if y.button(f"Yes, accept {n}", type="primary", key="review-bulk-yes"):
+                    st.session_state.pop("review-confirm")
+                    done = run_action(lambda: review.accept_passing(store, run_id, expected=n))
+                    if done is not None:
+                        flash(f"Accepted {len(done)} pairs.")
+                        st.rerun()
+                if no.button("Cancel", key="review-bulk-no"):
+                    st.session_state.pop("review-confirm")
+                    rerun_panel()
+
         if msg := st.session_state.pop("review-said", None):
             st.success(msg)
 
