@@ -184,3 +184,27 @@ def test_deep_links_to_a_pair_and_to_a_seed(seeded_db):
     at.query_params["seed"] = "q1"
     at.run()
     assert "1 / 2" in markdown(at) and at.selectbox(key="review-seed").value == "q1"
+
+
+def test_import_by_path_lists_the_set_and_exports_it(db_env, tmp_path):
+    rows = [{"prompt": "옳은 것은?", "chosen": '①\n{"Answer":"1"}', "rejected": '②\n{"Answer":"2"}'},
+            {"prompt": "틀린 것은?", "chosen": "같다", "rejected": "같다"}]
+    path = tmp_path / "ext.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    at = open_page("pages/review.py")
+    next(t for t in at.text_input if t.label.startswith("…or a path")).input(str(path))
+    next(t for t in at.text_input if t.label == "Set name").input("ext")
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert not at.exception
+    assert "nothing was imported" in at.error[0].value
+    assert "line 2" in str(at.dataframe[0].value) and "identical" in str(at.dataframe[0].value)
+    path.write_text(json.dumps(rows[0], ensure_ascii=False) + "\n", encoding="utf-8")
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert any("Imported 1 pairs as 'ext'" in s.value for s in at.success)
+    assert at.dataframe[0].value.iloc[0]["name"] == "ext" and at.dataframe[0].value.iloc[0]["source"] == "import:ext.jsonl"
+    at.selectbox(key="export-format").select("csv").run()
+    out = tmp_path / "ext.csv"
+    at.text_input(key="export-out-ext-csv").input(str(out)).run()
+    next(b for b in at.button if b.label == "Export").click().run()
+    assert not at.exception
+    assert any(f"Wrote 1 pairs to {out}" in s.value for s in at.success) and out.is_file()
