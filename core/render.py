@@ -5,12 +5,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-CIRCLED = "①②③④⑤"
+from core.answers import CIRCLED as CIRCLED_DIGITS
+
+CIRCLED = CIRCLED_DIGITS[:5]  # an exam question's five choices (the one circled-digit constant: core/answers.py)
 
 
 def choice_label(i: int) -> str:
     """1 -> ①; numbers past ⑤ fall back to (6)."""
     return CIRCLED[i - 1] if 1 <= i <= len(CIRCLED) else f"({i})"
+
+
+def boxed_extra(extra: str) -> str:
+    """A question's extra material (<보기>, table, dialogue) headed <보기> unless it already is."""
+    return extra if extra.lstrip().startswith("<보기>") else f"<보기>\n{extra}"
 
 
 def stem(q: dict[str, Any], number: str | None = None) -> str:
@@ -26,8 +33,7 @@ def question_text(q: dict[str, Any], number: str | None = None, with_passage: bo
         parts.append(q["paragraph"])
     parts.append(stem(q, number))
     if q.get("extra"):
-        extra = q["extra"]
-        parts.append(extra if extra.lstrip().startswith("<보기>") else f"<보기>\n{extra}")
+        parts.append(boxed_extra(q["extra"]))
     parts.append("\n".join(f"{choice_label(i)} {c}" for i, c in enumerate(q["choices"], 1)))
     return "\n\n".join(parts)
 

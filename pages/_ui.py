@@ -11,7 +11,7 @@ import streamlit as st
 from core import pipeline
 from core.config import db_path
 from core.errors import CoreError, ImportFailed
-from core.render import choice_label, passage_blocks, stem
+from core.render import boxed_extra, choice_label, passage_blocks, stem
 from core.store import Store
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
@@ -68,7 +68,7 @@ def show_question(q: dict[str, Any], number: str | None = None, highlight: dict[
     if q.get("extra"):
         with st.container(border=True):
             extra = q["extra"]
-            show_passage(extra if extra.lstrip().startswith("<보기>") else f"<보기>\n{extra}")
+            show_passage(boxed_extra(extra))
     for i, choice in enumerate(q["choices"], 1):
         tag = highlight.get(i)
         line = f"{choice_label(i)} {text(choice)}"

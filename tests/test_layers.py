@@ -146,7 +146,7 @@ def test_help_path_loads_no_heavy_library_at_module_level():
 KNOWN_TEST_IMPORTS = {
     ("test_pages_augment", "test_augment"), ("test_pages_review", "test_review"),
     ("test_preference_sets", "test_review"), ("test_preference_sets", "test_augment"),
-    ("test_map_umap", "test_map"),
+    ("test_map_umap", "test_map"), ("test_pages_visualise", "test_map"),
 }
 
 
