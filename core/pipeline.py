@@ -53,15 +53,13 @@ def _holds(step: str, a: int, b: int) -> str | None:
 
 
 def status(store: Store) -> list[dict[str, Any]]:
+    """Every step's holdings. A query error is a bug and is raised, never hidden as 'empty'."""
     out = []
     for name, page, needs, sql in STEPS:
         holds, last = None, None
         if sql:
-            try:
-                with store.lock:
-                    row = store.con.execute(sql).fetchone()
-            except Exception:  # noqa: BLE001 - a table a later migration adds: nothing to show yet
-                row = None
+            with store.lock:
+                row = store.con.execute(sql).fetchone()
             if row:
                 holds, last = _holds(name, row[0] or 0, row[1] or 0), row[2]
         out.append({"step": name, "page": page, "needs": needs, "holds": holds, "last": last if holds else None})
