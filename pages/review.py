@@ -12,6 +12,7 @@ from streamlit.errors import StreamlitAPIException
 from core import preference_sets as ps
 from core import review
 from core.errors import NotFound
+from core.pipeline import plural
 from core.render import choice_label
 from core.runs import get_run
 from pages._ui import flash, get_store, made_by, run_action, show_question, text
@@ -139,7 +140,7 @@ if run_id:
                     st.session_state.pop("review-confirm")
                     done = run_action(lambda: review.accept_passing(store, run_id, expected=n))
                     if done is not None:
-                        flash(f"Accepted {len(done)} pairs.")
+                        flash(f"Accepted {plural(len(done), 'pair')}.")
                         st.rerun()
                 if no.button("Cancel", key="review-bulk-no"):
                     st.session_state.pop("review-confirm")
@@ -294,8 +295,8 @@ with t_freeze:
             if st.form_submit_button("Freeze the accepted pairs", type="primary"):
                 s = run_action(lambda: ps.freeze(store, name.strip(), run_id, replace=replace))
                 if s:
-                    flash(f"{s['name']!r} already holds these {s['pairs']} pairs." if s["already"] else
-                          f"Froze {s['pairs']} pairs as {s['name']!r} (hash {s['hash'][:12]}).")
+                    flash(f"{s['name']!r} already holds these {plural(s['pairs'], 'pair')}." if s["already"] else
+                          f"Froze {plural(s['pairs'], 'pair')} as {s['name']!r} (hash {s['hash'][:12]}).")
                     st.rerun()
 with t_import:
     with st.form("import"):
@@ -323,8 +324,8 @@ with t_import:
 
             s = run_action(do_import)
             if s:
-                flash(f"{s['name']!r} already holds these {s['pairs']} pairs." if s["already"] else
-                      f"Imported {s['pairs']} pairs as {s['name']!r} (hash {s['hash'][:12]}).")
+                flash(f"{s['name']!r} already holds these {plural(s['pairs'], 'pair')}." if s["already"] else
+                      f"Imported {plural(s['pairs'], 'pair')} as {s['name']!r} (hash {s['hash'][:12]}).")
                 st.rerun()
 with t_export:
     if not sets:
@@ -347,7 +348,7 @@ with t_export:
         if st.button("Export", key="export-go"):
             r = run_action(lambda: ps.export(store, xname, fmt, out))
             if r:
-                st.success(f"Wrote {r['pairs']} pairs to {r['out']}.")
+                st.success(f"Wrote {plural(r['pairs'], 'pair')} to {r['out']}.")
                 if fmt != "hf":
                     st.download_button("Download", Path(r["out"]).read_bytes(), file_name=Path(r["out"]).name,
                                        key="export-download")

@@ -200,11 +200,11 @@ def test_import_by_path_lists_the_set_and_exports_it(db_env, tmp_path):
     assert "line 2" in str(at.dataframe[0].value) and "identical" in str(at.dataframe[0].value)
     path.write_text(json.dumps(rows[0], ensure_ascii=False) + "\n", encoding="utf-8")
     next(b for b in at.button if b.label == "Import").click().run()
-    assert any("Imported 1 pairs as 'ext'" in s.value for s in at.success)
+    assert any("Imported 1 pair as 'ext'" in s.value for s in at.success)
     assert at.dataframe[0].value.iloc[0]["name"] == "ext" and at.dataframe[0].value.iloc[0]["source"] == "import:ext.jsonl"
     at.selectbox(key="export-format").select("csv").run()
     out = tmp_path / "ext.csv"
     at.text_input(key="export-out-ext-csv").input(str(out)).run()
     next(b for b in at.button if b.label == "Export").click().run()
     assert not at.exception
-    assert any(f"Wrote 1 pairs to {out}" in s.value for s in at.success) and out.is_file()
+    assert any(f"Wrote 1 pair to {out}" in s.value for s in at.success) and out.is_file()

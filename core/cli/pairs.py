@@ -10,6 +10,7 @@ import typer
 from core import preference_sets, review
 from core.cli import app, print_json, store_of
 from core.errors import CoreError
+from core.pipeline import plural
 
 pairs_app = typer.Typer(no_args_is_help=True,
                         help="Review preference pairs and manage frozen preference sets (what training reads).")
@@ -109,7 +110,7 @@ def accept(ctx: typer.Context, ids: list[str] = typer.Argument(None, metavar="[I
     if as_json:
         print_json({"accepted": len(done), "ids": done} | ({"counts": review.counts(store, run)} if run else {}))
         return
-    typer.echo(f"Accepted {len(done)} pair(s)." + (f" {review.counts(store, run)['accepted']} accepted in {run}."
+    typer.echo(f"Accepted {plural(len(done), 'pair')}." + (f" {review.counts(store, run)['accepted']} accepted in {run}."
                                                     if run else ""))
 
 
@@ -186,9 +187,9 @@ def _report_set(s: dict, as_json: bool, verb: str) -> None:
         print_json({k: s[k] for k in ("name", "pairs", "source", "hash")} | {"already": s.get("already", False)})
         return
     if s.get("already"):
-        typer.echo(f"{s['name']!r} already holds these {s['pairs']} pairs (hash {s['hash'][:12]}); nothing changed.")
+        typer.echo(f"{s['name']!r} already holds these {plural(s['pairs'], 'pair')} (hash {s['hash'][:12]}); nothing changed.")
     else:
-        typer.echo(f"{verb} {s['pairs']} pairs as {s['name']!r} (hash {s['hash'][:12]}, {s['source']}).")
+        typer.echo(f"{verb} {plural(s['pairs'], 'pair')} as {s['name']!r} (hash {s['hash'][:12]}, {s['source']}).")
 
 
 @pairs_app.command("import")
@@ -225,7 +226,7 @@ def sets(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
     if not rows:
         typer.echo("No preference sets yet: freeze a review or import one.")
     for r in rows:
-        typer.echo(f"{r['name']}: {r['pairs']} pairs · {r['source']} · {r['hash'][:12]}")
+        typer.echo(f"{r['name']}: {plural(r['pairs'], 'pair')} · {r['source']} · {r['hash'][:12]}")
 
 
 @pairs_app.command("export")
@@ -238,7 +239,7 @@ def export(ctx: typer.Context, name: str = typer.Argument(..., help="preference 
     if as_json:
         print_json(r)
         return
-    typer.echo(f"Wrote {r['pairs']} pairs of {name!r} to {r['out']} ({fmt}).")
+    typer.echo(f"Wrote {plural(r['pairs'], 'pair')} of {name!r} to {r['out']} ({fmt}).")
 
 
 @pairs_app.command("delete-set")
