@@ -15,7 +15,7 @@ from core.errors import NotFound
 from core.pipeline import plural
 from core.render import choice_label
 from core.runs import get_run
-from pages._ui import flash, get_store, made_by, run_action, show_question, text
+from pages._ui import config_form, flash, get_store, made_by, run_action, show_question, text
 
 store = get_store()
 st.title("Review")
@@ -289,15 +289,17 @@ with t_freeze:
     if not run_id:
         st.caption("Freezing needs an augment run with accepted pairs.")
     else:
-        with st.form("freeze"):
-            name = st.text_input("Set name", f"{run_id}-v1")
-            replace = st.checkbox("Replace a set of this name that holds other content")
-            if st.form_submit_button("Freeze the accepted pairs", type="primary"):
-                s = run_action(lambda: ps.freeze(store, name.strip(), run_id, replace=replace))
-                if s:
-                    flash(f"{s['name']!r} already holds these {plural(s['pairs'], 'pair')}." if s["already"] else
-                          f"Froze {plural(s['pairs'], 'pair')} as {s['name']!r} (hash {s['hash'][:12]}).")
-                    st.rerun()
+        # The step's config class builds the form (DESIGN.md §4); replacing is an action, not part of the config.
+        replace = st.checkbox("Replace a set of this name that holds other content", key="freeze-replace")
+        cfg = config_form(ps.FreezeConfig, "freeze", choices={"run": [r["run"] for r in runs]},
+                          defaults={"name": f"{run_id}-v1", "run": run_id}, submit="Freeze the accepted pairs",
+                          columns=2)
+        if cfg:
+            s = run_action(lambda: ps.freeze(store, cfg.name.strip(), cfg.run, replace=replace))
+            if s:
+                flash(f"{s['name']!r} already holds these {plural(s['pairs'], 'pair')}." if s["already"] else
+                      f"Froze {plural(s['pairs'], 'pair')} as {s['name']!r} (hash {s['hash'][:12]}).")
+                st.rerun()
 with t_import:
     with st.form("import"):
         upload = st.file_uploader("TRL JSONL, CSV, Parquet or JSON", type=["jsonl", "csv", "parquet", "json"])

@@ -126,8 +126,7 @@ def test_bulk_accept_after_confirmation_then_freeze(seeded_db):
     button(at, "Yes, accept 3").click().run()
     assert not at.exception
     assert "Accepted 3 pairs." in [s.value for s in at.success]
-    freeze_name = next(t for t in at.text_input if t.label == "Set name")
-    freeze_name.input("review-v1")
+    at.text_input(key="freeze-name").input("review-v1")
     next(b for b in at.button if b.label == "Freeze the accepted pairs").click().run()
     assert not at.exception
     assert any("Froze 3 pairs as 'review-v1'" in s.value for s in at.success)
