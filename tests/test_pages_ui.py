@@ -1,0 +1,110 @@
+"""pages/_ui.py helpers every page uses: run_action reports success or the one-line error (and says
+which it was), saved_upload saves an upload once per file and cleans up, config_form builds a
+step's form from its config class."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+
+def actions_script():
+    import streamlit as st
+
+    from core.errors import CoreError
+    from pages._ui import run_action
+
+    def refused():
+        raise CoreError("model 'x' is used by mining run r1", hint="delete those first")
+
+    failed = run_action(refused, "Deleted 'x'")
+    worked = run_action(lambda: None, "Deleted 'y'")
+    value = run_action(lambda: 0)
+    st.session_state["results"] = (failed, worked, value)
+
+
+def test_run_action_says_what_happened():
+    at = AppTest.from_function(actions_script, default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["model 'x' is used by mining run r1 — delete those first"]
+    assert [s.value for s in at.success] == ["Deleted 'y'"]  # a failure never says it worked
+    assert at.session_state["results"] == (None, True, 0)
+
+
+def upload_script():
+    from dataclasses import dataclass
+
+    import streamlit as st
+
+    from pages._ui import saved_upload
+
+    @dataclass
+    class Upload:  # what st.file_uploader hands back: a name, an id per upload, the bytes
+        name: str
+        file_id: str
+        data: bytes
+
+        @property
+        def size(self) -> int:
+            return len(self.data)
+
+        def getvalue(self) -> bytes:
+            st.session_state["reads"] = st.session_state.get("reads", 0) + 1
+            return self.data
+
+    which = st.session_state.get("which")
+    upload = {"a": Upload("a.csv", "id-a", b"id,answer\n1,2\n"), "b": Upload("b.csv", "id-b", b"x")}.get(which)
+    path = saved_upload(upload, "test")
+    st.session_state.setdefault("paths", []).append(str(path) if path else None)
+
+
+def test_an_upload_is_saved_once_and_cleaned_up():
+    from pathlib import Path
+
+    at = AppTest.from_function(upload_script, default_timeout=30)
+    at.session_state["which"] = "a"
+    at.run()
+    at.run()
+    at.run()  # reruns of the same upload: one file, written once
+    first = at.session_state["paths"]
+    assert len(set(first)) == 1 and at.session_state["reads"] == 1
+    assert Path(first[0]).read_bytes() == b"id,answer\n1,2\n"
+    at.session_state["which"] = "b"
+    at.run()  # a new file replaces the old one, whose folder goes
+    second = at.session_state["paths"][-1]
+    assert second != first[0] and Path(second).read_bytes() == b"x" and not Path(first[0]).parent.exists()
+    at.session_state["which"] = None
+    at.run()  # the upload removed: nothing kept
+    assert at.session_state["paths"][-1] is None and not Path(second).parent.exists()
+
+
+def form_script():
+    import streamlit as st
+
+    from core.eval_run import EvalConfig
+    from pages._ui import config_form
+
+    cfg = config_form(EvalConfig, "f", submit="Run", fixed={"dataset": "kice"}, choices={"model": ["m1", "m2"]})
+    if cfg:
+        st.session_state["cfg"] = cfg.model_dump()
+
+
+def test_config_form_is_built_from_the_config_class():
+    at = AppTest.from_function(form_script, default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert [s.label for s in at.selectbox] == ["Model"]
+    assert [n.label for n in at.number_input] == ["Samples (K)"]
+    assert at.number_input[0].max == 100 and at.number_input[0].min == 1  # bounds from the Field
+    store_as, temperature = at.text_input  # laid out in three columns: "Store as" wraps under "Model"
+    assert (store_as.label, temperature.label) == ("Store as", "Temperature")
+    at.selectbox[0].select("m2")
+    at.number_input[0].set_value(3)
+    store_as.input("base")
+    at.button[0].click().run()
+    assert at.session_state["cfg"] == {"dataset": "kice", "model": "m2", "samples": 3, "temperature": None,
+                                       "label": "base"}
+    at.text_input[1].input("9")  # out of bounds: one line, no config
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["bad evaluate setting temperature: Input should be less than or equal "
+                                           "to 2 — see --help for each setting's range"]
