@@ -137,6 +137,10 @@ def freeze(store: Store, name: str, run: str, replace: bool = False) -> dict[str
             raise NotFound(f"no candidates in augment run {run!r}", hint="list runs with: python -m core pairs runs")
         raise CoreError(f"run {run!r} has no accepted pairs yet ({total} candidates)",
                         hint=f"accept some first: python -m core pairs accept --run {run} --passing")
+    broken = [f"{c['id']} (no {', '.join(review.incomplete(c))})" for c in accepted if review.incomplete(c)]
+    if broken:
+        raise CoreError(f"{len(broken)} accepted pair(s) cannot be frozen: " + "; ".join(broken[:5]),
+                        hint="edit them, or put them back to pending")
     pairs = [pair_of(c) for c in accepted]
     config = FreezeConfig(name=name, run=run)
     run_id, _ = open_run(store, config)

@@ -176,12 +176,25 @@ def _decide(store: Store, cid: str, status: str, reason: str | None) -> dict[str
     return get_pair(store, cid)
 
 
+def incomplete(row: dict[str, Any]) -> list[str]:
+    """What a pair lacks to be trained on (a candidate whose reply failed the schema may lack anything)."""
+    missing = [k for k in ("question", "chosen", "rejected") if not (row.get(k) or "").strip()]
+    if len(row.get("choices") or []) < 2 or not all((c or "").strip() for c in row.get("choices") or []):
+        missing.append("choices")
+    if not row.get("answer"):
+        missing.append("answer")
+    return missing
+
+
 def accept(store: Store, ids: list[str], reason: str | None = None) -> list[dict[str, Any]]:
-    """Accept pairs by id (all or nothing: an unknown id changes nothing)."""
+    """Accept pairs by id (all or nothing: an unknown or incomplete pair changes nothing)."""
     if not ids:
         raise CoreError("no pair to accept", hint="give pair ids, or --run RUN --passing")
     for cid in ids:
-        get_pair(store, cid)
+        lacks = incomplete(get_pair(store, cid))
+        if lacks:
+            raise CoreError(f"cannot accept {cid}: it has no {', '.join(lacks)}",
+                            hint=f"edit it first (pairs edit {cid} ...) or reject it")
     _decide_many(store, ids, "accepted", reason)
     return [get_pair(store, cid) for cid in ids]
 

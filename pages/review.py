@@ -197,6 +197,9 @@ if run_id:
         with right:
             reasoning_column("Rejected", d["rejected"], d["answers"][1], d["answers"][0], height)
 
+        if pair.get("failed_gate"):
+            st.caption(f":orange[This pair failed the **{pair['failed_gate']}** gate: accepting it overrides the gate "
+                       "(recorded in its history).]")
         a1, a2, a3 = st.columns([1, 3, 1])
         if a1.button("Accept", type="primary", key="review-accept", width="stretch",
                      disabled=pair["status"] == "accepted"):
@@ -224,9 +227,10 @@ if run_id:
                 rejected = e2.text_area("Rejected reasoning", pair.get("rejected") or "", height=240)
                 why = st.text_input("Why (kept in the history)")
                 if st.form_submit_button("Save edit and re-run gates"):
-                    out = run_action(lambda: review.edit(store, pair["id"], {
-                        "passage": passage, "question": question, "extra": extra, "choices": choices,
-                        "answer": answer, "chosen": chosen, "rejected": rejected}, reason=why or None))
+                    with st.spinner("Saving and re-running the gates (an edited question is re-solved once)…"):
+                        out = run_action(lambda: review.edit(store, pair["id"], {
+                            "passage": passage, "question": question, "extra": extra, "choices": choices,
+                            "answer": answer, "chosen": chosen, "rejected": rejected}, reason=why or None))
                     if out:
                         gates = "passes every gate" if out["passed"] else f"fails {out['failed_gate']}"
                         st.session_state["review-cur"] = pair["id"]

@@ -71,6 +71,10 @@ def test_freeze_needs_accepted_pairs(store, tmp_path):
         ps.freeze(store, "v1", "augment-none")
     with pytest.raises(CoreError, match="invalid set name"):
         ps.freeze(store, "bad name/", RUN)
+    review.accept(store, ["cand-a", "cand-b"])
+    store.execute("UPDATE candidates SET rejected = '' WHERE id = 'cand-b'")  # changed behind Review's back
+    with pytest.raises(CoreError, match=r"1 accepted pair\(s\) cannot be frozen: cand-b \(no rejected\)"):
+        ps.freeze(store, "v1", RUN)
     assert counts(store) == (0, 0)
 
 

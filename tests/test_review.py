@@ -155,6 +155,10 @@ def test_decisions_are_versioned(store, seeded):
         review.reject(store, "cand-c", "  ")
     with pytest.raises(NotFound):
         review.accept(store, ["cand-a", "nope"])
+    # a candidate whose reply failed the schema may lack its reasoning: it cannot be accepted as a pair
+    store.execute("UPDATE candidates SET chosen = NULL, failed_gate = 'schema' WHERE id = 'cand-d'")
+    with pytest.raises(CoreError, match="cannot accept cand-d: it has no chosen"):
+        review.accept(store, ["cand-c", "cand-d"])
     assert review.get_pair(store, "cand-c")["status"] == "pending"
 
 
