@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from core import jobs
 from core.store import Store
+from tests.augmentdata import EXPECTED_FAILED, Teacher, mine, seed_data, writer
 from tests.loopback import Loopback
 from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
-from tests.test_augment import EXPECTED_FAILED, Teacher, mine, seed_data, writer
 
 
 @pytest.fixture(autouse=True)
