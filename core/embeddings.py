@@ -86,7 +86,8 @@ class SentenceTransformerEmbedder(Embedder):
                             hint="give a sentence-transformers folder or a hub name whose weights are "
                                  "downloaded (HF_HUB_OFFLINE=1 never downloads), or use the default") from None
         self.name = recorded or name_or_path
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dim() or 0)
         self.prefix = "query: " if "e5" in self.name.lower() else ""
         self._lock = threading.Lock()
 
