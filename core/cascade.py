@@ -114,16 +114,22 @@ def plan(store: Store, kind: str, name: str) -> Plan:
     return out
 
 
-def delete(store: Store, kind: str, name: str) -> Plan:
-    """Delete the name and everything derived from it in one transaction; refuse when blocked."""
+def delete_rows(store: Store, kind: str, name: str) -> Plan:
+    """Delete the name and everything derived from it, inside the caller's transaction (an import
+    that replaces a dataset); refuse when blocked, before deleting anything."""
     p = plan(store, kind, name)
     if p.blockers:
         raise CoreError(f"{kind} {name!r} is used by {'; '.join(p.blockers)}",
                         hint="delete those first (they are frozen and keep their provenance)")
     entries, _ = KINDS[kind]
     have = _tables(store)
-    with store.transaction():
-        for _step, table, cond in entries:
-            if table in have:
-                store.execute(f"DELETE FROM {table} WHERE {cond}", [name])
+    for _step, table, cond in entries:
+        if table in have:
+            store.execute(f"DELETE FROM {table} WHERE {cond}", [name])
     return p
+
+
+def delete(store: Store, kind: str, name: str) -> Plan:
+    """Delete the name and everything derived from it in one transaction; refuse when blocked."""
+    with store.transaction():
+        return delete_rows(store, kind, name)

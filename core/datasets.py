@@ -17,10 +17,6 @@ if TYPE_CHECKING:
     from core.store import Store
 
 SPLITS = ("train", "seed", "test")
-# Tables whose rows belong to a dataset, deleted with it (later steps append theirs).
-DATASET_TABLES: list[tuple[str, str]] = [
-    ("predictions", "dataset"), ("eval_runs", "dataset"), ("gold_votes", "dataset"),
-    ("questions", "dataset"), ("passages", "dataset"), ("datasets", "name")]
 SAMPLES = {"sample-train": ("train_pool.json", "train"), "sample-test": ("test.json", "test")}
 
 
@@ -153,9 +149,11 @@ def questions(store: Store, name: str, search: str | None = None, subject: str |
 
 
 def _delete(store: Store, name: str) -> None:
-    # Identifiers come from this constant list, values are bound (STYLE.md: plain SQL).
-    for table, column in DATASET_TABLES:
-        store.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
+    """A replaced dataset takes what was made from its old content (core/cascade.py), in the
+    import's transaction; a frozen preference set made from it refuses the replace."""
+    from core import cascade
+
+    cascade.delete_rows(store, "dataset", name)
 
 
 def delete_plan(store: Store, name: str):

@@ -150,3 +150,12 @@ def test_cli_shows_the_counts_and_asks(tmp_path, capsys, mined, store):
         assert s.scalar("SELECT count(*) FROM models WHERE name = 'student'") == 0
     finally:
         s.close()
+
+
+def test_replacing_a_mined_pool_takes_what_was_made_from_its_old_content(store, mined, tmp_path):
+    (tmp_path / "new").mkdir()
+    import_mini(store, tmp_path / "new", n=3, name="pool-v2")  # writes new/pool-v2.jsonl
+    datasets.import_file(store, tmp_path / "new" / "pool-v2.jsonl", "pool", "train", fmt="generic", replace=True)
+    assert store.scalar("SELECT count(*) FROM questions WHERE dataset = 'pool'") == 3
+    assert mining.list_runs(store) == [] and store.scalar("SELECT count(*) FROM predictions WHERE dataset = 'pool'") == 0
+    assert orphans(store) == dict.fromkeys(orphans(store), 0)
