@@ -191,3 +191,37 @@ def mine(store: Store, n: int = 6) -> str:
 def writer(store: Store, srv: Loopback, name: str = "writer") -> str:
     models.add_model(store, name, "gemini", "gemini-2.5-flash", base_url=srv.base_url, params=FAST)
     return name
+
+
+class AugmentOracle:
+    """A well-behaved augment teacher for any pool (e.g. the whole-pipeline browser test): every seed
+    gets a valid structure and, per variant, a valid blueprint on its own topic (assigned in arrival
+    order, so candidates never duplicate each other), and re-solves name the key. `reply(body)` is
+    None for requests that are not augment requests (a solve of a pool question: answer it yourself).
+    """
+
+    def __init__(self, answer: int = 2):
+        self.answer = answer
+        self.topics: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def reply(self, body: dict) -> Reply | None:
+        text = json.dumps(body, ensure_ascii=False)
+        if "세 가지를 분석하세요" in text:
+            return Reply(text=json.dumps({"structure": "자료의 조건 → 선지 진술과의 정합성 판단",
+                                          "golden_steps": ["발문 확인", "자료에서 근거 찾기", "선지 하나씩 검토"],
+                                          "error_pattern": "비슷한 개념을 혼동함"}, ensure_ascii=False))
+        if "[전이 대상]" in text:
+            seed = text.split("[원래 문항]", 1)[-1].split("[원래 문항의 정답]", 1)[0]
+            variant = VARIANT.search(text).group(1)
+            with self.lock:
+                k = self.topics.setdefault(f"{seed}|{variant}", len(self.topics))
+            passage = TOPICS[k % len(TOPICS)]
+            wrong = self.answer % 5 + 1
+            return Reply(text=json.dumps({
+                "passage": passage, "question": f"[증{k}] {STEM}", "choices": choices_of(passage),
+                "answer": self.answer, "chosen": reasoning(self.answer),
+                "rejected": reasoning(wrong, "비슷한 개념을 혼동하였다."), "target": f"주제 {k}"}, ensure_ascii=False))
+        if "[증" in text:
+            return Reply(text=f"선지를 검토하였다.\n{{\"Answer\":\"{self.answer}\"}}")
+        return None

@@ -356,3 +356,15 @@ def test_the_prompt_names_the_students_path_by_outcome():
     wrong = augment.failed_label({"outcome": "hard_negative", "student_answer": 4})
     judged = augment.failed_label({"outcome": "both_correct", "student_answer": 2})
     assert "틀린 풀이 (4번" in wrong and "정답에 이르렀지만" in judged
+
+
+def test_the_well_behaved_oracle_passes_every_gate(mined):
+    """tests/augmentdata.AugmentOracle (for the whole-pipeline browser test) makes only passing candidates."""
+    from tests.augmentdata import AugmentOracle
+
+    store, mining_run, tests = mined
+    oracle = AugmentOracle()
+    with Loopback("gemini", lambda n, body: oracle.reply(body)) as srv:
+        writer(store, srv)
+        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=1))
+    assert (s["candidates"], s["passed"]) == (6, 6)
