@@ -224,3 +224,14 @@ def write_pairs(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def available_sets(store: Store) -> list[dict[str, Any]]:
+    """Frozen preference sets (name, pairs), newest first: what the Train page offers."""
+    return store.rows("SELECT name, n_pairs, source, created_at FROM preference_sets ORDER BY created_at DESC, name")
+
+
+def available_bases(store: Store) -> list[str]:
+    """Registered local-provider models without an adapter: what can be trained."""
+    return [r["name"] for r in store.rows("SELECT name FROM models WHERE provider = 'local' AND adapter IS NULL "
+                                           "ORDER BY created_at, name")]

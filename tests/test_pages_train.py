@@ -1,0 +1,82 @@
+"""AppTest of the Train page: empty state, then preset → pre-flight → Start → a real worker run → live curves."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from tiny_models import build_tiny_qwen
+from trainhelp import TINY, make_set, pair
+
+from core import models
+from core.store import Store
+from core.training import TrainConfig, ingest, launcher
+from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen(tmp_path_factory):
+    return str(build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen3-page")))
+
+
+def select(at: AppTest, label: str):
+    return next(s for s in at.selectbox if s.label.lower() == label.lower())  # form labels may be capitalised
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_empty_state_says_what_is_needed(db_env):
+    at = open_page("pages/train.py")
+    assert any("Needs first" in i.value for i in at.info)
+    assert any("No training run yet" in i.value for i in at.info)
+
+
+def test_preset_preflight_start_live_curves_and_overlay(db_env, tiny_qwen):
+    seed = Store(db_env)
+    models.add_model(seed, "tiny", "local", tiny_qwen, params={"thinking": False})
+    long_user = "윗글의 내용과 일치하지 않는 것은? " * 120
+    make_set(seed, "s", [pair(i) for i in range(4)] + [pair(4, user=long_user)])
+    seed.close()
+    clear_cached_store()
+
+    at = open_page("pages/train.py")
+    select(at, "Preset").select("tiny CPU trial").run()
+    assert next(n for n in at.number_input if n.label.lower() == "max steps").value == 2  # the preset filled the form
+    select(at, "base model").select("tiny")  # a form: the value is sent with the submit
+    button(at, "Check (pre-flight)").click().run()
+    assert not at.exception, at.exception
+    assert any(m.label == "pairs kept" and m.value == "4 / 5" for m in at.metric)
+    assert any("dropped" in w.value for w in at.warning)
+    assert any("max_prompt_length" in str(row) for row in at.dataframe[0].value.to_dict("records"))
+    button(at, "Start training").click().run()
+    assert not at.exception, at.exception
+    assert any("Started training run" in s.value for s in at.success)
+
+    from pages._ui import _open_store
+
+    store = _open_store(str(db_env))  # the page's own store (this process owns the file)
+    run_id = ingest.list_runs(store)[0]["run"]
+    assert ingest.wait(store, run_id, poll_s=0.2)["state"] == "done"
+    # A second run (another seed) for the overlay chart.
+    other, _ = launcher.start(store, TrainConfig(set_name="s", base_model="tiny", **(TINY | {"seed": 1, "max_steps": 2})))
+    assert ingest.wait(store, other, poll_s=0.2)["state"] == "done"
+
+    at.run()
+    assert not at.exception, at.exception
+    select(at, "Run").select(run_id).run()
+    done = ingest.list_runs(store)
+    tuned = next(r["adapter_model"] for r in done if r["run"] == run_id)
+    assert tuned.startswith("tiny-orpo-")
+    assert any(tuned.replace("-", "\\-") in s.value and "registered" in s.value for s in at.success)
+    assert any("made by train run " + run_id.replace("-", "\\-") in c.value for c in at.caption)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # the run's curves and the two-run overlay
+    import json
+
+    curves = json.loads(charts[0].proto.spec)
+    names = {t.get("name") for t in curves["data"]}
+    assert {"loss", "nll_loss", "log_odds_ratio", "chosen", "rejected", "margin", "accuracy", "lr", "grad_norm"} <= names
+    overlay = json.loads(charts[1].proto.spec)
+    assert {t["name"] for t in overlay["data"]} == {run_id, other}
+    assert next(m for m in at.metric if m.label == "steps/s").value != "—"
