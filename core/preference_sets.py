@@ -340,9 +340,25 @@ def parse_pairs(rows: list[tuple[str, dict[str, Any]]], mapping: dict[str, str] 
     return pairs, issues
 
 
+def system_text(system: str | None) -> str | None:
+    """`solve`: the solve prompt's system part (as in effect now); other text as given; None/empty: none."""
+    if not system or not system.strip():
+        return None
+    if system.strip() == "solve":
+        from core.prompts import load
+
+        return load("solve").parts()[0] or None
+    return _nfc(system.strip())
+
+
 def import_pairs(store: Store, source: str | Path, name: str, mapping: dict[str, str] | None = None,
-                 split: str | None = None, replace: bool = False) -> dict[str, Any]:
-    """Import a preference file/folder/Hub dataset as set `name`: all or nothing, bad rows listed."""
+                 split: str | None = None, replace: bool = False, system: str | None = None) -> dict[str, Any]:
+    """Import a preference file/folder/Hub dataset as set `name`: all or nothing, bad rows listed.
+
+    system: wrap plain-string prompts as [system, user] messages with this system text ("solve": the
+    solve prompt's system part), e.g. to train the original project's pairs the way it did (its
+    trainer added a student system prompt); message-list prompts are kept as they are.
+    """
     _check_name(name)
     source = str(source)
     rows, label = _read_source(source, split)
@@ -350,10 +366,15 @@ def import_pairs(store: Store, source: str | Path, name: str, mapping: dict[str,
     if issues:
         raise ImportFailed(f"{label}: {len({i.where for i in issues})} bad row(s); nothing was imported",
                            issues, hint="fix the rows listed (or map columns with --map FIELD=COLUMN)")
+    sys_text = system_text(system)
+    if sys_text:
+        for p in pairs:
+            if isinstance(p["prompt"], str):
+                p["prompt"] = [{"role": "system", "content": sys_text}, {"role": "user", "content": p["prompt"]}]
     config = ImportPairsConfig(name=name, source=label, sha256=content_hash(pairs), mapping=dict(mapping or {}))
     run_id, _ = open_run(store, config)
     extra = sorted({k for _, r in rows[:50] for k in r} - set(_columns(rows, dict(mapping or {})).values()))
-    detail = {"run": run_id, "file": label, "split": split, "mapping": mapping or {},
+    detail = {"run": run_id, "file": label, "split": split, "mapping": mapping or {}, "system": system or None,
               "ignored_columns": extra, "subjects": _subjects(pairs),
               "prompt": "messages" if isinstance(pairs[0]["prompt"], list) else "string"}
     try:

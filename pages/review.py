@@ -314,6 +314,8 @@ with t_import:
         split = i2.text_input("Hub split", "train")
         mapping_text = st.text_area("Column mapping (FIELD=COLUMN per line: prompt, chosen, rejected, subject)", "",
                                     height=80)
+        isystem = st.text_input("System text for string prompts (empty: none; `solve`: the solve prompt's system part)",
+                                "", key="import-system")
         ireplace = st.checkbox("Replace a set of this name that holds other content", key="import-replace")
         if st.form_submit_button("Import", type="primary"):
             mapping = dict(line.split("=", 1) for line in mapping_text.splitlines() if "=" in line)
@@ -324,9 +326,10 @@ with t_import:
                     with tempfile.TemporaryDirectory() as tmp:
                         path = Path(tmp) / Path(upload.name).name
                         path.write_bytes(upload.getvalue())
-                        return ps.import_pairs(store, path, iname.strip(), mapping=mapping, replace=ireplace)
+                        return ps.import_pairs(store, path, iname.strip(), mapping=mapping, replace=ireplace,
+                                               system=isystem or None)
                 return ps.import_pairs(store, source.strip(), iname.strip(), mapping=mapping, split=split or None,
-                                       replace=ireplace)
+                                       replace=ireplace, system=isystem or None)
 
             s = run_action(do_import)
             if s:

@@ -125,6 +125,12 @@ def test_import_original_project_columns(store, tmp_path):
         w.writerows(rows)
     # the same pairs from a CSV: the same content hash
     assert ps.import_pairs(store, tmp_path / "balanced.csv", "seed-csv")["hash"] == s["hash"]
+    # trained the way the original did: a student system prompt before each string prompt
+    wrapped = ps.import_pairs(store, tmp_path / "balanced", "seed-solve", system="solve")
+    p = ps.get_pairs(store, "seed-solve")[0]
+    assert [m["role"] for m in p["prompt"]] == ["system", "user"] and p["prompt"][1]["content"] == rows[0]["prompt"]
+    assert p["prompt"][0]["content"] == solve_messages({"question": "q", "choices": ["a"] * 5})[0][0]["content"]
+    assert wrapped["hash"] != s["hash"] and wrapped["detail"]["system"] == "solve"
 
 
 def test_import_with_column_mapping(store, tmp_path):

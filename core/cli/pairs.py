@@ -198,11 +198,13 @@ def import_(ctx: typer.Context, file: str = typer.Argument(..., help="TRL JSONL,
             name: str = typer.Option(..., "--name", help="name of the preference set"),
             mapping: list[str] = typer.Option(None, "--map", help="FIELD=COLUMN (prompt, chosen, rejected, subject)"),
             split: str = typer.Option(None, "--split", help="Hub split (default train)"),
+            system: str = typer.Option(None, "--system", help="wrap string prompts as [system, user] with this "
+                                                              "system text; 'solve' = the solve prompt's system part"),
             replace: bool = typer.Option(False, "--replace", help="overwrite a set of this name with other content"),
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Import preference pairs (all or nothing: bad rows are listed with their line numbers)."""
     s = preference_sets.import_pairs(store_of(ctx), file, name, mapping=_mapping(mapping), split=split,
-                                     replace=replace)
+                                     replace=replace, system=system)
     _report_set(s, as_json, "Imported")
 
 
