@@ -25,8 +25,12 @@ DATASET: list[tuple[str, str, str]] = [
     ("augment", "candidate_versions", "candidate_id IN (SELECT id FROM candidates WHERE pool = $1)"),
     ("augment", "candidates", "pool = $1"),
     ("augment", "structures", f"pool = $1 OR mining_run IN ({_POOL_RUNS})"),
+    # Run records whose config names the dataset: solve/evaluate (dataset), mine (pool), augment (a
+    # mining run of it), map (dataset, train/test side, or one of its sets).
     ("steps", "runs", "json_extract_string(config, '$.dataset') = $1 OR json_extract_string(config, '$.pool') = $1 "
-                      f"OR json_extract_string(config, '$.mining_run') IN ({_POOL_RUNS})"),
+                      f"OR json_extract_string(config, '$.mining_run') IN ({_POOL_RUNS}) "
+                      "OR $1 IN (json_extract_string(config, '$.train'), json_extract_string(config, '$.test')) "
+                      "OR list_contains(CAST(json_extract(config, '$.sets') AS VARCHAR[]), $1)"),
     ("mine", "mining_items", f"run_id IN ({_POOL_RUNS})"),
     ("mine", "mining_runs", "pool = $1"),
     ("evaluate", "predictions", "dataset = $1"),

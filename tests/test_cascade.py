@@ -3,6 +3,8 @@ are shown first and match what goes, frozen artefacts block, and no table is lef
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from core import cascade, datasets, gold_labels, mining, models, predictions, solve
@@ -67,6 +69,12 @@ def mined(store, tmp_path):
     store.execute("INSERT INTO candidate_versions (candidate_id, version, action) VALUES ('c1', 1, 'created')")
     store.execute("INSERT INTO structures (run_id, mining_run, pool, seed_qid) VALUES ('augment-1', ?, 'pool', 'q1')",
                   [summary["run"]])
+    # Run records of later steps that name the pool another way: augment (its mining run), map (a set).
+    store.execute("INSERT INTO runs (id, step, config, config_hash, state) VALUES "
+                  "('augment-1', 'augment', ?, 'h1', 'done'), ('map-1', 'map', ?, 'h2', 'done'), "
+                  "('map-2', 'map', ?, 'h3', 'done')",
+                  [json.dumps({"mining_run": summary["run"], "teacher": "teacher"}),
+                   json.dumps({"sets": ["other", "pool"]}), json.dumps({"sets": ["other"]})])
     return summary["run"]
 
 
@@ -78,7 +86,9 @@ def test_deleting_a_mined_pool_leaves_no_orphan_row(store, mined):
             "predictions": 8, "eval_runs": 2, "gold_votes": 6, "questions": 6, "passages": 6, "datasets": 1,
             "generation_refs": 12}
     assert {k: plan.counts[k] for k in want} == want
-    assert plan.counts["runs"] == 1  # the evaluate run on the pool (mining keeps its own mining_runs row)
+    # The evaluate run on the pool, the augment run of its mining run, the map over it (not the map of
+    # the other set alone); mining keeps its own mining_runs row.
+    assert plan.counts["runs"] == 3
     # Replies only the pool used go; the two the other set also used stay (they are its replies too).
     assert plan.counts["generations"] == 12 - 2
     before = {t: store.scalar(f"SELECT count(*) FROM {t}") for t in plan.counts}
@@ -139,7 +149,7 @@ def test_cli_shows_the_counts_and_asks(tmp_path, capsys, mined, store):
     code = main(["--db", db, "data", "delete", "pool", "--yes"])
     out, err = capsys.readouterr()
     assert code == 0 and out == "Deleted 'pool' (6 questions).\n"
-    assert err.startswith("Deleting 'pool' removes: 1 candidate_versions, 1 candidates, 1 structures, 1 runs, "
+    assert err.startswith("Deleting 'pool' removes: 1 candidate_versions, 1 candidates, 1 structures, 3 runs, "
                           "6 mining_items, 1 mining_runs, 8 predictions, 2 eval_runs, 6 gold_votes")
     code = main(["--db", db, "models", "delete", "student", "--yes"])
     out, err = capsys.readouterr()
