@@ -58,6 +58,19 @@ def text(value: str | None) -> str:
     return _MD_SPECIAL.sub(r"\\\1", value or "").replace("\n", "  \n")
 
 
+_LABEL_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^])")
+
+
+def label_text(value: Any, limit: int | None = None) -> str:
+    """Untrusted data inside a label (expander, checkbox, caption, metric, button): one line, cut
+    to `limit` characters, Markdown escaped so links, images, :red[colour], $math$ and
+    :material/icons: show as the literal characters they are."""
+    line = " ".join(str("" if value is None else value).split())
+    if limit is not None and len(line) > limit:
+        line = line[:limit] + "…"
+    return _LABEL_SPECIAL.sub(r"\\\1", line)
+
+
 def show_question(q: dict[str, Any], number: str | None = None, highlight: dict[int, str] | None = None) -> None:
     """A question laid out as on the exam paper; `highlight` marks choices (e.g. {3: "정답"})."""
     highlight = highlight or {}

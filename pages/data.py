@@ -9,7 +9,7 @@ from core import datasets
 from core.datasets import parse_mapping
 from core.formats import FORMATS, parse_file
 from core.formats.base import sha256_of
-from pages._ui import flash, get_store, run_action, saved_upload, show_question
+from pages._ui import flash, get_store, label_text, run_action, saved_upload, show_question
 
 store = get_store()
 st.title("Data")
@@ -63,6 +63,8 @@ if src:
         name = st.text_input("Dataset name", value=Path(label).stem)
         st.write(f"**{len(parsed.records)}** questions parsed as **{parsed.format}**"
                  + (f", **{len(parsed.issues)}** bad row(s)" if parsed.issues else ""))
+        for note in parsed.notes:  # e.g. control characters removed: said, never silent
+            st.info(f"Cleaned: {label_text(note)}.")
         if parsed.issues:
             st.warning("Bad rows: the file imports only if you choose to skip them.")
             st.dataframe([{"where": i.where, "problem": i.message} for i in parsed.issues],
@@ -70,7 +72,7 @@ if src:
         skip_bad = st.checkbox("Skip bad rows", value=False, disabled=not parsed.issues)
         with st.expander(f"Preview (first {min(3, len(parsed.records))} questions)", expanded=True):
             for r in parsed.records[:3]:
-                st.caption(f"id {r.qid} · {r.subject or subject or 'unknown subject'} · "
+                st.caption(f"id {label_text(r.qid)} · {label_text(r.subject or subject or 'unknown subject')} · "
                            f"{'정답 ' + str(r.answer) if r.answer else '정답 없음'}"
                            + (f" · {r.points:g}점" if r.points else ""))
                 show_question({"paragraph": r.paragraph, "question": r.question, "extra": r.extra,
@@ -84,9 +86,9 @@ if src:
             if result and result.already:
                 st.info(f"{label} is already imported as {name!r}; nothing changed.")
             elif result:
-                flash(f"Imported {result.imported} questions into {name!r}"
+                flash(f"Imported {result.imported} questions into {label_text(repr(name))}"
                       + (f"; skipped {len(result.skipped)} bad row(s): "
-                         + "; ".join(str(i) for i in result.skipped) if result.skipped else "."))
+                         + label_text("; ".join(str(i) for i in result.skipped), 500) if result.skipped else "."))
                 st.rerun()
 
 # ---- browse -------------------------------------------------------------------------------
@@ -104,7 +106,8 @@ if sets:
     for q in found[(page_no - 1) * page_size: page_no * page_size]:
         answer = f"정답 {q['answer']}" if q["answer"] else "정답 없음"
         points = f" · {q['points']:g}점" if q["points"] else ""
-        with st.expander(f"{q['qid']} · {q['subject']} · {answer}{points} — {q['question'][:60]}"):
+        with st.expander(f"{label_text(q['qid'])} · {label_text(q['subject'])} · {answer}{points} — "
+                         f"{label_text(q['question'], 60)}"):
             show_question(q, q["qid"], {q["answer"]: "정답"} if q["answer"] else None)
 
     st.header("Delete")
@@ -112,13 +115,14 @@ if sets:
     victim = d1.selectbox("Dataset to delete", [s["name"] for s in sets], key="victim")
     plan = run_action(lambda: datasets.delete_plan(store, victim))
     if plan and plan.blockers:
-        st.warning(f"{victim!r} cannot be deleted: used by {'; '.join(plan.blockers)}. Delete those first.")
+        st.warning(f"{label_text(repr(victim))} cannot be deleted: used by {label_text('; '.join(plan.blockers))}. "
+                   "Delete those first.")
     elif plan:
-        st.caption(f"Deleting {victim!r} removes everything made from it: {', '.join(plan.lines())}.")
-    sure = d2.checkbox(f"Yes, delete {victim!r} and everything made from it")
+        st.caption(f"Deleting {label_text(repr(victim))} removes everything made from it: {', '.join(plan.lines())}.")
+    sure = d2.checkbox(f"Yes, delete {label_text(repr(victim))} and everything made from it")
     if st.button("Delete dataset", disabled=not sure or not plan or bool(plan.blockers)):
         n = run_action(lambda: datasets.delete_dataset(store, victim))
         if n:
-            flash(f"Deleted {victim!r} ({plan.counts.get('questions', 0)} questions"
+            flash(f"Deleted {label_text(repr(victim))} ({plan.counts.get('questions', 0)} questions"
                   + (f"; also {', '.join(x for x in plan.lines() if 'questions' not in x)}" if plan.total else "") + ").")
             st.rerun()

@@ -579,14 +579,14 @@ def test_failed_import_keeps_existing_dataset(store, tmp_path):
 def test_failure_inside_the_transaction_rolls_back(store, tmp_path, monkeypatch):
     datasets.import_file(store, kice_file(tmp_path / "k.json"), "keep", "test")
     before = stored(store, "keep")
-    real = store.executemany
+    real = datasets._bulk_insert
 
-    def failing(sql, rows):
-        if sql.startswith("INSERT INTO questions"):
+    def failing(store_, table, columns):
+        if table == "questions":  # after the dataset row and its passages went in
             raise RuntimeError("disk full")
-        return real(sql, rows)
+        return real(store_, table, columns)
 
-    monkeypatch.setattr(store, "executemany", failing)
+    monkeypatch.setattr(datasets, "_bulk_insert", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         datasets.import_file(store, kmmlu_file(tmp_path / "k.csv"), "keep", "train", replace=True)
     assert stored(store, "keep") == before

@@ -16,9 +16,9 @@ import pytest
 from loopback import Loopback, Reply
 from minidata import import_mini
 
-from core import engine, journal, models
+from core import datasets, engine, journal, models
 from core.engine import Request
-from core.errors import CoreError
+from core.errors import CoreError, ImportFailed
 from core.providers.base import parse_retry_after
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -335,3 +335,145 @@ def test_evaluation_keeps_no_answer_error_apart_from_a_wrong_answer(store, tmp_p
     assert (rep["correct"], rep["unanswered"], rep["errors"]) == (0, 2, 2)
     assert evaluation.shown_answer(None, rows["q1"]["error"]) == "no answer (error)"
     assert evaluation.shown_answer(None) == "no answer" and evaluation.shown_answer(2) == "2"
+
+
+# ---- items 5, 6, 9: bad input is a row-numbered refusal, never a crash or a silent change -----------
+
+def _jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+GOOD = '{"id": "ok", "question": "옳은 것은?", "choices": ["가", "나", "다", "라"], "answer": 2}'
+
+
+@pytest.mark.parametrize("line, problem", [
+    ('{"id": "a", "question": "q", "choices": ["가", "나"], "answer": Infinity}', "not a whole number"),
+    ('{"id": "a", "question": "q", "choices": ["가", "나"], "answer": 1e999}', "not a whole number"),
+    ('{"id": "a", "question": "q", "choices": ["가", "나"], "answer": "Infinity"}', "not a choice number"),
+    ('{"id": "a", "question": "q", "choices": ["가", "나"], "answer": ' + "9" * 5000 + "}", "unreadable value"),
+    ('{"id": "a", "question": "q", "choices": ["가", "나"], "answer": "' + "9" * 5000 + '"}', "not a choice number"),
+    ('{"id": "a", "question": "q", "choices": ["가", "나"], "x": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+    ('{"id": "a", "question": "q\\ud800", "choices": ["가", "나"], "answer": 1}', "unpaired surrogate"),
+    ('{"id": "a", "question": "q", "choices": ["가", "나"], "answer": 1, "points": 1e999}', "points"),
+])
+def test_unreadable_values_are_row_numbered_refusals(store, tmp_path, line, problem):
+    path = _jsonl(tmp_path / "bad.jsonl", [GOOD, line])
+    with pytest.raises(ImportFailed) as err:  # old: OverflowError / RecursionError / ValueError / DuckDB error
+        datasets.import_file(store, path, "bad", "train")
+    assert [i.where for i in err.value.issues] == ["line 2"] and problem in err.value.issues[0].message
+    assert store.scalar("SELECT count(*) FROM questions") == 0
+    result = datasets.import_file(store, path, "bad", "train", skip_bad=True)  # --skip-bad leaves it out
+    assert result.imported == 1 and [i.where for i in result.skipped] == ["line 2"]
+
+
+def test_unreadable_answers_in_every_importer_and_eval_import(store, tmp_path):
+    from core import predictions
+
+    boost = tmp_path / "b.csv"
+    boost.write_text('id,paragraph,problems\nx1,지문,"{\'question\': \'q\', \'choices\': [\'가\', \'나\'], '
+                     "'answer': 1e999}\"\n", encoding="utf-8")
+    kmmlu = tmp_path / "k.csv"
+    kmmlu.write_text("question,A,B,C,D,answer\nq,가,나,다,라,inf\n", encoding="utf-8")
+    kice = tmp_path / "k.json"
+    kice.write_text('[{"id": "p", "paragraph": "지문", "problems": [{"question": "q", "choices": ["가", "나"], '
+                    '"answer": 1e999, "score": 2}]}]', encoding="utf-8")
+    for path, where in ((boost, "row 1 (id x1)"), (kmmlu, "row 1"), (kice, "passage 1, question 1 (no. 1)")):
+        with pytest.raises(ImportFailed) as err:
+            datasets.import_file(store, path, "x", "train")
+        assert [i.where for i in err.value.issues] == [where], path.name
+    sub = tmp_path / "sub.csv"
+    sub.write_text("id,answer\n1,3\n2,Infinity\n3,1e999\n", encoding="utf-8")
+    with pytest.raises(ImportFailed) as err:
+        predictions.read_predictions_csv(sub)
+    assert [i.where for i in err.value.issues] == ["row 2", "row 3"]
+
+
+def test_duplicate_passage_ids_are_refused_never_overwritten(store, tmp_path):
+    kice = tmp_path / "k.json"
+    kice.write_text(json.dumps([
+        {"id": "p1", "paragraph": "첫째 지문", "problems": [{"question": "q1", "choices": ["가", "나"], "answer": 1}]},
+        {"id": "p1", "paragraph": "둘째 지문", "problems": [{"question": "q2", "choices": ["가", "나"], "answer": 2}]},
+    ], ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ImportFailed) as err:  # old: question 1 shown with passage 2's text
+        datasets.import_file(store, kice, "k", "test")
+    assert [i.where for i in err.value.issues] == ["passage 2, question 1 (no. 2)"]
+    assert "passage id 'p1' already names a different passage" in err.value.issues[0].message
+    generic = _jsonl(tmp_path / "g.jsonl", [
+        '{"id": "1", "passage_id": "p", "paragraph": "A", "question": "q", "choices": ["가", "나"]}',
+        '{"id": "2", "passage_id": "p", "paragraph": "A", "question": "q", "choices": ["가", "나"]}',
+        '{"id": "3", "passage_id": "p", "paragraph": "B", "question": "q", "choices": ["가", "나"]}'])
+    result = datasets.import_file(store, generic, "g", "test", skip_bad=True)
+    assert result.imported == 2 and [i.where for i in result.skipped] == ["line 3"]
+    assert store.rows("SELECT text FROM passages WHERE dataset = 'g'") == [{"text": "A"}]
+
+
+def test_control_characters_are_removed_and_said(store, tmp_path):
+    path = _jsonl(tmp_path / "c.jsonl", [
+        '{"id": "1", "question": "옳은\\u0000 것은?\\u001b[31m", "choices": ["가\\u0007", "나"], "answer": 1}', GOOD])
+    result = datasets.import_file(store, path, "c", "test")
+    q = store.rows("SELECT question, choices FROM questions WHERE qid = '1'")[0]
+    assert q == {"question": "옳은 것은?[31m", "choices": ["가", "나"]}  # old: NUL and ESC stored raw
+    assert result.notes == ["removed 3 control character(s) (NUL, escape codes and the like) from 1 row(s)"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_files_with_a_bom_are_read(store, tmp_path, codec):
+    text = "question,A,B,C,D,answer\n대한민국의 수도는?,서울,부산,대구,인천,1\n"
+    path = tmp_path / "k.csv"
+    data = text.encode(codec)
+    if codec == "utf-16-be":
+        data = b"\xfe\xff" + data
+    path.write_bytes(data)
+    result = datasets.import_file(store, path, "k", "test")  # old: "not readable text: binary data"
+    assert result.imported == 1 and store.scalar("SELECT question FROM questions") == "대한민국의 수도는?"
+
+
+def test_a_long_csv_field_imports_and_a_duplicate_column_is_refused(store, tmp_path):
+    long = "가" * 200_000
+    path = tmp_path / "long.csv"
+    path.write_text(f'question,A,B,C,D,answer\n"{long}",1,2,3,4,1\n', encoding="utf-8")
+    assert datasets.import_file(store, path, "long", "test").imported == 1  # old: field larger than field limit
+    assert len(store.scalar("SELECT question FROM questions")) == 200_000
+    dup = tmp_path / "dup.csv"
+    dup.write_text("question,A,B,C,D,answer,answer\nq,1,2,3,4,1,2\n", encoding="utf-8")
+    with pytest.raises(ImportFailed, match="duplicate column.*'answer'"):  # old: kept the last one silently
+        datasets.import_file(store, dup, "dup", "test")
+    unterminated = tmp_path / "open.csv"
+    unterminated.write_text('question,A,B,C,D,answer\nq,1,2,3,4,1\n"' + "x" * 10 + "\n", encoding="utf-8")
+    with pytest.raises(ImportFailed, match=r"open\.csv"):
+        datasets.import_file(store, unterminated, "open", "test")
+
+
+# ---- item 8: data in labels renders as text ----------------------------------------------------------
+
+MARKUP = "[click](http://evil.example) ![x](http://evil.example/a.png) :red[alarm] $x^2$"
+
+
+def test_data_page_escapes_data_in_labels(db_env, tmp_path):
+    from pagetest import clear_cached_store, open_page
+
+    from core.store import Store
+
+    clear_cached_store()
+    src = _jsonl(tmp_path / "m.jsonl", [json.dumps({
+        "id": "[id](http://evil.example)", "subject": ":red[subject]", "question": MARKUP,
+        "choices": ["가", "나"], "answer": 1}, ensure_ascii=False)])
+    s = Store(db_env)
+    datasets.import_file(s, src, "[set](http://evil.example)", "train")
+    s.close()
+    clear_cached_store()
+    at = open_page("pages/data.py")
+    labels = [e.label for e in at.expander] + [c.label for c in at.checkbox]
+    browse = next(lbl for lbl in labels if "evil" in lbl and "subject" in lbl)
+    # old: "[id](http://evil.example) · :red[subject] · 정답 1 — [click](http://evil.example) ![x]…"
+    assert "](" not in browse.replace("\\](", "") and ":red[" not in browse and "$x" not in browse
+    assert "\\[click\\]\\(http\\:" in browse and "\\:red\\[subject\\]" in browse
+    delete = next(lbl for lbl in labels if lbl.startswith("Yes, delete"))
+    assert "\\[set\\]\\(http\\:" in delete  # old: "Yes, delete '[set](http://evil.example)' …"
+    # The import preview caption of an uploaded file escapes the same way.
+    next(t for t in at.text_input if "path" in t.label).set_value(str(src)).run()
+    assert not at.exception
+    preview = next(c.value for c in at.caption if c.value.startswith("id "))
+    assert preview.startswith("id \\[id\\]\\(http\\:") and "\\:red\\[subject\\]" in preview
+    clear_cached_store()

@@ -31,6 +31,8 @@ def import_(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV, JSON
         typer.echo(f"{file.name} is already imported as {name!r}; nothing changed.")
         return
     typer.echo(f"Imported {result.imported} questions into {name!r} ({result.format}, {split}).")
+    for note in result.notes:  # e.g. control characters removed: said, never silent
+        typer.echo(f"Cleaned: {note}.")
     if result.skipped:
         typer.echo(f"Skipped {len(result.skipped)} bad row(s):")
         for issue in result.skipped:

@@ -49,6 +49,7 @@ class Parsed:
     records: list[Record] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     skipped_rows: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)  # changes made to the text, said out loud
 
     def bad(self, where: str, message: str) -> None:
         self.issues.append(Issue(where, message))
@@ -72,9 +73,25 @@ def check_size(path: Path) -> None:
         )
 
 
+# Byte-order marks of the UTF-16/32 files that spreadsheet programs save ("Unicode text").
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
 def read_text(path: Path) -> str:
-    """Decode UTF-8 (with or without BOM), else CP949 (common for Korean files), else fail."""
+    """Decode UTF-16/32 (by their BOM), UTF-8 (with or without BOM), else CP949 (common for
+    Korean files), else fail."""
     data = path.read_bytes()
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(codec)  # the codec reads and drops the BOM
+            except UnicodeDecodeError as exc:
+                raise ImportFailed(f"{path.name} is not readable text: invalid {codec.upper()} at byte {exc.start}",
+                                   hint="save the file as UTF-8") from None
+            if "\x00" not in text and text.strip():
+                return text
+            break  # NULs inside: binary data that happens to start like a BOM
     nul = data.find(b"\x00")
     if nul >= 0:  # binary (image, archive, …): CP949 would otherwise decode much of it as text
         raise ImportFailed(
@@ -104,15 +121,25 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _shown(value: Any, limit: int = 40) -> str:
+    text = repr(value) if not isinstance(value, str) else repr(value.strip())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def parse_answer(value: Any) -> int | None:
-    """1-based answer from 3, "3", "3.0", "③"; None when blank. ValueError when unreadable."""
+    """1-based answer from 3, "3", "3.0", "③"; None when blank. ValueError when unreadable
+    (never OverflowError: inf, 1e999 and 5,000-digit numbers are "not a choice number")."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, bool):
         raise ValueError(f"answer {value!r} is not a choice number")
-    if isinstance(value, int | float):
-        if float(value) != int(value):
-            raise ValueError(f"answer {value!r} is not a whole number")
+    if isinstance(value, int):
+        if not -1000 < value < 1000:  # range-checked later; a huge one is simply not a choice
+            raise ValueError(f"answer {_shown(value)} is not a choice number")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"answer {_shown(value)} is not a whole number")
         return int(value)
     text = str(value).strip()
     if not text:
@@ -120,12 +147,43 @@ def parse_answer(value: Any) -> int | None:
     if len(text) == 1 and text in CIRCLED:
         return CIRCLED.index(text) + 1
     try:
-        number = float(text)
+        number = float(text) if len(text) <= 40 else math.inf
     except ValueError:
-        raise ValueError(f"answer {text!r} is not a choice number") from None
+        raise ValueError(f"answer {_shown(text)} is not a choice number") from None
+    if not math.isfinite(number) or not -1000 < number < 1000:
+        raise ValueError(f"answer {_shown(text)} is not a choice number")
     if number != int(number):
-        raise ValueError(f"answer {text!r} is not a whole number")
+        raise ValueError(f"answer {_shown(text)} is not a whole number")
     return int(number)
+
+
+def parse_points(value: Any) -> float | None:
+    """CSAT points from 2, "3", "2.5"; None when blank. ValueError for anything not a finite number."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"points {value!r} is not a number")
+    try:
+        number = float(value if not isinstance(value, str) or len(value) <= 40 else "inf")
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"points {_shown(value)} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"points {_shown(value)} is not a number")
+    return number
+
+
+def row_problem(exc: BaseException) -> str:
+    """A failure while reading one row, in words (the row is reported, the import goes on)."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to read"
+    if isinstance(exc, OverflowError):
+        return "a number is too large"
+    if isinstance(exc, UnicodeError):
+        return "not valid Unicode text"
+    return str(exc) or type(exc).__name__
+
+
+ROW_ERRORS = (ValueError, TypeError, RecursionError, OverflowError, MemoryError)
 
 
 def parse_choices(value: Any) -> list[str]:
@@ -151,12 +209,61 @@ def passage_key(text: str | None) -> str | None:
     return "p" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:10] if text else None
 
 
+# C0/C1 control characters except tab and line breaks (NUL, escape codes, DEL…): never stored.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired halves ("\ud800" in JSON): not text
+_TEXT_FIELDS = ("qid", "question", "paragraph", "passage_id", "extra", "subject")
+
+
+def _clean(rec: Record) -> tuple[int, str | None]:
+    """Remove control characters from every text field (returns how many) and name an unpaired
+    surrogate, which no text can hold (DuckDB would refuse the whole import)."""
+    values = [getattr(rec, f) for f in _TEXT_FIELDS] + list(rec.choices)
+    joined = "\n".join(v for v in values if isinstance(v, str))
+    if not _CONTROL.search(joined) and not _SURROGATE.search(joined):
+        return 0, None
+    if (bad := _SURROGATE.search(joined)) is not None:
+        return 0, f"contains an unpaired surrogate (\\u{ord(bad.group()):04x}): not valid Unicode text"
+    removed = 0
+
+    def strip(value: str | None) -> str | None:
+        nonlocal removed
+        if not value:
+            return value
+        value, n = _CONTROL.subn("", value)
+        removed += n
+        return value.strip() or None
+
+    for f in _TEXT_FIELDS:
+        setattr(rec, f, strip(getattr(rec, f)))
+    rec.choices = [strip(c) or "" for c in rec.choices]
+    rec.question = rec.question or ""
+    rec.qid = rec.qid or ""
+    return removed, None
+
+
 def validate(parsed: Parsed) -> None:
-    """Checks every format shares; bad records are reported and removed."""
+    """Checks every format shares; bad records are reported and removed.
+
+    Control characters are removed (and said so in `parsed.notes`); a passage id that names two
+    different passage texts is refused (never one text silently replacing the other)."""
     seen: dict[str, str] = {}
+    passages: dict[str, tuple[str, str]] = {}  # passage id -> (text, where first)
+    stripped = rows_stripped = 0
     good = []
     for rec in parsed.records:
+        removed, unreadable = _clean(rec)
+        if unreadable:
+            parsed.bad(rec.where, unreadable)
+            continue
+        stripped += removed
+        rows_stripped += removed > 0
         problems = []
+        if rec.passage_id and rec.paragraph:
+            first = passages.setdefault(rec.passage_id, (rec.paragraph, rec.where))
+            if first[0] != rec.paragraph:
+                problems.append(f"passage id {rec.passage_id!r} already names a different passage "
+                                f"(at {first[1]}); give each passage its own id")
         if not rec.question:
             problems.append("question text is empty")
         if not 2 <= len(rec.choices) <= 5:
@@ -177,4 +284,7 @@ def validate(parsed: Parsed) -> None:
         seen[rec.qid] = rec.where
         good.append(rec)
     parsed.records = good
+    if stripped:
+        parsed.notes.append(f"removed {stripped} control character(s) (NUL, escape codes and the like) "
+                            f"from {rows_stripped} row(s)")
     parsed.issues.sort(key=lambda i: [int(n) for n in re.findall(r"\d+", i.where)[:2]])

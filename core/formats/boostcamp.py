@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from core.formats.base import Parsed, Record, nfc, parse_answer, parse_choices, passage_key
+from core.formats.base import ROW_ERRORS, Parsed, Record, nfc, parse_answer, parse_choices, passage_key, row_problem
 from core.formats.tabular import read_csv_requiring
 
 COLUMNS = ("id", "paragraph", "problems")
@@ -19,7 +19,7 @@ def parse(path: Path) -> Parsed:
         try:
             # literal_eval, never eval: the file is untrusted input (DESIGN.md §5).
             problem = ast.literal_eval(row.get("problems") or "")
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
             out.bad(where, "problems is not a readable Python-literal dict")
             continue
         if not isinstance(problem, dict) or "question" not in problem or "choices" not in problem:
@@ -28,14 +28,13 @@ def parse(path: Path) -> Parsed:
         try:
             choices = parse_choices(problem["choices"])
             answer = parse_answer(problem.get("answer"))
-        except ValueError as exc:
-            out.bad(where, str(exc))
-            continue
-        paragraph = nfc(row.get("paragraph"))
-        out.records.append(Record(
-            qid=nfc(row.get("id")) or "", question=nfc(problem.get("question")) or "",
-            choices=choices, answer=answer, paragraph=paragraph, passage_id=passage_key(paragraph),
-            extra=nfc(row.get("question_plus")) or nfc(problem.get("question_plus")),
-            subject=nfc(row.get("subject")), where=where,
-        ))
+            paragraph = nfc(row.get("paragraph"))
+            out.records.append(Record(
+                qid=nfc(row.get("id")) or "", question=nfc(problem.get("question")) or "",
+                choices=choices, answer=answer, paragraph=paragraph, passage_id=passage_key(paragraph),
+                extra=nfc(row.get("question_plus")) or nfc(problem.get("question_plus")),
+                subject=nfc(row.get("subject")), where=where,
+            ))
+        except ROW_ERRORS as exc:
+            out.bad(where, row_problem(exc))
     return out

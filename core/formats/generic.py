@@ -12,7 +12,17 @@ from typing import Any
 
 from core.errors import ImportFailed
 from core.formats import tabular
-from core.formats.base import Parsed, Record, nfc, parse_answer, parse_choices, passage_key
+from core.formats.base import (
+    ROW_ERRORS,
+    Parsed,
+    Record,
+    nfc,
+    parse_answer,
+    parse_choices,
+    parse_points,
+    passage_key,
+    row_problem,
+)
 
 FIELDS = ("id", "paragraph", "passage_id", "question", "extra", "choices", "answer", "points", "subject")
 USUAL = {
@@ -74,7 +84,7 @@ def parse(path: Path, mapping: dict[str, str] | None = None) -> Parsed:
     rows = load_rows(path)
     if not rows:
         raise ImportFailed(f"{path.name} has no rows")
-    columns = list(dict.fromkeys(k for r in rows[:50] for k in r))
+    columns = list(dict.fromkeys(k for r in rows[:50] for k in r if isinstance(k, str)))
     cols = resolve_mapping(columns, mapping)
     out = Parsed("generic")
     unit = "line" if path.suffix.lower() == ".jsonl" else "row"
@@ -84,6 +94,9 @@ def parse(path: Path, mapping: dict[str, str] | None = None) -> Parsed:
 
     for i, row in enumerate(rows, 1):
         where = f"{unit} {i}"
+        if isinstance(row, tabular.BadRow):
+            out.bad(where, row.problem)
+            continue
         try:
             if len(cols["choices"]) > 1:
                 choices = [nfc(row.get(c)) or "" for c in cols["choices"]]
@@ -92,16 +105,14 @@ def parse(path: Path, mapping: dict[str, str] | None = None) -> Parsed:
             else:
                 choices = parse_choices(get(row, "choices"))
             answer = parse_answer(get(row, "answer"))
-            raw_points = get(row, "points")
-            points = float(raw_points) if raw_points not in (None, "") else None
-        except (ValueError, TypeError) as exc:
-            out.bad(where, str(exc))
-            continue
-        paragraph = nfc(get(row, "paragraph"))
-        out.records.append(Record(
-            qid=nfc(get(row, "id")) or str(i), question=nfc(get(row, "question")) or "",
-            choices=choices, answer=answer, paragraph=paragraph,
-            passage_id=nfc(get(row, "passage_id")) or passage_key(paragraph),
-            extra=nfc(get(row, "extra")), points=points, subject=nfc(get(row, "subject")), where=where,
-        ))
+            points = parse_points(get(row, "points"))
+            paragraph = nfc(get(row, "paragraph"))
+            out.records.append(Record(
+                qid=nfc(get(row, "id")) or str(i), question=nfc(get(row, "question")) or "",
+                choices=choices, answer=answer, paragraph=paragraph,
+                passage_id=nfc(get(row, "passage_id")) or passage_key(paragraph),
+                extra=nfc(get(row, "extra")), points=points, subject=nfc(get(row, "subject")), where=where,
+            ))
+        except ROW_ERRORS as exc:  # any one row's problem is that row's, with its number
+            out.bad(where, row_problem(exc))
     return out

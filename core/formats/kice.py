@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import ImportFailed
-from core.formats.base import Parsed, Record, nfc, parse_answer, parse_choices
+from core.formats.base import ROW_ERRORS, Parsed, Record, nfc, parse_answer, parse_choices, parse_points, row_problem
 from core.formats.tabular import read_json
 
 
@@ -24,8 +24,13 @@ def parse(path: Path) -> Parsed:
             number += 1
             out.bad(f"passage {pi}", "has no 'problems' list")
             continue
-        paragraph = nfc(passage.get("paragraph"))
-        pid = nfc(passage.get("id")) or f"passage-{pi}"
+        try:
+            paragraph = nfc(passage.get("paragraph"))
+            pid = nfc(passage.get("id")) or f"passage-{pi}"
+        except ROW_ERRORS as exc:
+            number += len(problems)
+            out.bad(f"passage {pi}", row_problem(exc))
+            continue
         for qi, problem in enumerate(problems, 1):
             number += 1
             where = f"passage {pi}, question {qi} (no. {number})"
@@ -35,15 +40,13 @@ def parse(path: Path) -> Parsed:
             try:
                 choices = parse_choices(problem.get("choices"))
                 answer = parse_answer(problem.get("answer"))
-                score = problem.get("score")
-                points = float(score) if score not in (None, "") else None
-            except (ValueError, TypeError) as exc:
-                out.bad(where, str(exc))
-                continue
-            out.records.append(Record(
-                qid=str(number), question=nfc(problem.get("question")) or "", choices=choices,
-                answer=answer, paragraph=paragraph, passage_id=pid,
-                extra=nfc(problem.get("question_plus")), points=points,
-                subject=nfc(problem.get("subject")) or nfc(passage.get("subject")), where=where,
-            ))
+                points = parse_points(problem.get("score"))
+                out.records.append(Record(
+                    qid=str(number), question=nfc(problem.get("question")) or "", choices=choices,
+                    answer=answer, paragraph=paragraph, passage_id=pid,
+                    extra=nfc(problem.get("question_plus")), points=points,
+                    subject=nfc(problem.get("subject")) or nfc(passage.get("subject")), where=where,
+                ))
+            except ROW_ERRORS as exc:
+                out.bad(where, row_problem(exc))
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.formats.base import Parsed, Record, nfc, parse_answer
+from core.formats.base import ROW_ERRORS, Parsed, Record, nfc, parse_answer, row_problem
 from core.formats.tabular import read_csv_requiring
 
 COLUMNS = ("question", "A", "B", "C", "D", "answer")
@@ -17,13 +17,12 @@ def parse(path: Path) -> Parsed:
         where = f"row {i}"
         try:
             answer = parse_answer(row.get("answer"))
-        except ValueError as exc:
-            out.bad(where, str(exc))
-            continue
-        letters = [c for c in "ABCDE" if c in row and (c != "E" or row.get("E"))]
-        out.records.append(Record(
-            qid=nfc(row.get("id")) or str(i), question=nfc(row.get("question")) or "",
-            choices=[nfc(row.get(c)) or "" for c in letters], answer=answer,
-            subject=nfc(row.get("Category")) or nfc(row.get("subject")), where=where,
-        ))
+            letters = [c for c in "ABCDE" if c in row and (c != "E" or row.get("E"))]
+            out.records.append(Record(
+                qid=nfc(row.get("id")) or str(i), question=nfc(row.get("question")) or "",
+                choices=[nfc(row.get(c)) or "" for c in letters], answer=answer,
+                subject=nfc(row.get("Category")) or nfc(row.get("subject")), where=where,
+            ))
+        except ROW_ERRORS as exc:
+            out.bad(where, row_problem(exc))
     return out
