@@ -36,10 +36,9 @@ st.caption(f"Embedder for the default ({embeddings.DEFAULT}): **{text(embeddings
 with st.expander("Make a map", expanded=not mapping.map_runs(store)):
     chosen = st.multiselect("Sets to map", sets, default=sets[:4], key="vis-sets",
                             help="datasets, preference sets, and hard negatives of a mining run (mining:RUN)")
-    cfg = config_form(MapConfig, "vis-map", exclude=("sets",), submit="Map", columns=4)
+    cfg = config_form(MapConfig, "vis-map", fixed={"sets": chosen}, submit="Map", columns=4)
     if cfg:
-        config = run_action(lambda: MapConfig.parse({**cfg.model_dump(), "sets": chosen}))
-        job = config and run_action(lambda: mapping.start_job(store, config))
+        job = run_action(lambda: mapping.start_job(store, cfg))
         if job:
             st.session_state["vis-map-job"] = job
             st.session_state.pop("vis-map-run", None)
@@ -54,7 +53,7 @@ else:
                        format_func=lambda r: f"{', '.join(r['config']['sets'])} · {r['summary']['points']} points · "
                                              f"{r['summary']['embedder']} · {r['id']}")
     config = MapConfig(**run["config"])
-    points = mapping.map_points(store, config) or []
+    points = run_action(lambda: mapping.map_points(store, config)) or []
     made_by(run)
     mapped_datasets = [s for s in config.sets if mapping.set_kind(store, s) == "dataset"]
     with_labels = {s: mapping.labels(store, s) for s in mapped_datasets}
@@ -117,7 +116,9 @@ else:
                 import pandas as pd
                 from embedding_atlas.streamlit import embedding_atlas
 
-                embedding_atlas(pd.DataFrame(points), text="start", x="x", y="y", show_table=True)
+                frame = pd.DataFrame(points).assign(category=classes,
+                                                    key=[f"{p['set']} / {p['id']}" for p in points])
+                embedding_atlas(frame, row_id="key", text="start", x="x", y="y", key="vis-atlas")
             except Exception as exc:  # an optional component: its failure never breaks the page
                 st.caption(f"Embedding Atlas could not open: {type(exc).__name__}: {exc}")
 
@@ -160,13 +161,12 @@ if not evaluated or not pair_sets:
 else:
     ds = st.selectbox("Test set", evaluated, key="vis-flips-ds")
     labs = mapping.labels(store, ds)
-    cfg = config_form(FlipsConfig, "vis-flips", exclude=("dataset",),
+    cfg = config_form(FlipsConfig, "vis-flips", fixed={"dataset": ds},
                       choices={"a": labs, "b": labs, "pairs": pair_sets},
                       defaults={"a": labs[0], "b": labs[-1], "pairs": pair_sets[-1]}, submit="Explain flips",
                       columns=3)
     if cfg:
-        config = run_action(lambda: FlipsConfig.parse({**cfg.model_dump(), "dataset": ds}))
-        job = config and run_action(lambda: mapping.start_job(store, config))
+        job = run_action(lambda: mapping.start_job(store, cfg))
         if job:
             st.session_state["vis-flips-job"] = job
     job_panel(store, "vis-flips-job", kind="map-flips")

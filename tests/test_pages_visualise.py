@@ -98,6 +98,23 @@ def test_flips_panel(db_env, tmp_path):
     assert fixed["seed"].tolist()[0] == "exam / q6"
 
 
+def test_flips_form_runs_a_job(db_env, tmp_path):
+    seed(db_env, tmp_path, flips=True)
+    at = page()
+    assert at.selectbox(key="vis-flips-ds").value == "exam"
+    assert (at.selectbox(key="vis-flips-a").value, at.selectbox(key="vis-flips-b").value) == ("A", "B")
+    at.text_input(key="vis-flips-embedder").set_value("hand-made")
+    at.button(key="FormSubmitter:vis-flips-Explain flips").click().run()
+    assert not at.exception
+    assert jobs.wait(at.session_state["vis-flips-job"], 120)
+    at.run()
+    assert not at.exception
+    fixed = next(d.value for d in at.dataframe if "mining run" in d.value.columns)
+    assert len(fixed) == 4 * 3  # k = 3 (the form's default) nearest pairs for each fixed question
+    made = [c.value.replace("\\", "") for c in at.caption if "made by map" in c.value.replace("\\", "")]
+    assert any("made by map-flips run" in m and "k=3" in m for m in made)
+
+
 def test_map_form_embeds_for_real_and_shows_the_new_map(db_env, tmp_path):
     s = Store(db_env)
     exam(s, tmp_path, 3, "tiny")
