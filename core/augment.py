@@ -40,7 +40,9 @@ STRUCTURE_SCHEMA: dict[str, Any] = {
     "required": ["structure", "golden_steps", "error_pattern"],
 }
 TEACHER_CHOOSES = "출제 위원이 직접 고름: 원래 문항과 다른 시대·분야·제재 하나를 골라 target에 적으세요"
-STRUCTURE_TOKENS, BLUEPRINT_TOKENS = 2048, 8192
+# Output limits, thinking included (Gemini 2.5 counts thoughts against max_output_tokens): a blueprint
+# holds a passage and two full reasonings.
+STRUCTURE_TOKENS, BLUEPRINT_TOKENS = 4096, 16384
 # Typical reply lengths before a model has any of its own (cost estimates only).
 GUESS_OUTPUT = {"augment_structure": 400, "augment_blueprint": 2500, "augment_resolve": 1000}
 
@@ -187,7 +189,8 @@ def parse_structure(row: dict[str, Any] | None) -> tuple[dict[str, Any] | None, 
         return None, f"request failed: {row['error']}"
     obj, why = gates.parse_object(row.get("response"))
     if obj is None:
-        return None, f"unparseable reply: {why}"
+        cut = " (cut at the token limit: raise the teacher's max_tokens)" if row.get("truncated") else ""
+        return None, f"unparseable reply: {why}{cut}"
     from jsonschema import Draft202012Validator
 
     errs = [e.message for e in Draft202012Validator(STRUCTURE_SCHEMA).iter_errors(obj)]
@@ -285,6 +288,8 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
                 errors += row is not None
                 continue
             obj, why = gates.parse_object(row["response"])
+            if obj is None and row.get("truncated"):
+                why = f"reply cut at the token limit ({why}): raise the teacher's max_tokens"
             chosen_target = target
             if target == TEACHER_CHOOSES:
                 chosen_target = str((obj or {}).get("target") or "출제 위원 선택")

@@ -368,3 +368,21 @@ def test_the_well_behaved_oracle_passes_every_gate(mined):
         writer(store, srv)
         s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=1))
     assert (s["candidates"], s["passed"]) == (6, 6)
+
+
+def test_a_reply_cut_at_the_token_limit_says_so(mined):
+    store, mining_run, tests = mined
+    teacher = Teacher(tests)
+
+    def script(n: int, body: dict) -> Reply:
+        if "[전이 대상]" in json.dumps(body, ensure_ascii=False):
+            return Reply(text='{"passage": "반도체 공정에서 식각은', finish="MAX_TOKENS")
+        return teacher(n, body)
+
+    with Loopback("gemini", script) as srv:
+        writer(store, srv)
+        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", limit=1))
+        sent = [r["body"]["generationConfig"]["maxOutputTokens"] for r in srv.requests]
+    c = augment.candidates(store, s["run"])[0]
+    assert c["failed_gate"] == "schema" and "token limit" in c["gates"]["schema"]["reason"]
+    assert sent == [4096, 16384]  # structure, blueprint (no re-solve: it failed a cheap gate)
