@@ -99,9 +99,9 @@ def test_compare_section(db_env, tmp_path):
     assert list(per_subject["fixed"]) == [4, 2] and list(per_subject["broken"]) == [0, 1]
     assert list(per_subject["p (Holm)"]) == ["0.250", "1.000"]
     question = next(s for s in at.selectbox if s.label == "Question")
-    assert question.options == ["1 · 국어 · 정답 1, A: 2, B: 1", "2 · 국어 · 정답 3, A: None, B: 3",
+    assert question.options == ["1 · 국어 · 정답 1, A: 2, B: 1", "2 · 국어 · 정답 3, A: no answer, B: 3",
                                 "3 · 국어 · 정답 5, A: 4, B: 5", "4 · 국어 · 정답 2, A: 1, B: 2",
-                                "7 · 한국사 · 정답 1, A: 2, B: 1", "8 · 한국사 · 정답 3, A: None, B: 3"]
+                                "7 · 한국사 · 정답 1, A: 2, B: 1", "8 · 한국사 · 정답 3, A: no answer, B: 3"]
     assert question.value == "1"
     assert any("\\[q1\\] 윗글에 대한 설명" in m.value for m in at.markdown)  # the question, escaped
     next(r for r in at.radio if r.label == "Questions").set_value("broken").run()

@@ -118,14 +118,14 @@ def test_results_metrics_chart_and_paths(mined):
                                                     "Student wrong in (of K)", "Open one of 3"]
     assert select(at, "Show").value == "kept"
     assert select(at, "Subject").options == ["(all)", "국어", "한국사"]
-    assert select(at, "Student answered").options == ["(any)", "3", "4"]
+    assert select(at, "Student answered").options == ["(any)", "③", "④"]  # choices as on the paper
     listed = at.dataframe[0].value
     assert list(listed["id"]) == ["1", "2", "4"] and list(listed["judge"]) == ["—", "teacher", "—"]
     assert [h.value for h in at.subheader] == ["Golden path · teacher", "Failed path · student"]
     md = " ".join(m.value for m in at.markdown)
     assert "교사 풀이 q1" in md and "학생 풀이 q1" in md
-    assert any(c.value == "answer 1 · samples [1]" for c in at.caption)
-    assert any(c.value == "answer 4 · samples [4]" for c in at.caption)
+    assert any(c.value == "answer: ① · samples: ①" for c in at.caption)
+    assert any(c.value == "answer: ④ · samples: ④" for c in at.caption)
 
     # Open the judge-kept pair: the student's path and the verdict.
     select(at, "Open one of 3").select("2").run()
@@ -149,7 +149,7 @@ def test_filters_narrow_the_list(mined):
     assert [h.value for h in at.subheader] == ["Golden path · teacher", "Student path · student"]
     md = " ".join(m.value for m in at.markdown)
     assert "no correct teacher sample" in md and "학생 풀이 q3" in md  # both ✗: the student's mistake is shown
-    assert any(c.value == "answer 1 · samples [1]" for c in at.caption)
+    assert any(c.value == "answer: ① · samples: ①" for c in at.caption)
     select(at, "Show").select("student_only").run()
     select(at, "Subject").select("국어").run()
     assert any(i.value == "Nothing here with these filters." for i in at.info)
@@ -159,4 +159,4 @@ def test_filters_narrow_the_list(mined):
     assert list(at.dataframe[0].value["id"]) == ["5"]
     md = " ".join(m.value for m in at.markdown)
     assert "no correct teacher sample" in md and "no wrong student sample" in md
-    assert any(c.value == "answer None · samples [4]" for c in at.caption)
+    assert any(c.value == "answer: no answer · samples: ④" for c in at.caption)
