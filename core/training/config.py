@@ -74,8 +74,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_completion_length": 128, "learning_rate": 1e-4, "warmup_ratio": 0.0, "save_steps": 1,
         "load_in_4bit": False, "optim": "adamw_torch", "gradient_checkpointing": False, "backend": "cpu",
     },
+    # Qwen3-14B 4-bit on 16 GB (compute 7.0: fp16): ~14.6 GB estimated with Unsloth at 3072 tokens.
     "V100 16 GB": {
-        "max_length": 4096, "max_prompt_length": 2048, "max_completion_length": 2048, "load_in_4bit": True,
+        "max_length": 3072, "max_prompt_length": 2048, "max_completion_length": 1024, "load_in_4bit": True,
         "gradient_checkpointing": True, "optim": "paged_adamw_8bit", "save_steps": 25,
     },
 }

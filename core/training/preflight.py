@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from core.store import Store
     from core.training.config import TrainConfig
 
-# Realistic training throughput (dense FLOP/s actually reached by LoRA training with 4-bit weights),
-# by compute capability; about 20% of each card's fp16/bf16 tensor peak.
-_EFFECTIVE_TFLOPS = {7.0: 25.0, 7.5: 13.0, 8.0: 60.0, 8.6: 14.0, 8.9: 30.0, 9.0: 150.0}
+# Training throughput actually reached by 4-bit LoRA training (dequantisation, checkpointing, small batches),
+# by compute capability: ~10% of the fp16/bf16 tensor peak; V100 calibrated on the seed run (~4 h, Unsloth).
+_EFFECTIVE_TFLOPS = {7.0: 12.0, 7.5: 7.0, 8.0: 45.0, 8.6: 10.0, 8.9: 20.0, 9.0: 110.0}
 CPU_EFFECTIVE_TFLOPS = 0.05
 
 

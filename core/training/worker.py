@@ -66,10 +66,16 @@ def pick_backend(requested: str) -> tuple[str, str | None]:
 
 
 def precision(backend: str) -> str:
+    """fp32 on CPU; on CUDA bf16 where supported (compute >= 8.0), else fp16 (V100, T4).
+
+    CSAT_TRAIN_PRECISION=fp16|bf16 overrides (e.g. to rehearse a V100 run on a newer card)."""
     import torch
 
     if backend == "cpu":
         return "fp32"
+    forced = os.environ.get("CSAT_TRAIN_PRECISION")
+    if forced in ("fp16", "bf16"):
+        return forced
     return "bf16" if torch.cuda.is_bf16_supported() and torch.cuda.get_device_capability()[0] >= 8 else "fp16"
 
 
