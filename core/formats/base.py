@@ -287,4 +287,5 @@ def validate(parsed: Parsed) -> None:
     if stripped:
         parsed.notes.append(f"removed {stripped} control character(s) (NUL, escape codes and the like) "
                             f"from {rows_stripped} row(s)")
-    parsed.issues.sort(key=lambda i: [int(n) for n in re.findall(r"\d+", i.where)[:2]])
+    # Row order (a where like "row 12 (id …)"); an id of 5,000 digits sorts by its first 18.
+    parsed.issues.sort(key=lambda i: [int(n[:18]) for n in re.findall(r"\d+", i.where)[:2]])

@@ -15,7 +15,8 @@ def parse(path: Path) -> Parsed:
     rows = read_csv_requiring(path, COLUMNS, "Boostcamp")
     out = Parsed("boostcamp")
     for i, row in enumerate(rows, 1):
-        where = f"row {i}" + (f" (id {row['id']})" if row.get("id") else "")
+        shown = row["id"] if len(row.get("id") or "") <= 40 else row["id"][:40] + "…"
+        where = f"row {i}" + (f" (id {shown})" if row.get("id") else "")
         try:
             # literal_eval, never eval: the file is untrusted input (DESIGN.md §5).
             problem = ast.literal_eval(row.get("problems") or "")
