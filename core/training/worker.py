@@ -28,6 +28,10 @@ from typing import Any
 from core.training import files
 from core.training.files import KEYS
 
+# Under `accelerate launch` (data parallel) every process runs this file; only rank 0 writes the
+# run folder's status, metrics and adapter.
+MAIN = int(os.environ.get("RANK", "0")) == 0
+
 
 class Status:
     """status.json, rewritten atomically on every change."""
@@ -45,7 +49,8 @@ class Status:
         self.write()
 
     def write(self) -> None:
-        files.write_json(self.path, self.data)
+        if MAIN:
+            files.write_json(self.path, self.data)
 
 
 def pick_backend(requested: str) -> tuple[str, str | None]:
@@ -117,7 +122,7 @@ def load_model(cfg: dict[str, Any], base: dict[str, Any], backend: str, prec: st
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if backend == "trl":
         dtype = torch.bfloat16 if prec == "bf16" else torch.float16
-        kwargs = {"dtype": dtype, "device_map": {"": torch.cuda.current_device()}}
+        kwargs = {"dtype": dtype, "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
         if cfg["load_in_4bit"]:
             from transformers import BitsAndBytesConfig
 
@@ -209,8 +214,9 @@ def make_callback(run_dir: Path, status: Status, tokens: dict[int, int], trainer
                 pass
             for key, value in logs.items():
                 row[KEYS.get(key, key)] = value
-            with open(run_dir / files.METRICS, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if MAIN:
+                with open(run_dir / files.METRICS, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             rate = (state.global_step - trainer_ref["start_step"]) / max(now - self.t0, 1e-9)
             eta = (state.max_steps - state.global_step) / rate if rate > 0 else None
             status.set(step=state.global_step, max_steps=state.max_steps, epoch=state.epoch,
@@ -281,7 +287,9 @@ def run(run_dir: Path) -> int:
             return 1
         status.set(state="saving")
         adapter = run_dir / files.ADAPTER
-        trainer.save_model(str(adapter))
+        trainer.save_model(str(adapter))  # rank 0 only, as the Trainer decides
+        if not MAIN:
+            return 0
         tok.save_pretrained(str(adapter))
         files.write_json(adapter / "csat_training.json", {"run": spec["run_id"], "base": base,
                                                           "template": spec["template"], "set": cfg["set_name"]})
