@@ -258,8 +258,6 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
     """
     import typing
 
-    from annotated_types import Ge, Gt, Le, Lt
-
     from core.errors import CoreError
 
     choices, defaults, fixed = choices or {}, defaults or {}, fixed or {}
@@ -287,8 +285,9 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
                 elif base is bool:
                     values[name] = st.checkbox(label, value=bool(default), help=help_, key=wkey)
                 elif base in (int, float):
-                    bounds = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in field.metadata
-                              if isinstance(m, (Ge, Gt, Le, Lt))}
+                    # pydantic keeps Field(ge=…, le=…) as metadata objects with that one attribute
+                    bounds = {k.capitalize(): getattr(m, k) for m in field.metadata for k in ("ge", "gt", "le", "lt")
+                              if getattr(m, k, None) is not None}
                     lo = bounds.get("Ge", bounds.get("Gt"))
                     hi = bounds.get("Le", bounds.get("Lt"))
                     if optional:

@@ -158,3 +158,50 @@ def test_test_modules_do_not_import_each_other():
             if other.startswith("test_") and other != p.stem and (ROOT / "tests" / f"{other}.py").exists():
                 found.add((p.stem, other))
     assert found - KNOWN_TEST_IMPORTS == set()
+
+
+# Imported by the code but installed another way (documented in README / requirements-gpu.txt), or
+# optional (imported inside `try: … except ImportError`, or found with importlib before use).
+NOT_IN_REQUIREMENTS = {"torch": "installed first, CPU or CUDA build (README set-up)", "unsloth": "requirements-gpu.txt",
+                       "embedding_atlas": "optional: pages/visualise.py looks for it with importlib"}
+
+
+def _optional(tree: ast.AST) -> set[int]:
+    """Line numbers of imports inside a try whose handler catches ImportError."""
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+                h.type is not None and "ImportError" in ast.unparse(h.type) for h in node.handlers):
+            for inner in node.body:
+                lines |= {n.lineno for n in ast.walk(inner) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return lines
+
+
+def test_every_third_party_import_is_declared():
+    import re
+    import sys
+    from importlib.metadata import packages_distributions
+
+    declared = "\n".join((ROOT / f).read_text(encoding="utf-8").lower()
+                         for f in ("requirements.txt", "requirements-gpu.txt") if (ROOT / f).exists())
+    names = {re.split(r"[<>=\[ ;#]", line.strip())[0].replace("_", "-")
+             for line in declared.splitlines() if line.strip() and not line.startswith("#")}
+    dists = packages_distributions()
+    missing = set()
+    for p in sources().values():
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        optional = _optional(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                tops = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if (top in sys.stdlib_module_names or top in ("core", "pages", "tests") or node.lineno in optional
+                        or top in NOT_IN_REQUIREMENTS):
+                    continue
+                if not {d.lower().replace("_", "-") for d in dists.get(top, [top])} & names:
+                    missing.add(f"{top} ({p.relative_to(ROOT)})")
+    assert missing == set()
