@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime
 
 from core import jobs
@@ -50,12 +49,11 @@ def test_cancel_ends_cancelled(store):
 
     def fn(ctx):
         started.set()
-        while not ctx.cancel.is_set():
-            time.sleep(0.01)
+        ctx.cancel.wait(10)  # waits on the event itself, not a polling sleep
         return {"stopped": True}
 
     job_id = jobs.start(store, "demo", "forever", fn)
-    started.wait(5)
+    assert started.wait(5)
     assert jobs.get_job(store, job_id)["state"] == "running"
     assert jobs.cancel(job_id)
     job = wait_state(store, job_id)
