@@ -83,8 +83,8 @@ def test_same_config_is_the_same_run(store, tmp_path):
 def test_cli_mine_is_a_job_and_a_killed_run_reads_interrupted(tmp_path):
     db = str(tmp_path / "kill.duckdb")
     s = Store(db)
-    import_mini(s, tmp_path, n=20)
-    slow = lambda n, body: Reply(delay=0.2)  # noqa: E731
+    import_mini(s, tmp_path, n=10)
+    slow = lambda n, body: Reply(delay=0.1)  # noqa: E731
     with Loopback("openai", slow) as t, Loopback("openai", slow) as st:
         register(s, "teacher", t, concurrency=1)
         register(s, "student", st, concurrency=1)
@@ -106,7 +106,7 @@ def test_cli_mine_is_a_job_and_a_killed_run_reads_interrupted(tmp_path):
         done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout)
-        assert summary["cached"] >= sent - 1 and summary["cached"] + summary["requests_sent"] == 40
+        assert summary["cached"] >= sent - 1 and summary["cached"] + summary["requests_sent"] == 20
     s = Store(db)
     try:
         assert [r["state"] for r in s.rows("SELECT state FROM mining_runs ORDER BY created_at")] == [
@@ -119,7 +119,7 @@ def test_cli_mine_is_a_job_and_a_killed_run_reads_interrupted(tmp_path):
 def test_cli_eval_run_sigterm_stores_what_finished_and_exits_130(tmp_path):
     db = str(tmp_path / "term.duckdb")
     s = Store(db)
-    import_mini(s, tmp_path, n=24)
+    import_mini(s, tmp_path, n=12)
     with Loopback("openai", lambda n, b: Reply(delay=0.1)) as srv:
         register(s, "srv", srv, concurrency=2)
         s.close()
@@ -131,18 +131,18 @@ def test_cli_eval_run_sigterm_stores_what_finished_and_exits_130(tmp_path):
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
         partial = json.loads(out)
-        assert partial["stored"] is False and partial["requests_sent"] < 24
+        assert partial["stored"] is False and partial["requests_sent"] < 12
         assert "run the same command again" in err
         again = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
         assert again.returncode == 0, again.stderr
         final = json.loads(again.stdout)
         assert final["stored"] is True and final["cached"] == srv.count - final["requests_sent"]
-        assert srv.count == 24  # nothing paid twice
+        assert srv.count == 12  # nothing paid twice
     s = Store(db)
     try:
         states = [r["state"] for r in s.rows("SELECT state FROM runs WHERE step = 'evaluate'")]
         assert states == ["done"]  # one run record: the same config resumed it
-        assert s.scalar("SELECT count(*) FROM predictions WHERE dataset = 'mini'") == 24
+        assert s.scalar("SELECT count(*) FROM predictions WHERE dataset = 'mini'") == 12
     finally:
         s.close()
 
