@@ -128,6 +128,10 @@ def main() -> None:
         datasets.load_samples(store)
         base = bench_embedding(store, args.embed_sample)
         sample = [it["question"] for it in mapping.items(store, "sample-train")]
+        t0 = time.perf_counter()
+        mapping.umap_2d(base[np.arange(64) % len(base)] + 0.01, 15, 0.1, "cosine", 0)
+        print(f"UMAP's first call in a process (numba compiles its kernels): {time.perf_counter() - t0:.1f} s "
+              "on 64 points; the sizes below run after it")
         last = None
         for n in args.sizes:
             last = bench_map(store, tmp, n, base, sample)

