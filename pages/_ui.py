@@ -143,6 +143,18 @@ def estimate_caption(fn: Callable[[], dict[str, Any] | None]) -> dict[str, Any] 
     return None
 
 
+@st.cache_resource(show_spinner=False)
+def _upload_dirs() -> list[str]:
+    """Every upload folder this process made, removed when it exits (a session that just closes
+    its tab never replaces or clears its upload)."""
+    import atexit
+    import shutil
+
+    dirs: list[str] = []
+    atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in dirs])
+    return dirs
+
+
 def saved_upload(upload: Any, key: str) -> Any:
     """Save an uploaded file once per file (not on every rerun) and return its path.
 
@@ -163,6 +175,7 @@ def saved_upload(upload: Any, key: str) -> Any:
     if upload is None:
         return None
     folder = tempfile.mkdtemp(prefix="csat-upload-")
+    _upload_dirs().append(folder)
     path = Path(folder, Path(upload.name).name)
     path.write_bytes(upload.getvalue())
     state.update(id=file_id, dir=folder)
