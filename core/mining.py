@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
@@ -124,22 +125,28 @@ def mine(store: Store, config: MiningConfig, ctx: JobContext | None = None,
                       [state, json.dumps(summary, ensure_ascii=False) if summary else None, run_id])
         return summary or {"run": run_id, "state": state}
 
-    try:
-        if config.classifier:
-            classify_subjects(store, config.pool, config.classifier, ctx, counters)
-        for phase, who in enumerate((config.teacher, config.student)):
-            if ctx.cancelled():
-                return finish("cancelled")
+    mined: list[dict[str, Any]] = []
+
+    def solved_by(phase: int, who: str) -> Callable[[], None]:
+        def run() -> None:
             # Questions without a gold answer cannot be mined: they are listed, never sent.
             s = solve.solve(store, config.pool, who, samples=config.samples, temperature=config.temperature,
                             ctx=ctx.phase(phase * n * config.samples, total), gold_only=True)
             counters["requests_sent"] += s["requests_sent"]
             counters["cached"] += s["cached"]
-        if ctx.cancelled():
-            return finish("cancelled")
-        mined = _judge_outcomes(store, config, ctx.phase(total, total), counters)
-        if ctx.cancelled():
-            return finish("cancelled")
+        return run
+
+    phases = ([lambda: classify_subjects(store, config.pool, config.classifier, ctx, counters)]
+              if config.classifier else [])
+    phases += [solved_by(0, config.teacher), solved_by(1, config.student),
+               lambda: mined.extend(_judge_outcomes(store, config, ctx.phase(total, total), counters))]
+    try:
+        # Inside a phase the engine stops sending when ctx.cancel is set; between phases, here.
+        for run_phase in [*phases, None]:
+            if ctx.cancelled():
+                return finish("cancelled")
+            if run_phase:
+                run_phase()
         _refuse_if_all_errored(mined)
     except BaseException:
         finish("failed")
