@@ -52,6 +52,11 @@ def _checked(n: int, n_choices: int, method: str, reason: str) -> Extraction:
     return Extraction(None, "none", f"answer {n} out of range 1–{n_choices}")
 
 
+def _clip(text: str, limit: int = 120) -> str:
+    """Quoted model text inside a reason stays short (a reply may hold a 5,000-character 'answer')."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _from_json(text: str, n_choices: int) -> Extraction | None:
     """The last well-formed JSON object with an Answer/answer key, or None when there is none."""
     if "nswer" not in text and "NSWER" not in text:
@@ -71,11 +76,11 @@ def _from_json(text: str, n_choices: int) -> Extraction | None:
             continue
         value = obj[key]
         if isinstance(value, int) and not isinstance(value, bool):
-            return _checked(value, n_choices, "json", f"JSON {raw}")
+            return _checked(value, n_choices, "json", f"JSON {_clip(raw)}")
         parsed = _JSON_VALUE.fullmatch(value) if isinstance(value, str) else None
         if parsed is None:
-            return Extraction(None, "none", f"JSON answer {value!r} is not a choice number")
-        return _checked(_number(parsed.group(1)), n_choices, "json", f"JSON {raw}")
+            return Extraction(None, "none", f"JSON answer {_clip(repr(value))} is not a choice number")
+        return _checked(_number(parsed.group(1)), n_choices, "json", f"JSON {_clip(raw)}")
     return None
 
 
