@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.answers import CIRCLED  # the one circled-digit constant (①–⑩)
 from core.config import MAX_IMPORT_MB
 from core.errors import ImportFailed
-
-CIRCLED = "①②③④⑤⑥⑦⑧⑨"
 
 
 @dataclass
