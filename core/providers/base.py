@@ -113,6 +113,12 @@ def transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+def transport_message(exc: BaseException) -> str:
+    """A connection-level failure in words (httpx errors often carry an empty message)."""
+    detail = " ".join(str(exc).split())[:200]
+    return f"connection failed ({type(exc).__name__}{': ' + detail if detail else ''})"
+
+
 class Provider:
     """Base class. Remote providers implement `generate`; batched (local) ones `generate_batch`."""
 

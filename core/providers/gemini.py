@@ -19,6 +19,7 @@ from core.providers.base import (
     parse_retry_after,
     status_error,
     transport_errors,
+    transport_message,
 )
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class GeminiProvider(Provider):
         except errors.APIError as exc:
             raise status_error(exc.code or 0, exc.message or str(exc), _retry_after(exc)) from None
         except transport_errors() as exc:
-            raise ProviderError(f"{type(exc).__name__}: {exc}", retryable=True, connection=True,
+            raise ProviderError(transport_message(exc), retryable=True, connection=True,
                                 hint="is the API reachable? check the network or base URL") from None
         except (json.JSONDecodeError, ValueError) as exc:
             raise ProviderError(f"malformed response: {exc}") from None

@@ -22,6 +22,7 @@ from core.providers.base import (
     parse_retry_after,
     status_error,
     transport_errors,
+    transport_message,
 )
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class OpenAICompatProvider(Provider):
         except (openai.APIResponseValidationError, ValueError) as exc:  # ValueError: a body that is not JSON
             raise ProviderError(f"malformed response: {exc}") from None
         except transport_errors() as exc:
-            raise ProviderError(f"{type(exc).__name__}: {exc}", retryable=True, connection=True) from None
+            raise ProviderError(transport_message(exc), retryable=True, connection=True) from None
         return self.result(resp)
 
     @staticmethod
