@@ -104,6 +104,12 @@ def compare(store: Store, dataset: str, a: str, b: str, n_resamples: int = 10_00
     }
 
 
+def prediction_errors(store: Store, dataset: str, label: str) -> dict[str, str]:
+    """Why a question of this prediction set has no answer, where its replies failed (qid -> error)."""
+    return {r["qid"]: r["error"] for r in store.rows(
+        "SELECT qid, error FROM predictions WHERE dataset = ? AND model = ? AND error IS NOT NULL", [dataset, label])}
+
+
 def shown_answer(answer: int | None, error: str | None = None) -> str:
     """A prediction in words: the choice number, "no answer (error)" when the model's replies
     failed (an API error is never an answer), or "no answer" (unparsed, a tie, or missing)."""

@@ -9,6 +9,7 @@ from pages._ui import (
     flash,
     get_store,
     job_panel,
+    label_text,
     made_by,
     run_action,
     saved_upload,
@@ -134,12 +135,13 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
         kind = st.radio("Questions", ["fixed", "broken"], horizontal=True,
                         format_func=lambda k: f"{k} ({len(cmp[k])})")
         items = cmp[kind]
+        errors_a, errors_b = (evaluation.prediction_errors(store, dataset, x) for x in (a, b))
         if items:
             pick = st.selectbox("Question", [i["qid"] for i in items],
                                 format_func=lambda q: next(
                                     f"{i['qid']} · {i['subject']} · 정답 {i['answer']}, "
-                                    f"{a}: {evaluation.shown_answer(i['a'], i.get('a_error'))}, "
-                                    f"{b}: {evaluation.shown_answer(i['b'], i.get('b_error'))}"
+                                    f"{a}: {evaluation.shown_answer(i['a'], errors_a.get(i['qid']))}, "
+                                    f"{b}: {evaluation.shown_answer(i['b'], errors_b.get(i['qid']))}"
                                     for i in items if i["qid"] == q))
             q = next(x for x in datasets.questions(store, dataset, search=pick) if x["qid"] == pick)
             with st.expander("Question", expanded=True):
@@ -151,7 +153,8 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
                 if not gens:
                     col.caption("Imported predictions carry no reasoning.")
                 for g in gens:
-                    col.caption(f"sample {g['sample']} · answer {g['answer']} · {g['answer_reason'] or ''}")
+                    col.caption(f"sample {g['sample']} · answer {evaluation.shown_answer(g['answer'], g['error'])} · "
+                                f"{label_text(g['answer_reason'] or g['error'] or '', 200)}")
                     col.markdown(text(g["response"] or g["error"] or ""))
 
 # ---- gold labels -----------------------------------------------------------------------------

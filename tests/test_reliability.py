@@ -333,6 +333,7 @@ def test_evaluation_keeps_no_answer_error_apart_from_a_wrong_answer(store, tmp_p
     assert rows["q3"]["answer"] == 2 and rows["q3"]["error"] is None  # a parsed wrong answer (gold 3)
     rep = evaluation.report(store, "test")["models"][0]
     assert (rep["correct"], rep["unanswered"], rep["errors"]) == (0, 2, 2)
+    assert set(evaluation.prediction_errors(store, "test", "m")) == {"q1", "q2"}
     assert evaluation.shown_answer(None, rows["q1"]["error"]) == "no answer (error)"
     assert evaluation.shown_answer(None) == "no answer" and evaluation.shown_answer(2) == "2"
 
