@@ -81,10 +81,21 @@ def browser_page():
             browser.close()
 
 
-def wait_idle(page, timeout: float = 60_000) -> None:
-    """Wait until the script run behind the page has finished (Streamlit marks stApp with its state)."""
-    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
-    page.wait_for_selector("[data-testid=stMain]", timeout=timeout)
+def wait_idle(page, timeout: float = 60_000, started: float = 1_500) -> None:
+    """Wait until the script run behind the page has finished (Streamlit marks stApp with its state).
+
+    A run starts a moment after a click or a page load: first wait (briefly; a quick run may already
+    be over) for it to start, then for it to end with something drawn in the main area.
+    """
+    try:
+        page.wait_for_selector("[data-testid=stApp][data-test-script-state=running]", timeout=started)
+    except Exception:  # noqa: BLE001 - playwright's TimeoutError: the run was quicker than the poll
+        pass
+    # Both at once: a page's first run may rerun itself (pages/_ui.py:use_navigation) after drawing nothing.
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'"
+        " && document.querySelectorAll('[data-testid=stMain] [data-testid=stElementContainer]').length > 0",
+        timeout=timeout)
 
 
 def exceptions(page) -> list[str]:

@@ -1,0 +1,339 @@
+"""The whole pipeline in a real browser (issue 11 "Browser end to end", issue 10 "done when").
+
+Playwright drives Debian's headless Chromium (with a Korean font, scripts/ensure-chromium.sh) against
+the real dashboard (`streamlit run app.py` on a free 127.0.0.1 port) with a fresh store: first visit
+Home, import on Data, register models (a loopback OpenAI-wire teacher from tests/loopback.py and the
+tiny random Qwen3 student from tests/tiny_models.py, run in-process by the local provider), solve,
+mine, evaluate. Every step asserts on what its page shows (counts, table rows, chart traces), that no
+page shows an exception, and saves a screenshot under tmp_path.
+
+Extending it: each step is one function `step_<name>(walk)` called in order by
+test_whole_pipeline_in_a_browser; the Augment, Review, Train and Visualise steps go where the
+comments in that test say. A step leaves the dashboard on its own page; `walk.visit(path)` opens a
+page and checks it, `walk.shot(name)` saves a screenshot, the widget helpers below find Streamlit
+widgets by their label.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dashboard import (
+    browser_page,
+    chromium_path,
+    exceptions,
+    main_text,
+    running_dashboard,
+    sidebar_text,
+    wait_idle,
+)
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["home", "data", "mine", "augment", "review", "train", "evaluate", "visualise", "settings"]
+
+
+def _problem(stem: str, answer: int, score: int = 2) -> dict[str, Any]:
+    return {"question": stem, "choices": ["ㄱ", "ㄴ", "ㄱ, ㄴ", "ㄴ, ㄷ", "ㄱ, ㄴ, ㄷ"], "answer": answer, "score": score}
+
+
+# A train pool of 4 questions over 2 subjects (one passage holds a survey table) and a test set of 3.
+POOL = [
+    {"id": "p1", "subject": "사회·문화",
+     "paragraph": "다음은 갑국 조사 결과이다.\n(단위: %)\n| 구분 | 운동 | 여행 |\n| 20대 | 40 | 60 |\n| 30대 | 50 | 50 |",
+     "problems": [_problem("[풀1] 위 자료에 대한 분석으로 옳은 것은?", 1),
+                  _problem("[풀2] 위 자료에 대한 설명으로 옳지 않은 것은?", 3, 3)]},
+    {"id": "p2", "subject": "생활과 윤리", "paragraph": "갑: 도덕 법칙은 정언 명령의 형식을 가진다.",
+     "problems": [_problem("[풀3] 갑의 입장으로 옳은 것은?", 2), _problem("[풀4] 갑이 부정할 주장은?", 5)]},
+]
+TEST = [
+    {"id": "t1", "subject": "생활과 윤리", "paragraph": "을: 행위의 옳음은 결과로 판단된다.",
+     "problems": [_problem("[시1] 을의 입장으로 옳은 것은?", 4), _problem("[시2] 을이 긍정할 주장은?", 2, 3)]},
+    {"id": "t2", "subject": "사회·문화", "paragraph": "사회 집단은 구성원의 소속감에 따라 나뉜다.",
+     "problems": [_problem("[시3] 윗글에 대한 설명으로 옳은 것은?", 1)]},
+]
+GOLD = {p["question"].split("]")[0] + "]": p["answer"] for s in POOL + TEST for p in s["problems"]}
+
+
+def oracle(n: int, body: dict[str, Any]):
+    """The teacher: reasons briefly and names the gold answer of the question it was sent."""
+    from tests.loopback import Reply
+
+    text = json.dumps(body, ensure_ascii=False)
+    tag = next(t for t in GOLD if t in text)
+    return Reply(text=f"선지를 하나씩 검토한다. 자료와 일치하는 것을 고른다.\n{{\"Answer\":\"{GOLD[tag]}\"}}")
+
+
+# ---- widgets by label --------------------------------------------------------------------------
+
+
+def form(page, submit: str):
+    """The st.form whose submit button says `submit` (to tell apart widgets with the same label)."""
+    return page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name=submit, exact=True)).first
+
+
+def select(page, label: str, option: str, within=None, rerun: bool = True) -> None:
+    """Pick `option` in the selectbox labelled `label` (the first one with that label, in `within` if given).
+
+    rerun=False inside an st.form: a widget there changes nothing until the form is submitted."""
+    box = (within or page).get_by_role("combobox", name=re.compile(f"^{re.escape(label)}$", re.I)).first
+    choice = page.get_by_role("option", name=option, exact=True)
+    for _ in range(3):  # a click that lands while the page redraws may not open the list: open it again
+        box.click()
+        try:
+            choice.wait_for(timeout=5_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError
+            page.keyboard.press("Escape")
+    choice.click()
+    if rerun:
+        wait_idle(page)
+
+
+def fill(page, label: str, value: str, *, enter: bool = True, within=None, rerun: bool = True) -> None:
+    box = (within or page).get_by_label(re.compile(f"^{re.escape(label)}$", re.I)).first
+    box.fill(value)
+    if enter:
+        box.press("Enter" if box.evaluate("e => e.tagName") == "INPUT" else "Control+Enter")
+    if rerun:
+        wait_idle(page)
+
+
+def click(page, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).first.click()
+    wait_idle(page)
+
+
+def wait_text(page, pattern: str, timeout: float = 90_000) -> None:
+    """Wait until the main area's text matches the regex `pattern` (across elements, e.g. table cells)."""
+    page.wait_for_function(
+        "([p]) => new RegExp(p).test(document.querySelector('[data-testid=stMain]')?.innerText || '')",
+        arg=[pattern], timeout=timeout)
+    wait_idle(page)
+
+
+def table_rows(page, index: int) -> list[list[str]]:
+    """Cell texts of the index-th st.table in the main area (header row first)."""
+    table = page.locator("[data-testid=stMain] [data-testid=stTable] table").nth(index)
+    return [[c.inner_text().strip() for c in row.locator("th, td").all()] for row in table.locator("tr").all()]
+
+
+def chart_traces(page) -> list[list[str]]:
+    """Trace names of every Plotly chart drawn in the page (read from plotly.js's own state)."""
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0")
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => (p.data || []).map(t => t.name || ''))")
+
+
+# ---- the walk ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Walk:
+    page: Any
+    url: str
+    tmp: Path
+    shots: list[Path] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def visit(self, path: str) -> str:
+        """Open a page, wait for its script run to end, assert it shows no exception; its main text."""
+        self.page.goto(f"{self.url}/{path}")
+        wait_idle(self.page)
+        self.check(path)
+        return main_text(self.page)
+
+    def check(self, where: str) -> None:
+        found = exceptions(self.page)
+        assert found == [], f"{where}: {found}"
+        assert "Traceback" not in main_text(self.page), where
+
+    def shot(self, name: str) -> Path:
+        path = self.tmp / "screens" / f"{len(self.shots):02d}_{name}.png"
+        path.parent.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(path), full_page=True)
+        self.shots.append(path)
+        return path
+
+
+def step_home_first_visit(w: Walk) -> None:
+    w.page.goto(w.url)  # the very first request this dashboard process serves
+    wait_idle(w.page)
+    w.check("home (first visit)")
+    body = main_text(w.page)
+    assert "CSAT reasoning distillation" in body and "Data — empty; needs" in body
+    assert "Mine — empty; needs" in body
+    w.shot("home_first_visit")
+
+
+def _upload(w: Walk, data: list, name: str, role: str | None) -> str:
+    src = w.tmp / f"{name}.json"
+    src.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    w.page.locator("[data-testid=stFileUploader] input[type=file]").first.set_input_files(str(src))
+    wait_text(w.page, "questions parsed as")
+    if role:
+        select(w.page, "Role", role)
+    click(w.page, "Import")
+    wait_text(w.page, f"Imported \\d+ questions into '{name}'")
+    return main_text(w.page)
+
+
+def step_data_import(w: Walk) -> None:
+    body = w.visit("data")
+    assert "No datasets yet" in body
+    body = _upload(w, POOL, "pool", None)  # role: train pool (the default)
+    assert "Imported 4 questions into 'pool'" in body
+    body = _upload(w, TEST, "exam", "test")
+    assert "Imported 3 questions into 'exam'" in body
+    rows = table_rows(w.page, 0)
+    assert rows[0][:4] == ["", "name", "split", "questions"] or rows[0][:3] == ["name", "split", "questions"], rows
+    cells = {r[-6] if len(r) > 6 else r[0]: r for r in rows[1:]}
+    assert any(r[1:4] == ["pool", "train", "4"] or r[:3] == ["pool", "train", "4"] for r in rows[1:]), rows
+    assert any(r[1:4] == ["exam", "test", "3"] or r[:3] == ["exam", "test", "3"] for r in rows[1:]), (rows, cells)
+    traces = chart_traces(w.page)
+    assert sorted(traces[0]) == ["exam", "pool"]  # questions per subject, one trace per dataset
+    w.check("data")
+    w.shot("data_imported")
+
+
+def _register(w: Walk, name: str, provider: str, model_id: str, base_url: str = "", params: str = "") -> None:
+    expander = w.page.get_by_test_id("stExpander").filter(has_text="Register a model").first
+    if not expander.get_by_label("Name", exact=True).is_visible():
+        expander.locator("summary").click()
+    fill(w.page, "Name", name, enter=False, rerun=False)
+    select(w.page, "Provider", provider, rerun=False)
+    fill(w.page, "Model id", model_id, enter=False, rerun=False)
+    fill(w.page, "Base URL (openai; optional for gemini)", base_url, enter=False, rerun=False)  # the form keeps old values
+    fill(w.page, "Params, KEY=VALUE per line", params, enter=False, rerun=False)
+    click(w.page, "Register")
+    wait_text(w.page, f"Registered '{name}'")
+
+
+def step_settings_register(w: Walk) -> None:
+    w.visit("settings")
+    _register(w, "teacher", "openai", "oracle-1", w.facts["teacher_url"], "concurrency=4")
+    _register(w, "student", "local", str(w.facts["student_dir"]), params="max_tokens=8\nbatch_size=4")
+    rows = table_rows(w.page, 1)  # the models table (the first one lists API keys)
+    names = [r[1] if r[0] == "" or r[0].isdigit() else r[0] for r in rows[1:]]
+    assert {"teacher", "student"} <= set(names), rows
+    w.check("settings")
+    w.shot("settings_models")
+
+
+def step_solve(w: Walk) -> None:
+    """Settings' Solve panel: the tiny student over the test set, as a background job."""
+    w.visit("settings")
+    solve_form = form(w.page, "Start solving")
+    select(w.page, "model", "student", within=solve_form, rerun=False)
+    select(w.page, "dataset", "exam", within=solve_form, rerun=False)
+    click(w.page, "Start solving")
+    wait_text(w.page, r"— done", timeout=120_000)
+    body = main_text(w.page)
+    assert re.search(r"3/3", body), body[-2000:]
+    w.check("settings (solve)")
+    w.shot("settings_solved")
+
+
+def step_mine(w: Walk) -> None:
+    body = w.visit("mine")
+    assert "Needs first" not in body
+    mine_form = form(w.page, "Start mining")
+    select(w.page, "question pool", "pool", within=mine_form, rerun=False)
+    select(w.page, "teacher", "teacher", within=mine_form, rerun=False)
+    select(w.page, "student", "student", within=mine_form, rerun=False)
+    click(w.page, "Start mining")
+    page = w.page
+    page.get_by_test_id("stMetric").filter(has_text="hard negatives").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    metrics = {m.locator("[data-testid=stMetricLabel]").inner_text().strip():
+               m.locator("[data-testid=stMetricValue]").inner_text().strip()
+               for m in page.locator("[data-testid=stMetric]").all()}
+    assert metrics["teacher accuracy"] == "100.0%", metrics
+    hard = int(metrics["hard negatives"])
+    both = int(metrics["both ✓ (judge kept)"].split()[0])
+    assert hard + both == 4 and hard >= 1, metrics  # the teacher is always right; a random student is not
+    w.facts["hard_negatives"] = hard
+    assert len(chart_traces(page)) >= 1  # outcomes per subject
+    w.check("mine")
+    w.shot("mine_results")
+
+
+def step_evaluate(w: Walk) -> None:
+    body = w.visit("evaluate")
+    assert "No predictions on this set yet" in body
+    assert w.page.get_by_role("combobox", name="Test set").input_value() == "exam (test)"
+    for model in ("teacher", "student"):
+        expander = w.page.get_by_test_id("stExpander").filter(has_text="Add predictions").first
+        if not form(w.page, "Run").is_visible():
+            expander.locator("summary").click()
+        run_form = form(w.page, "Run")
+        select(w.page, "model", model, within=run_form, rerun=False)
+        fill(w.page, "Store as", model, enter=False, within=run_form, rerun=False)
+        click(w.page, "Run")
+        wait_text(w.page, rf"\n{model}\s+3\s+\d+\s+\d+\.\d+%", timeout=120_000)
+    report = table_rows(w.page, 0)
+    by_model = {r[1] if r[0].isdigit() or r[0] == "" else r[0]: r for r in report[1:]}
+    assert "teacher" in by_model and "student" in by_model, report
+    assert "100.00%" in by_model["teacher"] and "7 / 7" in by_model["teacher"]  # 3 questions, 2+3+2 points
+    traces = chart_traces(w.page)
+    assert sorted(traces[0]) == ["student", "teacher"]  # subject bars: one trace per model
+    assert sorted(traces[1]) == ["gold", "student", "teacher"]  # answer positions
+    body = main_text(w.page)
+    assert "Compare" in body
+    w.check("evaluate")
+    w.shot("evaluate_report")
+
+
+def test_whole_pipeline_in_a_browser(tmp_path, monkeypatch):
+    from tests.loopback import Loopback
+    from tests.tiny_models import build_tiny_qwen
+
+    chromium_path()
+    student_dir = build_tiny_qwen(tmp_path / "tiny-qwen")
+    with Loopback("openai", oracle, lifetime_s=600) as teacher, \
+            running_dashboard(tmp_path / "e2e.duckdb", {"OPENAI_API_KEY": "loopback",
+                                                        "CSAT_WORKSPACE": str(tmp_path / "workspace")}) as url, \
+            browser_page() as page:
+        w = Walk(page, url, tmp_path, facts={"teacher_url": teacher.base_url, "student_dir": student_dir})
+        try:
+            step_home_first_visit(w)
+            step_data_import(w)
+            step_settings_register(w)
+            step_solve(w)
+            step_mine(w)
+            # step_augment(w): blueprint prompting on the mined hard negatives (Augment issue) goes here.
+            # step_review(w): accept pairs, freeze a preference set (Review issue) goes here.
+            # step_train(w): ORPO for 2 steps on the frozen set (Train issue) goes here.
+            step_evaluate(w)
+            # step_evaluate_tuned(w): base vs tuned (Train issue) goes here.
+            # step_visualise(w): open the map and select points (Visualise issue) goes here.
+            for path in PAGES:  # every page, after the pipeline ran: no exception anywhere
+                w.visit(path)
+                w.shot(f"after_{path}")
+        except Exception:
+            w.shot("failure")  # what the page showed when a step failed (under tmp_path/screens)
+            raise
+        side = sidebar_text(page)
+        assert re.search(r"Data: 7 questions in 2 datasets", side), side
+        assert re.search(r"Mine: \d+ hard negatives? in the latest finished run", side), side
+    assert teacher.count >= 4 + 3  # the pool and the test set, each question once (K = 1)
+    assert all(p.stat().st_size > 10_000 for p in w.shots)
+
+
+def test_every_page_on_a_fresh_store(tmp_path):
+    """Issue 10 'done when': every page on a fresh store, a Korean font installed, no exception."""
+    chromium_path()
+    with running_dashboard(tmp_path / "fresh.duckdb", {"CSAT_WORKSPACE": str(tmp_path / "workspace")}) as url, \
+            browser_page() as page:
+        w = Walk(page, url, tmp_path)
+        for path in PAGES:
+            body = w.visit(path)
+            assert body.strip(), path
+            w.shot(f"fresh_{path}")
+        assert len(w.shots) == len(PAGES)
