@@ -108,3 +108,35 @@ def test_config_form_is_built_from_the_config_class():
     at.button[0].click().run()
     assert [e.value for e in at.error] == ["bad evaluate setting temperature: Input should be less than or equal "
                                            "to 2 — see --help for each setting's range"]
+
+
+def panel_script():
+    import streamlit as st
+
+    from core import jobs
+    from pages._ui import job_panel, open_store
+
+    store = open_store()
+    if "demo-job" not in st.session_state:
+        def boom(ctx):
+            raise RuntimeError("the disk is full")
+
+        job_id = jobs.start(store, "demo", "a job that fails", boom)
+        jobs.wait(job_id, 10)
+        st.session_state["demo-job"] = job_id
+    job_panel(store, "demo-job")
+
+
+def test_a_failed_job_shows_its_traceback_under_details(db_env):
+    from tests.pagetest import clear_cached_store
+
+    clear_cached_store()
+    try:
+        at = AppTest.from_function(panel_script, default_timeout=30)
+        at.run()
+        assert not at.exception
+        assert [e.value for e in at.error] == ["RuntimeError: the disk is full"]
+        assert [x.label for x in at.expander] == ["details"]
+        assert "Traceback (most recent call last)" in at.code[0].value and "in boom" in at.code[0].value
+    finally:
+        clear_cached_store()
