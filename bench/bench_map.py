@@ -104,16 +104,19 @@ def bench_page(db: Path, n: int) -> None:
 
     _open_store.clear()
     times = []
-    for _ in range(2):
-        at = AppTest.from_file(str(ROOT / "pages" / "visualise.py"), default_timeout=300)
+    # AppTest.from_file scans installed packages for components (~0.4 s, a test-harness cost), so the
+    # re-opens run the page again in the same AppTest: the server process, its store and modules kept.
+    at = AppTest.from_file(str(ROOT / "pages" / "visualise.py"), default_timeout=300)
+    for _ in range(4):
         t0 = time.perf_counter()
         at.run()
         times.append(time.perf_counter() - t0)
         assert not at.exception, at.exception
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    points = sum(len(t["x"]) for t in spec["data"])
+    points = sum(len(t["customdata"]) for t in spec["data"])
     print(f"page with a {points:,}-point map ({spec['data'][0]['type']}): first open {times[0]:.2f} s "
-          f"(store opened, modules loaded), cached re-open {times[1]:.2f} s (goal < 1 s)")
+          f"(store opened, modules loaded), cached re-open {min(times[1:]):.2f}–{max(times[1:]):.2f} s "
+          f"over {len(times) - 1} runs (goal < 1 s)")
 
 
 def main() -> None:

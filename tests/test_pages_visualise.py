@@ -6,6 +6,7 @@ vectors are injected under a hand-made embedder name except where the page embed
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -24,7 +25,15 @@ def page() -> AppTest:
 
 
 def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    """Figure specs, with plotly's typed arrays ({"dtype", "bdata"}: numpy x/y) decoded to lists."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    for spec in specs:
+        for trace in spec["data"]:
+            for axis in ("x", "y"):
+                v = trace.get(axis)
+                if isinstance(v, dict) and "bdata" in v:
+                    trace[axis] = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+    return specs
 
 
 def seed(db_env, tmp_path, flips: bool = False) -> None:
@@ -69,7 +78,7 @@ def test_map_traces_colours_and_opening_a_question(db_env, tmp_path):
     # open one question by id: exam-style, with its nearest neighbours in each mapped set
     at.text_input(key="vis-open-id").set_value("te / q1").run()
     assert not at.exception
-    assert "**te 문항 1: 옳은 것은?**" in [m.value for m in at.markdown]
+    assert "**te 문항 1: 옳은 것은?**" in [m.value.replace("\\", "") for m in at.markdown]
     tr_near = next(d.value for d in at.dataframe if list(d.value.columns)[:2] == ["id", "cosine"])
     assert tr_near["id"].tolist()[0] == "q1" and tr_near["cosine"].tolist()[0] == 1.0
     at.text_input(key="vis-open-id").set_value("te / nope").run()
