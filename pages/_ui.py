@@ -14,7 +14,14 @@ from core.errors import CoreError, ImportFailed
 from core.render import boxed_extra, choice_label, passage_blocks, stem
 from core.store import Store
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$]|:(?=[A-Za-z]))")  # ":red" starts a directive
+# What backslash escapes cannot stop: GFM autolinks (http://…, www.…, a@b.c) and Streamlit's
+# :material/icon: are found in the text itself. An invisible word joiner (U+2060) breaks them.
+_AUTOLINK = re.compile(r"(?i)(?<![a-z])(https?|ftp|mailto|www)(?=[:.])|(@)|(:)(?=material/)")
+
+
+def _defuse(value: str) -> str:
+    return _AUTOLINK.sub(lambda m: m.group() + "\u2060", value)
 
 
 def use_navigation() -> None:
@@ -55,7 +62,7 @@ def get_store() -> Store:
 
 def text(value: str | None) -> str:
     """Untrusted dataset text as Markdown that renders literally (no HTML, no markup)."""
-    return _MD_SPECIAL.sub(r"\\\1", value or "").replace("\n", "  \n")
+    return _MD_SPECIAL.sub(r"\\\1", _defuse(value or "")).replace("\n", "  \n")
 
 
 _LABEL_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^])")
@@ -68,7 +75,7 @@ def label_text(value: Any, limit: int | None = None) -> str:
     line = " ".join(str("" if value is None else value).split())
     if limit is not None and len(line) > limit:
         line = line[:limit] + "…"
-    return _LABEL_SPECIAL.sub(r"\\\1", line)
+    return _LABEL_SPECIAL.sub(r"\\\1", _defuse(line))
 
 
 def show_question(q: dict[str, Any], number: str | None = None, highlight: dict[int, str] | None = None) -> None:
