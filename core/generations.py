@@ -123,6 +123,20 @@ def by_question(store: Store, dataset: str, model: str, samples: int, task: str 
     return out
 
 
+def solved_on(store: Store, dataset: str) -> list[dict[str, Any]]:
+    """Models with stored solve replies on `dataset` (from any step: Settings' Solve, mining, a run):
+    [{"model", "questions", "replies", "samples"}], where `samples` is the K every answered question
+    has. The Evaluate page offers them as prediction sets served from the cache."""
+    return store.rows("""
+        WITH per_q AS (
+            SELECT r.model, r.qid, count(DISTINCT r.sample) AS k, count(DISTINCT r.sample) AS n
+            FROM generation_refs r JOIN generations g ON g.cache_key = r.cache_key
+            WHERE r.dataset = ? AND r.task = 'solve' AND g.error IS NULL
+            GROUP BY r.model, r.qid)
+        SELECT model, count(*) AS questions, sum(n)::INTEGER AS replies, min(k)::INTEGER AS samples
+        FROM per_q GROUP BY model ORDER BY model""", [dataset])
+
+
 def by_keys(store: Store, keys: list[str | None]) -> dict[str, dict[str, Any]]:
     """Reply text, reasoning and extracted answer by cache key (paths a step points at, quoted replies)."""
     wanted = [k for k in keys if k]

@@ -319,6 +319,11 @@ def start_job(store: Store, config: MiningConfig) -> str:
     """Mining as a background job (progress, cancel; a re-run resumes from the cache). The page and
     the CLI both start it this way; what can be checked is checked before the job starts."""
     n = check(store, config)
+    for name in filter(None, (config.teacher, config.student, config.judge, config.classifier)):
+        problem = models.key_problem(models.get_model(store, name))
+        if problem:  # refuse before any job starts: a run without its key fails every request
+            raise CoreError(problem, hint="set it in the environment (or .streamlit/secrets.toml) before starting "
+                                          "the dashboard or the CLI, e.g. export GEMINI_API_KEY=…")
     return jobs.start(store, "mine", f"mine {config.pool}: {config.teacher} vs {config.student} ×{config.samples}",
                       lambda ctx: mine(store, config, ctx), params=config.model_dump(), total=2 * n * config.samples)
 

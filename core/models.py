@@ -86,6 +86,19 @@ class Model:
                 "created_at": str(self.created_at) if self.created_at else None}
 
 
+def key_problem(model: Model) -> str | None:
+    """Why `model` cannot be called for lack of a key, in words; None when it can.
+
+    Gemini always needs its key; an OpenAI-compatible model needs one for the hosted API (no base
+    URL) or when a key variable was named for it; a local server (vLLM, Ollama) accepts any key.
+    """
+    needs = model.provider == "gemini" or (model.provider == "openai" and not model.base_url) \
+        or bool(model.params.api_key_env)
+    if needs and model.key_env and not model.api_key():
+        return f"{model.name} has no API key: {model.key_env} is not set"
+    return None
+
+
 def parse_param_items(items: list[str] | None) -> dict[str, Any]:
     """KEY=VALUE pairs; a VALUE starting with { or [ is JSON (json_schema=...)."""
     params: dict[str, Any] = {}
@@ -195,6 +208,9 @@ TEST_TIMEOUT_S = 15.0  # `models test`: one attempt, at most this long
 TEST_MESSAGES = [{"role": "user", "content": "1 더하기 1은 얼마입니까? 숫자 하나로만 답하세요."}]
 
 
+TEST_MAX_TOKENS = 256
+
+
 def test_model(store: Store, name: str) -> dict[str, Any]:
     """One real call, bypassing the cache (it is a connectivity check) but stored like any other.
 
@@ -210,7 +226,10 @@ def test_model(store: Store, name: str) -> dict[str, Any]:
     model = dataclasses.replace(model, params=quick)
     req = engine.Request(TEST_MESSAGES, prompt_hash="models.test", task="test")
     try:
-        run = engine.run(store, model, [req], params={"max_tokens": 512}, refresh=True)
+        # The model's own max_tokens (a test must not make a slow local model write 512 tokens); a short
+        # cap only when it has none.
+        limit = {} if model.params.max_tokens else {"max_tokens": TEST_MAX_TOKENS}
+        run = engine.run(store, model, [req], params=limit, refresh=True)
     except CoreError as exc:
         return {"ok": False, "text": None, "error": str(exc), "finish_reason": None, "latency_s": None}
     row = run.rows[0] or {}

@@ -35,6 +35,7 @@ class SolveConfig(StepConfig):
     model: str = Field(description="registered model")
     samples: int = Field(1, ge=1, le=100, description="replies per question")
     temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature (default: the model's)")
+    limit: int | None = Field(None, ge=1, description="only the first N questions, for a quick trial (default: all)")
 
 
 def _model(store: Store, model: str | Model) -> Model:
@@ -46,14 +47,16 @@ def _check(samples: int) -> None:
         raise CoreError(f"samples must be at least 1 (got {samples})")
 
 
-def solve_requests(store: Store, dataset: str, samples: int = 1,
-                   gold_only: bool = False) -> tuple[list[dict[str, Any]], list[Request]]:
+def solve_requests(store: Store, dataset: str, samples: int = 1, gold_only: bool = False,
+                   limit: int | None = None) -> tuple[list[dict[str, Any]], list[Request]]:
     """The dataset's questions and one request per (question, sample), in file order.
 
     gold_only: only questions with a gold answer (mining cannot use the others: don't pay for them).
+    limit: only the first N questions (a quick trial of a slow or paid model).
     """
     _check(samples)
     qs = [q for q in datasets.questions(store, dataset) if not gold_only or q["answer"] is not None]
+    qs = qs[:limit] if limit else qs
     reqs = []
     for q in qs:
         messages, template_hash = prompts.solve_messages(q)
@@ -67,14 +70,14 @@ def _params(temperature: float | None) -> dict[str, Any]:
 
 
 def estimate(store: Store, dataset: str, model: str | Model, samples: int = 1,
-             temperature: float | None = None, gold_only: bool = False) -> dict[str, Any]:
+             temperature: float | None = None, gold_only: bool = False, limit: int | None = None) -> dict[str, Any]:
     """What a run would send and roughly cost, before it starts (cached requests cost nothing).
 
     Output tokens: the model's mean reply length on this task so far, else ~1k, capped by max_tokens.
     est_cost_usd is None when the model's prices are unknown (set price_*_per_m params).
     """
     m = _model(store, model)
-    _, reqs = solve_requests(store, dataset, samples, gold_only)
+    _, reqs = solve_requests(store, dataset, samples, gold_only, limit)
     plan = engine.plan(store, m, reqs, _params(temperature))
     per_reply = generations.mean_output_tokens(store, m.name, "solve") or pricing.DEFAULT_OUTPUT_TOKENS
     if plan["max_tokens"]:
@@ -112,7 +115,7 @@ def summarise(qs: list[dict[str, Any]], reqs: list[Request], rows: list[dict[str
 
 
 def solve(store: Store, dataset: str, model: str | Model, samples: int = 1, temperature: float | None = None,
-          ctx: JobContext | None = None, gold_only: bool = False) -> dict[str, Any]:
+          ctx: JobContext | None = None, gold_only: bool = False, limit: int | None = None) -> dict[str, Any]:
     """Run `model` over `dataset`, K samples per question; returns the summary (SUMMARY_KEYS).
 
     ctx carries cancel and progress (a direct call gets a local one). Cancel stops sending; what
@@ -120,7 +123,7 @@ def solve(store: Store, dataset: str, model: str | Model, samples: int = 1, temp
     """
     ctx = ctx or JobContext.local()
     m = _model(store, model)
-    qs, reqs = solve_requests(store, dataset, samples, gold_only)
+    qs, reqs = solve_requests(store, dataset, samples, gold_only, limit)
     run = engine.run(store, m, reqs, params=_params(temperature), job_id=ctx.job_id, cancel=ctx.cancel,
                      progress=ctx.progress)
     _refuse_if_all_failed(m, run)
@@ -142,7 +145,8 @@ def run_step(store: Store, config: SolveConfig, ctx: JobContext) -> dict[str, An
     """The solve step as a job body: a run record (resumed for the same config), the solve, its summary."""
     run_id, _ = runs.open_run(store, config, ctx.job_id)
     try:
-        summary = solve(store, config.dataset, config.model, config.samples, config.temperature, ctx=ctx)
+        summary = solve(store, config.dataset, config.model, config.samples, config.temperature, ctx=ctx,
+                        limit=config.limit)
     except BaseException as exc:
         runs.finish_run(store, run_id, "failed", message=str(exc))
         raise
@@ -153,9 +157,10 @@ def run_step(store: Store, config: SolveConfig, ctx: JobContext) -> dict[str, An
 def start_job(store: Store, config: SolveConfig) -> str:
     """Start `solve` as a background job; returns the job id (poll jobs.get_job, stop with jobs.cancel)."""
     m = _model(store, config.model)
-    est = estimate(store, config.dataset, m, config.samples, config.temperature)
+    est = estimate(store, config.dataset, m, config.samples, config.temperature, limit=config.limit)
+    first = f" (first {config.limit})" if config.limit else ""
     return jobs.start(
-        store, "solve", f"{m.name} solves {config.dataset} ×{config.samples}",
+        store, "solve", f"{m.name} solves {config.dataset}{first} ×{config.samples}",
         lambda ctx: run_step(store, config, ctx),
         params=config.model_dump(), total=est["requests"], est_cost_usd=est["est_cost_usd"],
         cost=lambda i, o: pricing.cost_usd(m, i, o))

@@ -236,7 +236,9 @@ def job_panel(store: Store, key: str, kind: str | None = None,
         bits = [f"{done}/{total}", f"{job['errors'] or 0} errors",
                 f"{(job['input_tokens'] or 0) + (job['output_tokens'] or 0):,} tokens"]
         if job.get("est_cost_usd") is not None:
-            bits.append(f"≈ ${job['est_cost_usd']:.4f}")
+            bits.append("no API cost" if job["est_cost_usd"] == 0 else f"≈ ${job['est_cost_usd']:.4f}")
+        if job["state"] == "running" and done == 0 and not (job["input_tokens"] or job["output_tokens"]):
+            bits.insert(0, "loading model / waiting for the first reply…")  # a local model loads first
         if job.get("eta_s") is not None and job["state"] == "running":
             bits.append(f"ETA {job['eta_s']:.0f} s")
         st.progress(min(done / total, 1.0) if total else 0.0, text=f"{job['label']} — {job['state']} · " + " · ".join(bits))
@@ -246,7 +248,10 @@ def job_panel(store: Store, key: str, kind: str | None = None,
                 st.toast("Cancelling: finished requests are kept; run again to resume.")
             return
         if job["state"] == "done":
-            st.success(job["message"] or "Done.")
+            res = job.get("result") if isinstance(job.get("result"), dict) else {}
+            sent = (f": {res['requests_sent']} request(s) sent, {res['cached']} served from the cache"
+                    if "requests_sent" in res and "cached" in res else f": {done}/{total}")
+            st.success(job["message"] or f"Done{sent}.")
         elif job["state"] == "cancelled":
             st.warning(job["message"] or "Cancelled; run again to resume (finished work is cached).")
         else:
@@ -254,6 +259,9 @@ def job_panel(store: Store, key: str, kind: str | None = None,
             if job.get("traceback"):
                 with st.expander("details"):
                     st.code(job["traceback"], language=None)
+        if st.button("Dismiss", key=f"{key}-dismiss", help="hide this finished job's panel"):
+            st.session_state.pop(key, None)  # the message stays until here, whatever the rest of the page does
+            st.rerun(scope="app")
         if st.session_state.get(f"{key}-seen") != job["id"]:
             st.session_state[f"{key}-seen"] = job["id"]
             if on_done:

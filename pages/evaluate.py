@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core import datasets, eval_run, evaluation, figures, gold_labels, models, predictions, solve
+from core import datasets, eval_run, evaluation, figures, generations, gold_labels, models, predictions, solve
+from core.pipeline import plural
 from pages._ui import (
     config_form,
     estimate_caption,
@@ -72,6 +73,22 @@ def subject_cells(m: dict, subject: str) -> dict[str, str]:
     return {m["model"]: f"{sub.get('accuracy', 0):.2%}", f"{m['model']} points": pts}
 
 
+# Replies stored by another step (a Solve on Settings, mining) are not yet a prediction set: offer them.
+_scored = {m["model"] for m in rep["models"]}
+_registered = {m["name"] for m in models.list_models(store)}
+for c in generations.solved_on(store, dataset):
+    if c["model"] in _scored or c["model"] not in _registered:
+        continue
+    i1, i2 = st.columns([4, 1])
+    i1.info(f"**{text(c['model'])}** has {plural(c['replies'], 'stored reply', 'stored replies')} on {text(dataset)} "
+            f"({plural(c['questions'], 'question')}, K = {c['samples']}), e.g. from a Solve on Settings, but no "
+            "prediction set yet. Scoring them reuses the stored replies (same settings): nothing is paid twice.")
+    if i2.button("Score these replies", key=f"use-cached-{c['model']}", type="primary"):
+        job = run_action(lambda c=c: eval_run.start_job(
+            store, eval_run.EvalConfig(dataset=dataset, model=c["model"], samples=c["samples"])))
+        if job:
+            st.session_state["eval-job"] = job
+            st.rerun()
 if not rep["models"]:
     st.info("No predictions on this set yet: run a model or import a CSV above.")
     st.stop()

@@ -25,7 +25,10 @@ if not sets or len(registered) < 2:
     st.stop()
 
 # ---- start a run -------------------------------------------------------------------------------
-with st.expander("New mining run", expanded=not mining.list_runs(store)):
+# Open while there is no finished run, or while a job (running, or ended and not dismissed) is shown in it:
+# a failed run's error stays on the page until the user dismisses it.
+with st.expander("New mining run", expanded=not any(r["state"] == "done" for r in mining.list_runs(store))
+                 or bool(st.session_state.get("mine-job"))):
     pools = [s["name"] for s in sorted(sets, key=lambda s: s["split"] != "train")]
     # Defaults as in the original project: a Gemini teacher, a Qwen3 student (vLLM-served or local).
     gem = [m["name"] for m in catalog if m["provider"] == "gemini"]
@@ -44,7 +47,15 @@ with st.expander("New mining run", expanded=not mining.list_runs(store)):
     if isinstance(no_answer, int) and not isinstance(no_answer, bool) and no_answer:
         st.warning(f"{no_answer} question(s) in {shown['pool']!r} have no answer and cannot be mined: they will be "
                    "skipped (listed, not sent to any model).")
+    missing_keys = [p for p in (models.key_problem(models.get_model(store, who))
+                                for who in dict.fromkeys((shown["teacher"], shown["student"]))
+                                if who in registered) if p]
+    for problem in missing_keys:
+        st.warning(f"{problem}: mining cannot start. Set it before starting the dashboard "
+                   "(e.g. `export GEMINI_API_KEY=…`), or choose another model.")
     for who in dict.fromkeys((shown["teacher"], shown["student"])):
+        if any(p.startswith(f"{who} has no API key") for p in missing_keys):
+            continue  # no cost estimate for a run that cannot start
         est = run_action(lambda who=who: solve.estimate(store, shown["pool"], who, int(shown["samples"]),
                                                        float(shown["temperature"]) if shown["temperature"] else None,
                                                        gold_only=True))

@@ -28,12 +28,17 @@ if registered:
             st.caption(f"**{m['name']}**: {text(m['description'])}")
     c1, c2, c3 = st.columns([2, 1, 1])
     chosen = c1.selectbox("Model", [m["name"] for m in registered])
-    if c2.button("Test connection", help="one real call; the result or the error in plain words"):
-        with st.spinner(f"Calling {chosen}…"):
+    if c2.button("Test connection", help="one real call with the model's own settings (its max_tokens); "
+                 "the latency and a short reply, or the error in plain words"):
+        local = next(m for m in registered if m["name"] == chosen)["provider"] == "local"
+        with st.spinner(f"Calling {chosen}…" + (" (a local model loads into memory first)" if local else "")):
             res = run_action(lambda: models.test_model(store, chosen))
-        if res and res["ok"]:
-            st.success(f"{chosen} answered in {res['latency_s']:.1f} s ({res['finish_reason']}): {res['text'][:300]}")
-        elif res:
+        if isinstance(res, dict) and res["ok"]:
+            reply = " ".join((res["text"] or "").split())
+            reply = reply if len(reply) <= 120 else reply[:120] + "…"
+            st.success(f"{chosen} answered in {res['latency_s']:.1f} s ({res['finish_reason'] or 'done'}): "
+                       f"{text(reply)}")
+        elif isinstance(res, dict):
             st.error(f"{chosen} failed: {res['error']}")
     plan = run_action(lambda: models.delete_plan(store, chosen))
     if c3.button("Delete model", disabled=not plan or bool(plan.blockers)):
@@ -81,9 +86,14 @@ if registered and sets:
     cfg = config_form(solve.SolveConfig, "solve-form", submit="Start solving", columns=4,
                       choices={"model": names, "dataset": set_names})
     shown = {k: st.session_state.get(f"solve-form-{k}", d) for k, d in
-             (("dataset", set_names[0]), ("model", names[0]), ("samples", 1), ("temperature", None))}
+             (("dataset", set_names[0]), ("model", names[0]), ("samples", 1), ("temperature", None),
+              ("limit", None))}
     estimate_caption(lambda: solve.estimate(store, shown["dataset"], shown["model"], int(shown["samples"]),
-                                            float(shown["temperature"]) if shown["temperature"] else None))
+                                            float(shown["temperature"]) if shown["temperature"] else None,
+                                            limit=int(shown["limit"]) if shown["limit"] else None))
+    st.caption("Where results go: replies are stored (cached) per model and dataset, not as a prediction set. "
+               "To score them, open Evaluate: it offers the stored replies (“Score these replies”) and sends "
+               "nothing twice.")
     if cfg:
         job = run_action(lambda: solve.start_job(store, cfg))
         if job:
@@ -92,17 +102,36 @@ if registered and sets:
     if job:
         p = job["params"]
 
-        @st.fragment(run_every=2.0)
-        def live() -> None:
-            s = generations.live_summary(store, p["dataset"], p["model"], p["samples"])
+        max_tokens = next((m["params"].get("max_tokens") for m in registered if m["name"] == p["model"]), None)
+
+        def numbers(s: dict, final: bool) -> None:
             a, b, c, d = st.columns(4)
-            a.metric("accuracy so far", f"{s['accuracy']:.1%}" if s["answered_gold"] else "—",
-                     help="over finished samples with a gold answer")
+            acc = s.get("accuracy")
+            a.metric("accuracy" if final else "accuracy so far", "—" if acc is None else f"{acc:.1%}",
+                     help="correct over every question × sample with a gold answer" if final
+                     else "over finished samples with a gold answer")
             b.metric("answers extracted", f"{s['answered']}/{s['finished']}")
             c.metric("unparsed", s["unparsed"])
             d.metric("truncated", s["truncated"])
+            if s["truncated"]:
+                limit = f"max_tokens = {max_tokens}" if max_tokens else "the model's default output limit"
+                st.caption(f"Truncated: {s['truncated']} of {s['finished']} replies stopped at {limit} of "
+                           f"{text(p['model'])} before they finished, so their answer may be missing (unparsed). "
+                           "Raise max_tokens in the model's params (register it again under a new name) for "
+                           "complete replies.")
 
-        live()
+        result = job.get("result") if job["state"] == "done" else None
+        if isinstance(result, dict) and "answered" in result:
+            # The finished run's own summary (the same numbers as `solve --json`), not the live poll.
+            numbers(result | {"finished": result["answered"] + result["unparsed"] + result["errors"]}, True)
+        else:
+            @st.fragment(run_every=2.0)
+            def live() -> None:
+                s = generations.live_summary(store, p["dataset"], p["model"], p["samples"])
+                s["accuracy"] = s["accuracy"] if s["answered_gold"] else None
+                numbers(s, False)
+
+            live()
         made_by(solve.last_run(store, p["dataset"], p["model"]))
 else:
     st.info("Register a model and import a dataset first.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from streamlit.proto.Metric_pb2 import Metric as MetricProto
@@ -10,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import datasets, predictions
 from core.store import Store
-from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
+from tests.pagetest import ROOT, clear_cached_store, fresh_page_store, open_page  # noqa: F401
 
 C5 = ["가", "나", "다", "라", "마"]
 
@@ -132,7 +133,7 @@ def test_survey_table_in_passage_renders_as_escaped_table(db_env, tmp_path):
     assert survey["운동"][1].startswith("\\[x\\]\\(")
     texts = " ".join(m.value for m in at.markdown)
     assert "| 구분 |" not in texts and "\\| 구분" not in texts  # no raw pipe rows left
-    assert "무응답은 없음" in texts and "단위: %" in texts  # the text around the table stays
+    assert "무응답은 없음" in texts and "단위" in texts  # the text around the table stays
 
 
 @pytest.mark.parametrize("raw, blocks", [
@@ -194,3 +195,186 @@ def test_mine_page_shows_no_python_values(mined_unparsed):
     shown = " ".join([*captions, *(m.value for m in at.markdown), *(str(v) for col in table for v in table[col])])
     for leak in ("None", "[1]", "[None]", "nan"):
         assert leak not in shown, leak
+
+
+# ---- items 8–11: flows that lose the user ------------------------------------------------------------
+
+def _mini_with_model(db_env, tmp_path, monkeypatch, srv, params: dict | None = None, name: str = "m") -> None:
+    from core import models
+    from tests.minidata import import_mini
+
+    monkeypatch.setenv("OPENAI_API_KEY", "loopback")
+    s = Store(db_env)
+    import_mini(s, tmp_path, n=6, name="mini")
+    models.add_model(s, name, "openai", "m-1", base_url=srv.base_url, params={"concurrency": 2} | (params or {}))
+    s.close()
+    clear_cached_store()
+
+
+def test_settings_solve_results_reach_evaluate(db_env, tmp_path, monkeypatch):
+    """Item 8: replies from a Solve (Settings) are offered on Evaluate and scored from the cache."""
+    from core import jobs, solve
+    from tests.loopback import Loopback
+
+    with Loopback("openai") as srv:  # always answers ①
+        _mini_with_model(db_env, tmp_path, monkeypatch, srv)
+        s = Store(db_env)
+        solve.solve(s, "mini", "m")
+        s.close()
+        clear_cached_store()
+        assert srv.count == 6
+        at = open_page("pages/evaluate.py")
+        offer = next(i.value for i in at.info if "Score these replies" in i.value or "stored replies" in i.value)
+        assert "6 stored replies" in offer and "6 questions" in offer and "K = 1" in offer
+        next(b for b in at.button if b.label == "Score these replies").click().run()
+        assert not at.exception
+        assert jobs.wait(at.session_state["eval-job"], timeout=60)
+        at.run()
+        assert not at.exception
+        report = at.table[0].value
+        assert list(report["model"]) == ["m"] and list(report["correct"]) == [2]  # gold ① on q1 and q6
+        assert srv.count == 6  # scored from the stored replies: nothing sent twice
+        assert not any("stored replies" in i.value for i in at.info)  # offered only while unscored
+    settings = open_page("pages/settings.py")
+    assert any("Where results go" in c.value and "Evaluate" in c.value for c in settings.caption)
+
+
+def test_mine_refuses_a_model_without_its_key(db_env, tmp_path, monkeypatch):
+    """Item 9: the page warns before starting, the run is refused, nothing starts, the error stays."""
+    from core import jobs, mining, models
+    from core.errors import CoreError
+    from tests.minidata import import_mini
+
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    s = Store(db_env)
+    import_mini(s, tmp_path, n=3, name="pool")
+    models.add_model(s, "flash", "gemini", "gemini-2.5-flash")
+    models.add_model(s, "student", "openai", "qwen3-14b", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(CoreError, match="flash has no API key: GEMINI_API_KEY is not set"):
+        mining.start_job(s, mining.MiningConfig(pool="pool", teacher="flash", student="student"))
+    assert jobs.list_jobs(s) == []
+    s.close()
+    clear_cached_store()
+    at = open_page("pages/mine.py")
+    assert any("flash has no API key: GEMINI_API_KEY" in w.value and "cannot start" in w.value for w in at.warning)
+    assert not any(c.value.startswith("flash:") for c in at.caption)  # no cost estimate for a run that cannot start
+    at.button(key="FormSubmitter:mine-form-Start mining").click().run() if any(
+        b.key == "FormSubmitter:mine-form-Start mining" for b in at.button) else \
+        next(b for b in at.button if b.label == "Start mining").click().run()
+    assert any("GEMINI_API_KEY" in e.value for e in at.error)
+    s = Store(db_env)
+    assert jobs.list_jobs(s) == []
+    s.close()
+
+
+def test_failed_job_error_stays_until_dismissed(db_env, tmp_path):
+    """Item 9: a failed mining job keeps its message (and the form stays open) until 'Dismiss'."""
+    from core import jobs
+    from core.errors import CoreError
+    from tests.minidata import import_mini
+
+    s = Store(db_env)
+    import_mini(s, tmp_path, n=2, name="pool")
+    from core import models
+    models.add_model(s, "student", "openai", "qwen3-14b", base_url="http://127.0.0.1:9/v1")
+
+    def boom(ctx):
+        raise CoreError("every one of the 2 requests to 'student' failed")
+
+    job = jobs.start(s, "mine", "mine pool: gemma vs student ×1", boom)
+    assert jobs.wait(job, timeout=30)
+    s.close()
+    clear_cached_store()
+    at = AppTest.from_file(str(ROOT / "pages/mine.py"), default_timeout=60)
+    at.session_state["mine-job"] = job
+    at.run()
+    for _ in range(2):  # the panel reruns the page once when it first sees the ended job
+        assert not at.exception
+        assert any("every one of the 2 requests" in e.value for e in at.error)
+        assert next(e for e in at.expander if e.label == "New mining run").proto.expanded
+        at.run()
+    next(b for b in at.button if b.label == "Dismiss").click().run()
+    assert not any("every one of the 2 requests" in e.value for e in at.error)
+
+
+def test_solve_panel_final_numbers_and_truncation_explained(db_env, tmp_path, monkeypatch):
+    """Item 10: the finished run's own numbers, truncation explained with the setting, first-N limit."""
+    from core import jobs, solve
+    from tests.loopback import Loopback, Reply
+
+    with Loopback("openai", lambda n, b: Reply(text="선지를 차례로 검토하면", finish="length")) as srv:
+        _mini_with_model(db_env, tmp_path, monkeypatch, srv, {"max_tokens": 8})
+        s = Store(db_env)
+        est = solve.estimate(s, "mini", "m", limit=2)
+        assert (est["requests"], est["to_send"]) == (2, 2)
+        job = solve.start_job(s, solve.SolveConfig(dataset="mini", model="m", limit=2))
+        assert jobs.wait(job, timeout=60)
+        assert jobs.get_job(s, job)["label"] == "m solves mini (first 2) ×1"
+        s.close()
+        clear_cached_store()
+        assert srv.count == 2  # only the first 2 questions
+    at = AppTest.from_file(str(ROOT / "pages/settings.py"), default_timeout=60)
+    at.session_state["solve-job"] = job
+    at.run()
+    at.run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"accuracy": "0.0%", "answers extracted": "0/2", "unparsed": "2", "truncated": "2"}
+    assert any("stopped at max_tokens = 8 of m" in c.value for c in at.caption)
+    assert any(s.value.startswith("Done: 2 request(s) sent, 0 served from the cache") for s in at.success)
+    assert any(n.label == "limit" or n.label.lower().startswith("limit") for n in at.text_input), \
+        [w.label for w in at.text_input]
+
+
+def test_job_panel_says_it_is_loading_before_the_first_reply(db_env, tmp_path, monkeypatch):
+    """Item 10: 0/N with no tokens says what is happening (a local model loads, the first reply is awaited)."""
+    import threading
+
+    from core import jobs, solve
+    from tests.loopback import Loopback, Reply
+
+    release = threading.Event()
+
+    def held(n, body):
+        release.wait(30)
+        return Reply()
+
+    with Loopback("openai", held) as srv:
+        _mini_with_model(db_env, tmp_path, monkeypatch, srv)
+        at = open_page("pages/settings.py")
+        from pages._ui import _open_store
+
+        s = _open_store(str(db_env))  # the page's own store: the job runs in this process, as in the dashboard
+        job = solve.start_job(s, solve.SolveConfig(dataset="mini", model="m"))
+        try:
+            at.session_state["solve-job"] = job
+            at.run()
+            assert any("loading model / waiting for the first reply…" in str(p.proto.text)
+                       for p in at.get("progress")), [p.proto.text for p in at.get("progress")]
+        finally:
+            release.set()
+            assert jobs.wait(job, timeout=60)
+
+
+def test_test_connection_keeps_the_models_max_tokens(db_env, tmp_path, monkeypatch):
+    """Item 11: the model's own max_tokens, a short reply and the latency."""
+    from core import models
+    from tests.loopback import Loopback, Reply
+
+    with Loopback("openai", lambda n, b: Reply(text="2. " + "아주 긴 설명이 이어진다. " * 40)) as srv:
+        _mini_with_model(db_env, tmp_path, monkeypatch, srv, {"max_tokens": 8})
+        s = Store(db_env)
+        models.add_model(s, "free", "openai", "m-2", base_url=srv.base_url)
+        assert models.test_model(s, "m")["ok"]
+        assert models.test_model(s, "free")["ok"]
+        s.close()
+        clear_cached_store()
+        assert [r["body"]["max_tokens"] for r in srv.requests] == [8, models.TEST_MAX_TOKENS]
+        at = open_page("pages/settings.py")
+        next(b for b in at.selectbox if b.label == "Model").set_value("m").run()
+        next(b for b in at.button if b.label == "Test connection").click().run()
+        assert not at.exception
+        done = next(x.value for x in at.success if x.value.startswith("m answered in"))
+        assert re.match(r"m answered in \d+\.\d s \(stop\): 2\\\. 아주 긴", done), done
+        assert done.endswith("…") and len(done) < 200
+        assert srv.requests[-1]["body"]["max_tokens"] == 8

@@ -24,7 +24,8 @@ def _human(s: dict, dataset: str, model: str) -> str:
 def solve(ctx: typer.Context, config: SolveConfig, estimate_only: bool = False, as_json: bool = False) -> None:
     """Solve every question of a dataset with a registered model."""
     store = store_of(ctx)
-    est = solving.estimate(store, config.dataset, config.model, config.samples, config.temperature)
+    est = solving.estimate(store, config.dataset, config.model, config.samples, config.temperature,
+                           limit=config.limit)
     if estimate_only:
         print_json(est) if as_json else typer.echo(solving.estimate_text(est))
         return
