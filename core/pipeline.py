@@ -52,15 +52,67 @@ def _holds(step: str, a: int, b: int) -> str | None:
     }.get(step, f"{a:,}")
 
 
+def _count(store: Store, sql: str) -> int:
+    with store.lock:
+        return store.con.execute(sql).fetchone()[0] or 0
+
+
+def needs(store: Store, step: str) -> str:
+    """What `step` still lacks, counted from the store now (never a fixed sentence): "needs a train
+    pool (Data) and 1 more registered model (Settings)", or "ready: …" when everything is there."""
+    n_train = _count(store, "SELECT count(*) FROM datasets WHERE split = 'train'")
+    n_test = _count(store, "SELECT count(*) FROM datasets WHERE split = 'test'")
+    n_models = _count(store, "SELECT count(*) FROM models")
+    missing: list[str] = []
+    if step == "Data":
+        missing.append("a question file (or the bundled samples)")
+    elif step == "Mine":
+        if not n_train:
+            missing.append("a train pool (Data)")
+        if n_models < 2:
+            missing.append(f"{2 - n_models} more registered model{'s' if 2 - n_models > 1 else ''} (Settings): "
+                           "a teacher and a student")
+        ready = f"{plural(n_train, 'train pool')} and {plural(n_models, 'model')} registered: start a run"
+    elif step == "Augment":
+        if not _count(store, "SELECT count(*) FROM mining_items i JOIN mining_runs r ON r.id = i.run_id "
+                             "WHERE r.state = 'done' AND i.kept"):
+            missing.append("hard negatives from a finished mining run (Mine)")
+        ready = "hard negatives are waiting: generate pairs"
+    elif step == "Review":
+        if not _count(store, "SELECT count(*) FROM candidates"):
+            missing.append("generated preference pairs (Augment)")
+        ready = "pairs are waiting for review"
+    elif step == "Train":
+        if not _count(store, "SELECT count(*) FROM preference_sets"):
+            missing.append("a frozen preference set (Review)")
+        ready = "a frozen preference set is there: start a run"
+    elif step == "Evaluate":
+        if not n_test:
+            missing.append("a test set (Data)")
+        if not n_models:
+            missing.append("a registered model (Settings) or a predictions CSV")
+        ready = f"{plural(n_test, 'test set')} and {plural(n_models, 'model')}: run one or import predictions"
+    elif step == "Visualise":
+        if not n_test:
+            missing.append("a test set (Data)")
+        if not n_train and not _count(store, "SELECT count(*) FROM preference_sets"):
+            missing.append("a train pool or a preference set")
+        ready = "the sets are there: build a map"
+    if missing:
+        return "needs " + " and ".join(missing)
+    return "ready: " + ready
+
+
 def status(store: Store) -> list[dict[str, Any]]:
     """Every step's holdings. A query error is a bug and is raised, never hidden as 'empty'."""
     out = []
-    for name, page, needs, sql in STEPS:
+    for name, page, needs_first, sql in STEPS:
         holds, last = None, None
         if sql:
             with store.lock:
                 row = store.con.execute(sql).fetchone()
             if row:
                 holds, last = _holds(name, row[0] or 0, row[1] or 0), row[2]
-        out.append({"step": name, "page": page, "needs": needs, "holds": holds, "last": last if holds else None})
+        out.append({"step": name, "page": page, "needs": needs(store, name) if not holds else needs_first,
+                    "holds": holds, "last": last if holds else None})
     return out

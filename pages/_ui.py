@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -207,7 +208,8 @@ def sidebar_status(store: Store) -> None:
         for row in pipeline.status(store):
             mark = ":material/check_circle:" if row["holds"] else ":material/radio_button_unchecked:"
             st.caption(f"{mark} {row['step']}: {row['holds'] or '—'}")
-        st.caption(f"Store: `{store.path}`")
+        # The file name only (a long path wrapped mid-word); the full path in the tooltip.
+        st.caption(f"Store: {text(Path(store.path).name)}", help=f"DuckDB file: {store.path}")
 
 
 def job_panel(store: Store, key: str, kind: str | None = None,

@@ -9,6 +9,7 @@ from core import datasets
 from core.datasets import parse_mapping
 from core.formats import FORMATS, parse_file
 from core.formats.base import sha256_of
+from core.pipeline import plural
 from pages._ui import flash, get_store, label_text, run_action, saved_upload, show_question
 
 store = get_store()
@@ -61,7 +62,7 @@ if src:
     parsed = run_action(lambda: parse_file(path, fmt, mapping)) if mapping is not None else None
     if parsed:
         name = st.text_input("Dataset name", value=Path(label).stem)
-        st.write(f"**{len(parsed.records)}** questions parsed as **{parsed.format}**"
+        st.write(f"**{plural(len(parsed.records), 'question')}** parsed as **{parsed.format}**"
                  + (f", **{len(parsed.issues)}** bad row(s)" if parsed.issues else ""))
         for note in parsed.notes:  # e.g. control characters removed: said, never silent
             st.info(f"Cleaned: {label_text(note)}.")
@@ -102,13 +103,17 @@ if sets:
     found = datasets.questions(store, chosen, search=query or None, subject=None if subj == "(all)" else subj)
     page_size = 10
     pages = max(1, -(-len(found) // page_size))
-    page_no = st.number_input(f"{len(found)} questions · page", 1, pages, 1) if pages > 1 else 1
+    reveal = st.toggle("Show answers", value=False,
+                       help="off: browse as a student would, answers hidden; on: the answer in each title and marked")
+    page_no = st.number_input(f"{plural(len(found), 'question')} · page", 1, pages, 1) if pages > 1 else 1
+    if pages <= 1:  # the count is always said, also when nothing matches
+        st.caption(plural(len(found), "question") + (" match the search" if query else ""))
     for q in found[(page_no - 1) * page_size: page_no * page_size]:
-        answer = f"정답 {q['answer']}" if q["answer"] else "정답 없음"
+        answer = (f" · 정답 {q['answer']}" if q["answer"] else " · 정답 없음") if reveal else ""
         points = f" · {q['points']:g}점" if q["points"] else ""
-        with st.expander(f"{label_text(q['qid'])} · {label_text(q['subject'])} · {answer}{points} — "
-                         f"{label_text(q['question'], 60)}"):
-            show_question(q, q["qid"], {q["answer"]: "정답"} if q["answer"] else None)
+        with st.expander(f"{label_text(q['qid'])} · {label_text(q['subject'])}{points} — "
+                         f"{label_text(q['question'], 60)}{answer}"):
+            show_question(q, q["qid"], {q["answer"]: "정답"} if q["answer"] and reveal else None)
 
     st.header("Delete")
     d1, d2 = st.columns([3, 2])

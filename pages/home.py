@@ -14,7 +14,7 @@ for row in pipeline.status(store):
     with st.container(border=True):
         left, right = st.columns([4, 1])
         with left:
-            st.markdown(f"**{row['step']}** — " + (row["holds"] or f"empty; needs {row['needs']}"))
+            st.markdown(f"**{row['step']}** — " + (row["holds"] or f"empty; {row['needs']}"))
             if row["last"]:
                 st.caption(f"last run {row['last']:%Y-%m-%d %H:%M}")
         with right:

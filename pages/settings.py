@@ -141,7 +141,8 @@ st.header("Prompt templates")
 st.caption("Korean templates, versioned by content hash: editing one changes its hash, so cached replies to the "
            "old version are not reused for the new one. Edits are saved under data/workspace/prompts/.")
 templates = prompts.list_templates()
-tname = st.selectbox("Template", [t.name for t in templates])
+_names = [t.name for t in templates]
+tname = st.selectbox("Template", _names, index=_names.index("solve") if "solve" in _names else 0)
 tpl = prompts.load(tname)
 st.caption(f"hash {tpl.hash}" + (" · edited (override)" if tpl.overridden else " · packaged default"))
 edited = st.text_area("Text", tpl.text, height=320, key=f"tpl-{tname}-{tpl.hash}")

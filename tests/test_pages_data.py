@@ -72,7 +72,7 @@ def test_data_page_preview_and_import_from_path(db_env, tmp_path):
     at.text_input[0].input(str(src)).run()
     assert not at.exception
     md = " ".join(m.value for m in at.markdown)
-    assert "**1** questions parsed as **kice**" in md
+    assert "**1 question** parsed as **kice**"  # singular (issue 10 item 13) in md
     assert "① ㄱ" in md and "\\[3점\\]" in md
     # Dataset text is rendered literally: the <b> tag is escaped, never HTML.
     assert "\\<b\\>정언 명령\\</b\\>" in md

@@ -378,3 +378,63 @@ def test_test_connection_keeps_the_models_max_tokens(db_env, tmp_path, monkeypat
         assert re.match(r"m answered in \d+\.\d s \(stop\): 2\\\. 아주 긴", done), done
         assert done.endswith("…") and len(done) < 200
         assert srv.requests[-1]["body"]["max_tokens"] == 8
+
+
+# ---- item 12: "needs first" counted from the store ---------------------------------------------------
+
+def test_needs_are_counted_from_the_store_every_render(db_env, tmp_path):
+    from core import models, pipeline
+    from tests.minidata import import_mini
+
+    s = Store(db_env)
+    mine = next(r for r in pipeline.status(s) if r["step"] == "Mine")
+    # A fresh store holds the built-in gemma: one model is there, one more is needed, and a pool.
+    assert mine["needs"] == ("needs a train pool (Data) and 1 more registered model (Settings): "
+                             "a teacher and a student")
+    import_mini(s, tmp_path, n=2, name="pool")
+    s.execute("UPDATE datasets SET split = 'train' WHERE name = 'pool'")
+    models.add_model(s, "teacher", "openai", "t", base_url="http://127.0.0.1:9/v1")
+    s.close()
+    clear_cached_store()
+    at = open_page("app.py")
+    lines = [m.value for m in at.markdown if m.value.startswith("**Mine**")]
+    assert lines == ["**Mine** — empty; ready: 1 train pool and 2 models registered: start a run"], lines
+    evaluate = next(m.value for m in at.markdown if m.value.startswith("**Evaluate**"))
+    assert evaluate == "**Evaluate** — empty; needs a test set (Data)"
+
+
+# ---- item 13: the smaller things --------------------------------------------------------------------
+
+def test_browse_hides_answers_and_counts_no_hits(db_env, tmp_path):
+    from tests.minidata import import_mini
+
+    seeded(db_env, tmp_path, lambda s: import_mini(s, tmp_path, n=3, name="mini"))
+    at = open_page("pages/data.py")
+    titles = [e.label for e in at.expander if e.label.startswith("q")]
+    assert len(titles) == 3 and not any("정답" in t for t in titles), titles  # as a student browses
+    assert "3 questions" in [c.value for c in at.caption]
+    next(t for t in at.toggle if t.label == "Show answers").set_value(True).run()
+    titles = [e.label for e in at.expander if e.label.startswith("q")]
+    assert titles[0].endswith("· 정답 1"), titles
+    next(t for t in at.text_input if t.label == "Search text or id").input("없는 말").run()
+    assert not at.exception
+    assert "0 questions match the search" in [c.value for c in at.caption]
+
+
+def test_one_question_parsed_is_singular(db_env, tmp_path):
+    src = tmp_path / "one.json"
+    src.write_text(json.dumps([SURVEY], ensure_ascii=False), encoding="utf-8")
+    at = open_page("pages/data.py")
+    next(t for t in at.text_input if t.label.startswith("…or a path")).input(str(src)).run()
+    assert not at.exception
+    assert any(m.value.startswith("**1 question** parsed as **kice**") for m in at.markdown), \
+        [m.value for m in at.markdown][:5]
+
+
+def test_settings_template_defaults_to_solve_and_sidebar_store_name(db_env):
+    at = open_page("pages/settings.py")
+    assert next(s for s in at.selectbox if s.label == "Template").value == "solve"
+    app = open_page("app.py")
+    store_line = next(c for c in app.sidebar.caption if c.value.startswith("Store:"))
+    assert store_line.value == "Store: app\\.duckdb"  # the name; the full path is in the tooltip
+    assert str(db_env) in store_line.proto.help
