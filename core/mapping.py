@@ -727,7 +727,9 @@ def map_figure(points: list[dict[str, Any]], classes: list[str], title: str = ""
             customdata=np.array([[p["set"], p["id"], p["subject"], p["start"]] for p in pts], dtype=object)
             .reshape(len(pts), 4),
             hovertemplate="%{customdata[3]}<br>%{customdata[2]} · %{customdata[0]} · %{customdata[1]}<extra></extra>"))
-    fig.update_layout(title=title, dragmode="lasso", height=620, legend={"itemsizing": "constant"},
+    # no dragmode/clickmode: Streamlit then pans on drag and selects the clicked point; box and
+    # lasso are in the mode bar (in those modes Streamlit turns click-selection off)
+    fig.update_layout(title=title, height=620, legend={"itemsizing": "constant"},
                       xaxis={"showticklabels": False, "title": "UMAP 1"}, yaxis={"showticklabels": False,
                                                                                  "title": "UMAP 2"})
     return fig

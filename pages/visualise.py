@@ -86,8 +86,10 @@ else:
         st.caption("Box or lasso points on the map to list them here, or open one by its id.")
     ids = [f"{p['set']} / {p['id']}" for p in picked]
     cols = st.columns([3, 2])
-    opened = cols[0].selectbox("Open a selected question", ids, index=None, key="vis-open",
-                               placeholder="pick one of the selected points") if ids else None
+    # a click selects one point: it opens at once; a box or lasso selection offers its points to pick
+    opened = ids[0] if len(ids) == 1 else cols[0].selectbox(
+        "Open a selected question", ids, index=None, key="vis-open",
+        placeholder="pick one of the selected points") if ids else None
     typed = cols[1].text_input("…or open by id (set / id)", key="vis-open-id", placeholder="sample-test / 3")
     target = opened or (typed.strip() or None)
     if target:

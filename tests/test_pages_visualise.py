@@ -144,7 +144,9 @@ def test_map_form_embeds_for_real_and_shows_the_new_map(db_env, tmp_path):
 
 
 def lasso_all(page) -> None:
-    """Lasso around the whole plotting area of the page's first Plotly chart (selects every point)."""
+    """Pick the mode bar's lasso, then lasso around the whole plotting area (selects every point)."""
+    page.locator("[data-testid=stPlotlyChart]").first.hover()
+    page.locator("[data-testid=stPlotlyChart] [data-val=lasso]").first.click()
     plot = page.locator("[data-testid=stPlotlyChart] .nsewdrag").first
     plot.wait_for()
     box = plot.bounding_box()
@@ -154,6 +156,21 @@ def lasso_all(page) -> None:
     for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)):
         page.mouse.move(x, y, steps=8)
     page.mouse.up()
+
+
+def click_point(page, trace: int, index: int) -> None:
+    """Click one point of the page's first Plotly chart, found through plotly.js's own axes."""
+    plot = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
+    plot.wait_for()
+    x, y = plot.evaluate("""(gd, [t, i]) => {
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, d = gd._fullData[t];
+        const r = gd.getBoundingClientRect();
+        return [r.left + xa._offset + xa.l2p(d.x[i]), r.top + ya._offset + ya.l2p(d.y[i])];
+    }""", [trace, index])
+    page.mouse.move(x - 5, y - 5)
+    page.mouse.move(x, y, steps=5)  # plotly.js picks the clicked point from its hover state
+    page.locator(".hoverlayer .hovertext").first.wait_for(timeout=10_000)
+    page.mouse.click(x, y)
 
 
 def open_selected(page, option: str) -> None:
@@ -184,6 +201,11 @@ def test_map_selection_in_a_browser(tmp_path):
     with running_dashboard(db, {"CSAT_WORKSPACE": str(tmp_path / "ws")}) as url, browser_page() as page:
         page.goto(f"{url}/visualise")
         wait_idle(page)
+        click_point(page, trace=1, index=1)  # a click selects one point: te / q2 opens at once
+        page.get_by_text("Selected: 1 question(s)").wait_for(timeout=60_000)
+        wait_idle(page)
+        page.get_by_text("Nearest neighbours").wait_for()
+        assert "te 문항 2: 옳은 것은?" in main_text(page)
         lasso_all(page)
         page.get_by_text("Selected: 7 question(s)").wait_for(timeout=60_000)
         wait_idle(page)
