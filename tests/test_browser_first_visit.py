@@ -29,6 +29,7 @@ def test_first_request_is_home_and_shows_no_exception(tmp_path):
         wait_idle(page)
         assert exceptions(page) == []
         page.get_by_text("CSAT reasoning distillation").first.wait_for()
+        page.get_by_role("button", name="Load sample data").wait_for()  # the last element the page draws
         body, side = main_text(page), sidebar_text(page)
         assert "Traceback" not in body and "Error" not in body, body[:2000]
         assert "Data — empty; needs" in body  # the pipeline overview, counted from the fresh store

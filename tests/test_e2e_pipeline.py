@@ -166,6 +166,7 @@ def step_home_first_visit(w: Walk) -> None:
     w.page.goto(w.url)  # the very first request this dashboard process serves
     wait_idle(w.page)
     w.check("home (first visit)")
+    w.page.get_by_role("button", name="Load sample data").wait_for()  # the last element Home draws
     body = main_text(w.page)
     assert "CSAT reasoning distillation" in body and "Data — empty; needs" in body
     assert "Mine — empty; needs" in body
@@ -268,7 +269,11 @@ def step_evaluate(w: Walk) -> None:
     body = w.visit("evaluate")
     assert "No predictions on this set yet" in body
     assert w.page.get_by_role("combobox", name="Test set").input_value() == "exam (test)"
-    for model in ("teacher", "student"):
+    # The student's replies from the Solve on Settings are offered as a prediction set (issue 10 item 8).
+    assert re.search(r"student has 3 stored replies on exam \(3 questions, K = 1\)", body), body[:1500]
+    click(w.page, "Score these replies")
+    wait_text(w.page, r"\nstudent\s+3\s+\d+\s+\d+\.\d+%", timeout=120_000)
+    for model in ("teacher",):
         expander = w.page.get_by_test_id("stExpander").filter(has_text="Add predictions").first
         if not form(w.page, "Run").is_visible():
             expander.locator("summary").click()
