@@ -429,7 +429,7 @@ def test_cli_mine_list_export(capsys, tmp_path):
         assert isinstance(run, str) and len(run) == 10
         assert got == {"run": run, "pool": "kice", "teacher": "teacher", "student": "student", "questions": 6,
                        "hard_negatives": 2, "both_correct": 1, "both_wrong": 1, "student_only": 1, "judged_kept": 0,
-                       "requests_sent": 10, "cached": 0}
+                       "requests_sent": 10, "cached": 0, "errors": 0, "error_reasons": {}}
 
         rc, out, err = cli(capsys, db, "mine", "--pool", "kice", "--teacher", "teacher", "--student", "student")
         assert (rc, err) == (0, "")

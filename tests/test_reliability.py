@@ -287,6 +287,9 @@ def test_mined_question_whose_samples_errored_is_error_never_mined_and_resent(st
             assert not items[q]["kept"] and items[q]["failed_key"] is None and items[q]["golden_key"] is None
             assert items[q]["error"].startswith("student: malformed response")
         assert first["errors"] == 2 and sum(first["error_reasons"].values()) == 2
+        from core.cli.mine import _line
+
+        assert ", 2 errored (no outcome, re-sent next run: 2x student: malformed response" in _line(first)
         # The teacher always says 1, the student 2: q6 is a hard negative, q2 student only, q4/q5 both wrong.
         assert (first["hard_negatives"], first["student_only"], first["both_wrong"]) == (1, 1, 2)
         assert (first["teacher_accuracy"], first["student_accuracy"]) == (0.25, 0.25)  # over the 4 with outcomes

@@ -16,7 +16,7 @@ mine_app = typer.Typer(help="Hard-negative mining: teacher ✓ / student ✗, bo
 app.add_typer(mine_app, name="mine")
 
 SUMMARY_KEYS = ("run", "pool", "teacher", "student", "questions", "hard_negatives", "both_correct", "both_wrong",
-                "student_only", "judged_kept", "requests_sent", "cached")
+                "student_only", "judged_kept", "requests_sent", "cached", "errors", "error_reasons")
 
 
 def mine(ctx: typer.Context, config: MiningConfig, as_json: bool = False) -> None:
@@ -42,6 +42,9 @@ def _line(s: dict) -> str:
             f"{s['hard_negatives']} hard negatives, {s['both_correct']} both correct "
             f"({s['judged_kept']} kept by the judge), {s['both_wrong']} both wrong, {s['student_only']} student only"
             + (f", {s['no_answer']} without a gold answer (skipped)" if s.get("no_answer") else "")
+            + (f", {s['errors']} errored (no outcome, re-sent next run: "
+               + "; ".join(f"{n}x {r}" for r, n in (s.get("error_reasons") or {}).items()) + ")"
+               if s.get("errors") else "")
             + f"; {s['requests_sent']} requests sent, {s['cached']} cached")
 
 
