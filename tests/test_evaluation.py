@@ -69,13 +69,13 @@ def sk_f1(gold: list[int], pred: list[int | None]) -> float:
 
 
 REPORT_A = {"model": "A", "questions": 8, "correct": 2, "accuracy": 0.25, "macro_f1": 8 / 45,
-            "points": 5.0, "max_points": 18.0, "unanswered": 2,
+            "points": 5.0, "max_points": 18.0, "unanswered": 2, "errors": 0,
             "by_subject": {"국어": {"questions": 5, "correct": 1, "accuracy": 0.2, "macro_f1": 1 / 12,
                                   "points": 2.0, "max_points": 11.0},
                            "한국사": {"questions": 3, "correct": 1, "accuracy": 1 / 3, "macro_f1": 0.2,
                                    "points": 3.0, "max_points": 7.0}}}
 REPORT_B = {"model": "B", "questions": 8, "correct": 7, "accuracy": 0.875, "macro_f1": 0.76,
-            "points": 15.0, "max_points": 18.0, "unanswered": 0,
+            "points": 15.0, "max_points": 18.0, "unanswered": 0, "errors": 0,
             "by_subject": {"국어": {"questions": 5, "correct": 5, "accuracy": 1.0, "macro_f1": 1.0,
                                   "points": 11.0, "max_points": 11.0},
                            "한국사": {"questions": 3, "correct": 2, "accuracy": 2 / 3, "macro_f1": 5 / 9,
@@ -132,7 +132,7 @@ def test_set_without_points_reports_null_points(store, tmp_path):
     m, n = rep["models"]
     assert rounded({k: m[k] for k in REPORT_A}) == rounded({
         "model": "M", "questions": 4, "correct": 2, "accuracy": 0.5, "macro_f1": 1 / 3, "points": None,
-        "max_points": None, "unanswered": 1,
+        "max_points": None, "unanswered": 1, "errors": 0,
         "by_subject": {"국어": {"questions": 2, "correct": 2, "accuracy": 1.0, "macro_f1": 1.0,
                               "points": None, "max_points": None},
                        "사회·문화": {"questions": 2, "correct": 0, "accuracy": 0.0, "macro_f1": 0.0,

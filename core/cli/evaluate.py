@@ -57,13 +57,14 @@ def report(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
     if as_json:
         print_json({"dataset": rep["dataset"], "models": [
             {k: m[k] for k in ("model", "questions", "correct", "accuracy", "macro_f1", "points", "max_points",
-                               "unanswered", "by_subject")} for m in rep["models"]]})
+                               "unanswered", "errors", "by_subject")} for m in rep["models"]]})
         return
     typer.echo(f"{dataset}: {rep['questions']} questions with gold answers")
     for m in rep["models"]:
         pts = f", points {m['points']:g}/{m['max_points']:g}" if m["points"] is not None else ""
         typer.echo(f"  {m['model']}: {m['correct']}/{m['questions']} = {m['accuracy']:.2%}, "
-                   f"macro-F1 {m['macro_f1']:.3f}{pts}, unanswered {m['unanswered']}")
+                   f"macro-F1 {m['macro_f1']:.3f}{pts}, unanswered {m['unanswered']}"
+                   + (f" ({m['errors']} no answer (error): the requests failed)" if m.get("errors") else ""))
         for s, v in m["by_subject"].items():
             typer.echo(f"    {s} (n={v['questions']}): {v['accuracy']:.2%}, F1 {v['macro_f1']:.3f}")
 
