@@ -190,6 +190,10 @@ def step_data_import(w: Walk) -> None:
     assert "No datasets yet" in body
     body = _upload(w, POOL, "pool", None)  # role: train pool (the default)
     assert "Imported 4 questions into 'pool'" in body
+    # The preview draws the passage's survey table as a table, not as raw "| 구분 | … |" pipes.
+    survey = w.page.locator("[data-testid=stMain] [data-testid=stTable]").filter(has_text="구분").first
+    assert [c.strip() for c in survey.locator("th").all_inner_texts()][-3:] == ["구분", "운동", "여행"]
+    assert "| 구분 |" not in body
     body = _upload(w, TEST, "exam", "test")
     assert "Imported 3 questions into 'exam'" in body
     rows = table_rows(w.page, 0)
