@@ -5,9 +5,9 @@
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-if ! { command -v fc-list >/dev/null 2>&1 && fc-list :lang=ko family | grep -q .; }; then
-  need+=(fonts-nanum)
-fi
+korean=""
+if command -v fc-list >/dev/null 2>&1; then korean="$(fc-list :lang=ko family 2>/dev/null || true)"; fi
+if [ -z "$korean" ]; then need+=(fonts-nanum); fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing ${need[*]} for the browser tests and PNG export…"
