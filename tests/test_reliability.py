@@ -114,6 +114,14 @@ def test_hanging_server_trips_the_breaker_on_timeouts(store):
         assert srv.count <= 2 * 4 + 4  # old: 200 requests x 2 attempts, 0.3 s each
 
 
+def test_a_gateway_in_front_of_a_dead_server_trips_the_breaker(store):
+    with Loopback("openai", lambda n, body: Reply(status=502)) as gateway:
+        m = add(store, gateway.base_url, concurrency=4, max_retries=3)
+        with pytest.raises(CoreError, match="paused.*HTTP 502"):
+            engine.run(store, m, reqs(200))
+        assert gateway.count <= 4 + m.params.breaker_failures  # old: 200 x 4 attempts
+
+
 def test_a_server_that_answers_resets_the_breaker(store):
     # Two connection failures, then answers, repeatedly: never 3 failures in a row, never paused.
     with Loopback("openai", lambda n, body: Reply(delay=5) if n % 3 < 2 else Reply()) as srv:

@@ -66,6 +66,9 @@ class ProviderError(CoreError):
 def status_error(status: int, detail: str, retry_after: float | None = None) -> ProviderError:
     """The engine's view of an HTTP status, shared by the HTTP providers."""
     detail = " ".join(str(detail).split())[:300]
+    if status in (502, 504):  # a proxy that cannot reach the model server: the breaker counts these
+        return ProviderError(f"HTTP {status}: {detail}", retryable=True, retry_after=retry_after, connection=True,
+                             hint="the gateway cannot reach the model server: is it running?")
     if status in (408, 429) or status >= 500:
         return ProviderError(f"HTTP {status}: {detail}", retryable=True, retry_after=retry_after)
     if status in (401, 403):
