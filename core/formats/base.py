@@ -57,10 +57,15 @@ class Parsed:
 
 def nfc(value: Any) -> str | None:
     """Text as NFC with surrounding blanks removed; None for missing/NaN/empty."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None:
         return None
-    text = unicodedata.normalize("NFC", str(value)).strip()
-    return text or None
+    if type(value) is not str:
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        value = str(value)
+    if not value.isascii():  # ASCII is always NFC: skip the call (an import makes millions)
+        value = unicodedata.normalize("NFC", value)
+    return value.strip() or None
 
 
 def check_size(path: Path) -> None:
