@@ -67,8 +67,14 @@ def confusion_heatmap(conf: dict[str, Any]) -> go.Figure:
     return fig
 
 
+EXPORT_TEMPLATE = "plotly_white"
+
+
 def to_png(fig: go.Figure) -> bytes:
     """PNG bytes via kaleido, which drives an installed Chrome/Chromium."""
+    # A process that imported Streamlit has "streamlit" as Plotly's default template, whose colours live
+    # in the browser's theme: exported as-is every bar comes out black. Exports use a plain template.
+    fig = go.Figure(fig).update_layout(template=EXPORT_TEMPLATE)
     try:
         return fig.to_image(format="png", width=1100, height=550, scale=2)
     except Exception as exc:  # kaleido raises several types when no browser is found

@@ -63,3 +63,24 @@ def test_chromium_draws_korean_glyphs():
     ga, na, box = shots
     assert ga != na, "Chromium draws 가 and 나 identically: no Korean font"
     assert ga != box
+
+
+def test_exported_bars_keep_their_colours_after_streamlit_is_imported():
+    """Issue 10, item 2: in the dashboard process (Streamlit imported: Plotly's default template is
+    "streamlit", whose colours live in the browser) the PNG export drew every bar black."""
+    import plotly.io as pio
+    import streamlit.elements.plotly_chart  # noqa: F401 - sets Plotly's default template, as the dashboard does
+    from PIL import Image
+
+    from core import figures
+
+    chromium_path()
+    assert pio.templates.default == "streamlit"
+    rep = {"questions": 4, "models": [{"model": "m", "accuracy": 1.0, "macro_f1": 1.0,
+                                       "by_subject": {"윤리와 사상": {"questions": 4, "accuracy": 1.0}}}]}
+    img = Image.open(io.BytesIO(figures.to_png(figures.subject_bars(rep)))).convert("RGB")
+    colours = img.getcolors(maxcolors=1 << 20)
+    black = sum(n for n, rgb in colours if max(rgb) < 40)
+    blue = sum(n for n, (r, g, b) in colours if b > 200 and r < 140 and g < 150)  # plotly's first colour #636efa
+    assert blue > 0.05 * img.width * img.height, "the bars are not drawn in the template's colour"
+    assert black < 0.02 * img.width * img.height, "the bars came out black"
