@@ -59,7 +59,9 @@ with st.expander("Register a model", expanded=not registered):
                 "base URL like `http://127.0.0.1:8000/v1` and the served model name.\n"
                 "- **local**: a transformers model folder or hub id (optional PEFT adapter folder); "
                 "for small models and tests.")
-    with st.form("add-model"):
+    # A new form key after each registration: the next model starts from empty fields, while a failed
+    # registration keeps what was typed (clear_on_submit would drop it).
+    with st.form(f"add-model-{st.session_state.get('add-model-n', 0)}"):
         f1, f2 = st.columns(2)
         name = f1.text_input("Name", placeholder="teacher-flash")
         provider = f2.selectbox("Provider", ["gemini", "openai", "local"])
@@ -74,6 +76,7 @@ with st.expander("Register a model", expanded=not registered):
                     store, name.strip(), provider, model_id, base_url=base_url.strip() or None,
                     params=params, adapter=adapter.strip() or None)):
                 flash(f"Registered {name!r}. Use “Test connection” to check it.")
+                st.session_state["add-model-n"] = st.session_state.get("add-model-n", 0) + 1
                 st.rerun()
 
 # ---- solve panel -------------------------------------------------------------------------------

@@ -438,3 +438,17 @@ def test_settings_template_defaults_to_solve_and_sidebar_store_name(db_env):
     store_line = next(c for c in app.sidebar.caption if c.value.startswith("Store:"))
     assert store_line.value == "Store: app\\.duckdb"  # the name; the full path is in the tooltip
     assert str(db_env) in store_line.proto.help
+
+
+def test_register_form_starts_empty_after_a_registration(db_env):
+    at = open_page("pages/settings.py")
+    fields = {t.label: t for t in at.text_input}
+    fields["Name"].input("first")
+    fields["Model id"].input("m-1")
+    fields["Base URL (openai; optional for gemini)"].input("http://127.0.0.1:9/v1")
+    next(s for s in at.selectbox if s.label == "Provider").select("openai")
+    at.get("form_submit_button")[0].click().run()
+    assert any("Registered 'first'" in s.value for s in at.success)
+    next(e for e in at.expander if e.label == "Register a model")  # still there, for the next one
+    fields = {t.label: t.value for t in at.text_input}
+    assert (fields["Name"], fields["Model id"], fields["Base URL (openai; optional for gemini)"]) == ("", "", "")
