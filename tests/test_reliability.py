@@ -503,3 +503,18 @@ def test_escaping_also_defuses_autolinks_icons_and_directives():
         assert out.replace("\u2060", "").replace("\\", "") == \
             "see http://evil.example, www.evil.example, a@evil.example :material/home:"  # nothing else changes
     assert text(":red[alarm] 1: 옳은 것은? (단위: %)") == "\\:red\\[alarm\\] 1: 옳은 것은? \\(단위: %\\)"
+
+
+def test_data_show_never_echoes_stored_control_characters(db_env, tmp_path, capsys):
+    from core.cli import main
+    from core.store import Store
+
+    s = Store(db_env)
+    datasets.import_file(s, _jsonl(tmp_path / "ok.jsonl", [GOOD]), "old", "test")
+    # A store made before imports cleaned text may still hold NUL and escape codes.
+    s.execute("UPDATE questions SET question = 'bad\x00 \x1b[2J 질문'")
+    s.close()
+    assert main(["--db", str(db_env), "data", "show", "old"]) == 0
+    out = capsys.readouterr().out
+    assert "\x00" not in out and "\x1b" not in out  # old: echoed raw (a terminal runs the escape)
+    assert "bad\\x00 \\x1b[2J 질문" in out

@@ -9,6 +9,7 @@ import typer
 from core import datasets
 from core.cli import app, print_json, store_of
 from core.datasets import parse_mapping
+from core.formats.base import visible_controls
 from core.render import question_text
 
 data_app = typer.Typer(no_args_is_help=True, help="Import, browse, export and delete question sets.")
@@ -60,7 +61,7 @@ def show(ctx: typer.Context, name: str, search: str = typer.Option(None, "--sear
     """Print questions the way a student sees them."""
     for q in datasets.questions(store_of(ctx), name, search=search, subject=subject, limit=limit):
         answer = f"정답 {q['answer']}" if q["answer"] else "정답 없음"
-        typer.echo(f"── {q['qid']} · {q['subject']} · {answer}\n{question_text(q, q['qid'])}\n")
+        typer.echo(visible_controls(f"── {q['qid']} · {q['subject']} · {answer}\n{question_text(q, q['qid'])}\n"))
 
 
 @data_app.command("export")

@@ -219,6 +219,12 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired halves ("\ud800" in JSON)
 _TEXT_FIELDS = ("qid", "question", "paragraph", "passage_id", "extra", "subject")
 
 
+def visible_controls(text: str) -> str:
+    """Control characters shown as \\xNN, for a terminal (a stored ESC must not drive it); imports
+    remove them, but a store made before that may still hold some."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _clean(rec: Record) -> tuple[int, str | None]:
     """Remove control characters from every text field (returns how many) and name an unpaired
     surrogate, which no text can hold (DuckDB would refuse the whole import)."""
