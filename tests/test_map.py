@@ -272,3 +272,23 @@ def test_overlap_step_on_injected_sets(store, tmp_path):
         "test_start": "te 문항 1: 옳은 것은?", "train_start": "tr 문항 1: 옳은 것은?"}
     assert set(s["by_subject"]) == {"국어", "한국사"} and s["by_subject"]["국어"]["questions"] == 3
     assert s["auc"] > 0.8
+
+
+def test_mining_hard_negatives_and_prompt_only_pairs_are_sets(store, tmp_path):
+    exam(store, tmp_path, 4)
+    store.execute("INSERT INTO mining_runs (id, pool, teacher, student, config, state) "
+                  "VALUES ('m1', 'exam', 't', 's', '{}', 'done')")
+    store.executemany("INSERT INTO mining_items (run_id, qid, outcome, kept) VALUES ('m1', ?, ?, ?)",
+                      [("q1", "hard_negative", True), ("q2", "both_correct", False), ("q4", "hard_negative", True)])
+    store.execute("INSERT INTO preference_sets (name, source, hash, n_pairs) VALUES ('hub', 'import:x', 'h', 1)")
+    prompt = json.dumps([{"role": "system", "content": "풀이"}, {"role": "user", "content": "수입한 문항: 옳은 것은?"}],
+                        ensure_ascii=False)
+    store.execute("INSERT INTO preference_pairs (set_name, idx, prompt, chosen, rejected) VALUES ('hub', 0, ?, 'c', 'r')",
+                  [prompt])
+    assert mapping.available_sets(store) == ["exam", "hub", "mining:m1"]
+    assert [(it["id"], it["start"]) for it in mapping.items(store, "mining:m1")] == [
+        ("q1", "exam 문항 1: 옳은 것은?"), ("q4", "exam 문항 4: 옳은 것은?")]
+    [pair] = mapping.items(store, "hub")
+    assert (pair["id"], pair["text"], pair["subject"]) == ("0", "수입한 문항: 옳은 것은?", "(none)")
+    with pytest.raises(mapping.NotFound, match="no dataset, preference set or mining run named 'mining:m2'"):
+        mapping.items(store, "mining:m2")
