@@ -214,7 +214,7 @@ def _register(w: Walk, name: str, provider: str, model_id: str, base_url: str = 
     fill(w.page, "Name", name, enter=False, rerun=False)
     select(w.page, "Provider", provider, rerun=False)
     fill(w.page, "Model id", model_id, enter=False, rerun=False)
-    fill(w.page, "Base URL (openai; optional for gemini)", base_url, enter=False, rerun=False)  # the form keeps old values
+    fill(w.page, "Base URL (openai; optional for gemini)", base_url, enter=False, rerun=False)
     fill(w.page, "Params, KEY=VALUE per line", params, enter=False, rerun=False)
     click(w.page, "Register")
     wait_text(w.page, f"Registered '{name}'")
