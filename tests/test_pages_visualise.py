@@ -214,3 +214,41 @@ def test_map_selection_in_a_browser(tmp_path):
         assert "te 문항 2: 옳은 것은?" in main_text(page)
         page.screenshot(path=str(tmp_path / "visualise.png"), full_page=True)
         assert not exceptions(page)
+
+
+def step_visualise(page, url: str, points: int) -> None:
+    """Browser walk of the page on a store with no map yet: Map (the default sets, the real offline
+    embedder) → the map appears → click a point (it opens) → lasso every point (all listed).
+    Written so the whole-pipeline browser test can call it after Evaluate."""
+    from tests.dashboard import exceptions, main_text, wait_idle
+
+    page.goto(f"{url}/visualise")
+    wait_idle(page)
+    page.get_by_text("No map yet").wait_for()
+    page.get_by_role("button", name="Map").click()
+    page.locator("[data-testid=stPlotlyChart]").first.wait_for(timeout=300_000)
+    wait_idle(page)
+    assert f"{points} questions · " in main_text(page)
+    click_point(page, trace=0, index=0)
+    page.get_by_text("Selected: 1 question(s)").wait_for(timeout=60_000)
+    page.get_by_text("Nearest neighbours").wait_for(timeout=60_000)
+    wait_idle(page)
+    lasso_all(page)
+    page.get_by_text(f"Selected: {points} question(s)").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert not exceptions(page)
+
+
+@pytest.mark.browser
+def test_map_made_from_the_form_in_a_browser(tmp_path):
+    from tests.dashboard import browser_page, chromium_path, running_dashboard
+
+    chromium_path()
+    db = tmp_path / "form.duckdb"
+    s = Store(db)
+    exam(s, tmp_path, 3, "pool")
+    exam(s, tmp_path, 2, "test")
+    s.close()
+    with running_dashboard(db, {"CSAT_WORKSPACE": str(tmp_path / "ws")}) as url, browser_page() as page:
+        step_visualise(page, url, 5)
+        page.screenshot(path=str(tmp_path / "visualise-form.png"), full_page=True)
