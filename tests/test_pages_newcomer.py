@@ -452,3 +452,24 @@ def test_register_form_starts_empty_after_a_registration(db_env):
     next(e for e in at.expander if e.label == "Register a model")  # still there, for the next one
     fields = {t.label: t.value for t in at.text_input}
     assert (fields["Name"], fields["Model id"], fields["Base URL (openai; optional for gemini)"]) == ("", "", "")
+
+
+def test_sidebar_counts_only_finished_runs_with_plurals_right(db_env, tmp_path, monkeypatch):
+    """Item 12: a failed mining run is not 'the latest run'; one prediction set is singular."""
+    from core import mining, models
+    from core.errors import CoreError
+    from tests.minidata import import_mini
+
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    s = Store(db_env)
+    import_mini(s, tmp_path, n=2, name="mini")
+    predictions.save_predictions(s, "mini", "m", {"q1": 1, "q2": 3}, source="test")
+    models.add_model(s, "flash", "gemini", "gemini-2.5-flash")
+    with pytest.raises(CoreError):
+        mining.mine(s, mining.MiningConfig(pool="mini", teacher="flash", student="gemma3-270m-local"))
+    assert [r["state"] for r in mining.list_runs(s)] == ["failed"]
+    s.close()
+    clear_cached_store()
+    side = [c.value for c in open_page("app.py").sidebar.caption]
+    assert any(c.endswith("Evaluate: 1 prediction set on 1 test set") for c in side), side
+    assert any(c.endswith("Mine: —") for c in side), side
