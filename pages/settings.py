@@ -128,7 +128,7 @@ if registered and sets:
             # The finished run's own summary (the same numbers as `solve --json`), not the live poll.
             numbers(result | {"finished": result["answered"] + result["unparsed"] + result["errors"]}, True)
         else:
-            @st.fragment(run_every=2.0)
+            @st.fragment(run_every=1.0)  # as often as the progress bar above, so the two agree
             def live() -> None:
                 s = generations.live_summary(store, p["dataset"], p["model"], p["samples"])
                 s["accuracy"] = s["accuracy"] if s["answered_gold"] else None
