@@ -445,6 +445,9 @@ def classifier_auc(train: np.ndarray, test: np.ndarray, folds: int = 5, groups: 
 def auc_reading(auc: float | None) -> str:
     if auc is None:
         return "too few items on one side to train a classifier"
+    if auc < 0.4:
+        return ("below chance: with this few items cross-validation is unstable; read it as indistinguishable "
+                "(the train set covers the test set)")
     if auc < 0.6:
         return "indistinguishable: a classifier cannot tell test from train (the train set covers the test set)"
     if auc < 0.8:
@@ -523,7 +526,7 @@ def overlap(store: Store, config: OverlapConfig, ctx: JobContext | None = None) 
                 "nn_similarity_mean": f"a test question's closest train item has cosine {m['nn_similarity_mean']:.3f} "
                                       f"on average (median {m['nn_similarity_median']:.3f}; 1.0 = the same text)",
                 "near_duplicates": f"{m['near_duplicates']} of {n} test questions have a train item at cosine ≥ "
-                                   f"{config.threshold:g}: contamination suspects, listed in near_duplicate_items",
+                                   f"{config.threshold:g}: contamination suspects (listed)",
                 "auc": auc_reading(m["auc"]) + (f" (AUC {m['auc']:.2f}; 0.5 = indistinguishable, 1.0 = separated)"
                                                 if m["auc"] is not None else ""),
             },
@@ -711,7 +714,7 @@ def colour_classes(store: Store, points: list[dict[str, Any]], by: str, dataset:
     return [res.get(p["id"], "(no prediction)") if p["set"] == dataset else "(other set)" for p in points]
 
 
-def map_figure(points: list[dict[str, Any]], classes: list[str], title: str = ""):
+def map_figure(points: list[dict[str, Any]], classes: list[str], title: str = "", method: str = "umap"):
     """One trace per category; hover: question start, subject, set; customdata = [set, id] for selection."""
     import plotly.graph_objects as go
 
@@ -730,8 +733,8 @@ def map_figure(points: list[dict[str, Any]], classes: list[str], title: str = ""
     # no dragmode/clickmode: Streamlit then pans on drag and selects the clicked point; box and
     # lasso are in the mode bar (in those modes Streamlit turns click-selection off)
     fig.update_layout(title=title, height=620, legend={"itemsizing": "constant"},
-                      xaxis={"showticklabels": False, "title": "UMAP 1"}, yaxis={"showticklabels": False,
-                                                                                 "title": "UMAP 2"})
+                      xaxis={"showticklabels": False, "title": f"{method.upper()} 1"},
+                      yaxis={"showticklabels": False, "title": f"{method.upper()} 2"})
     return fig
 
 

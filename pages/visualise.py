@@ -6,7 +6,7 @@ import importlib.util
 
 import streamlit as st
 
-from core import embeddings, mapping
+from core import datasets, embeddings, mapping
 from core.mapping import FlipsConfig, MapConfig, OverlapConfig
 from pages._ui import (
     config_form,
@@ -71,7 +71,8 @@ else:
                                   key="vis-colour-b")
     classes = run_action(lambda: mapping.colour_classes(store, points, by, ds, a, b)) or [p["set"] for p in points]
     fig = mapping.map_figure(points, classes, title=f"{len(points):,} questions · {run['summary']['method'].upper()} "
-                                                    f"of {run['summary']['embedder']}")
+                                                    f"of {run['summary']['embedder']}",
+                                 method=run["summary"]["method"])
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="vis-chart",
                             width="stretch")
     picked = []
@@ -127,9 +128,11 @@ else:
 # ---- overlap ------------------------------------------------------------------------------
 st.header("Overlap")
 st.caption("Measured in the full embedding space, not on the 2-D map.")
-train_default = next((s for s in sets if not s.startswith(mapping.MINING_PREFIX)), sets[0])
+splits = {d["name"]: d["split"] for d in datasets.list_datasets(store)}
+train_default = next((s for s in sets if splits.get(s) == "train"), sets[0])
+test_default = next((s for s in sets if splits.get(s) == "test"), sets[-1])
 cfg = config_form(OverlapConfig, "vis-overlap", choices={"train": sets, "test": sets},
-                  defaults={"train": train_default, "test": sets[-1]}, submit="Measure overlap", columns=3)
+                  defaults={"train": train_default, "test": test_default}, submit="Measure overlap", columns=3)
 if cfg:
     job = run_action(lambda: mapping.start_job(store, cfg))
     if job:
