@@ -23,7 +23,7 @@ from core.training.config import TrainConfig
 def test_one_orpo_step_of_the_real_gemma_270m(store, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     make_set(store, "g", [pair(0, chosen='정답: ③번. 지문에 근거한다. {"Answer":"3"}'), pair(1)])
-    cfg = TrainConfig(set_name="g", base_model=GEMMA_LOCAL, max_steps=1, gradient_accumulation_steps=2,
+    cfg = TrainConfig(set_name="g", base_model=GEMMA_LOCAL, max_steps=1, gradient_accumulation_steps=1,
                       max_length=256, max_prompt_length=192, max_completion_length=64, learning_rate=1e-4,
                       warmup_ratio=0.0, save_steps=1000, backend="cpu", gradient_checkpointing=False,
                       load_in_4bit=False, optim="adamw_torch")

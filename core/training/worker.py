@@ -276,7 +276,9 @@ def run(run_dir: Path) -> int:
             trainer_ref["start_step"] = int(checkpoint.name.split("-")[-1])
             log(f"resuming from {checkpoint.name}")
         status.set(resumed_from=checkpoint.name if checkpoint else None)
+        cpu0 = time.process_time()
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        status.set(train_cpu_s=round(time.process_time() - cpu0, 3))  # CPU time (all threads): bench/bench_train.py
         state = trainer.state
         if trainer_ref["nan"]:
             bad = trainer_ref["nan"]
