@@ -274,6 +274,9 @@ def _check_sets(store: Store, config: StepConfig) -> None:
         raise CoreError("choose at least one set to map", hint="sets: " + (", ".join(available_sets(store)) or "none"))
     for n in names:
         set_kind(store, n)
+    if isinstance(config, FlipsConfig):
+        for label in (config.a, config.b):
+            outcomes(store, config.dataset, label)
 
 
 def embed_set(store: Store, config: EmbedConfig, ctx: JobContext | None = None) -> dict[str, Any] | None:
