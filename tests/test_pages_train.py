@@ -80,3 +80,38 @@ def test_preset_preflight_start_live_curves_and_overlay(db_env, tiny_qwen):
     overlay = json.loads(charts[1].proto.spec)
     assert {t["name"] for t in overlay["data"]} == {run_id, other}
     assert next(m for m in at.metric if m.label == "steps/s").value != "—"
+
+
+def test_cancel_and_resume_buttons_drive_a_live_worker(db_env, tiny_qwen):
+    import psutil
+
+    seed = Store(db_env)
+    models.add_model(seed, "tiny", "local", tiny_qwen, params={"thinking": False})
+    make_set(seed, "s", [pair(i) for i in range(4)])
+    seed.close()
+    clear_cached_store()
+    from pages._ui import _open_store
+
+    store = _open_store(str(db_env))
+    run_id, _ = launcher.start(store, TrainConfig(set_name="s", base_model="tiny",
+                                                  **(TINY | {"max_steps": 100_000, "save_steps": 1})))
+    end = __import__("time").monotonic() + 240
+    while not store.scalar("SELECT count(*) FROM training_metrics WHERE run_id = ?", [run_id]):
+        ingest.sync(store, run_id)
+        assert __import__("time").monotonic() < end, "no step logged"
+    pid = launcher.get(store, run_id)["pid"]
+
+    at = open_page("pages/train.py")
+    assert any(p.proto.text.startswith("running · step") for p in at.get("progress"))
+    button(at, "Cancel").click().run()
+    assert not at.exception, at.exception
+    assert launcher.get(store, run_id)["state"] == "cancelled"
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert any(w.value.startswith("cancelled; resume continues from checkpoint") for w in at.warning)  # escaped text
+
+    button(at, "Resume from the last checkpoint").click().run()
+    assert not at.exception, at.exception
+    resumed = launcher.get(store, run_id)
+    assert resumed["state"] == "running" and resumed["pid"] != pid
+    launcher.cancel(store, run_id)  # leave nothing running
+    assert not launcher.alive(resumed["pid"], resumed["pid_create_time"])

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import CoreError
 from core.runs import finish_run
 from core.training import files, launcher
 from core.training.files import KEYS
@@ -92,7 +93,11 @@ def sync(store: Store, run_id: str) -> dict[str, Any]:
                       [json.dumps(status, ensure_ascii=False, default=str), status.get("backend"), datetime.now(), run_id])
     state = status.get("state")
     if state == "done":
-        _finish_done(store, run, status)
+        try:
+            _finish_done(store, run, status)
+        except CoreError as exc:  # e.g. the adapter folder was moved: say so instead of staying 'running'
+            _fail(store, run_id, f"training finished but the tuned model could not be registered: {exc.message}",
+                  files.log_tail(run_dir, 5))
     elif state == "failed":
         tail = files.log_tail(run_dir, 20)
         _fail(store, run_id, status.get("message") or "the worker failed", tail)

@@ -154,7 +154,9 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
     root = run_root or launcher.runs_root(store)
     probe = root if root.exists() else next((p for p in root.parents if p.exists()), Path("/"))
     free_gb = round(shutil.disk_usage(probe).free / 1e9, 1)
-    need_disk = round(size["params"] * 4 * 2 * 1e-9 * 0.05 * config.save_total_limit + 0.1, 2)  # LoRA + optimizer, generous
+    lora_params = config.lora_r * (size["hidden"] + size["intermediate"]) * size["layers"] * len(config.target_modules)
+    # Each checkpoint: LoRA weights (fp32) + AdamW moments (2 × fp32); plus the final adapter; 50% slack.
+    need_disk = round(lora_params * 12 * (config.save_total_limit + 1) * 1.5 / 1e9 + 0.05, 2)
     warnings = []
     if not prepared["rows"]:
         warnings.append("no pair is left to train on: raise max_prompt_length / max_length or use long_prompts=truncate")
@@ -182,5 +184,5 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
                    "limits": {"max_length": config.max_length, "max_prompt_length": config.max_prompt_length,
                               "max_completion_length": config.max_completion_length}},
         "gpu": gpu, "gpus": len(found), "backend": backend, "precision": precision_for(backend, gpu),
-        "estimate": est, "disk_free_gb": free_gb, "warnings": warnings,
+        "estimate": est | {"disk_gb": need_disk}, "disk_free_gb": free_gb, "warnings": warnings,
     }
