@@ -256,3 +256,27 @@ def test_sigkill_marks_failed_with_log_tail_then_resume_continues_from_checkpoin
     assert done["summary"]["steps"] == 12 and models.get_model(tiny, done["adapter_model"]).adapter
     log = (run_dir / files.LOG).read_text()
     assert log.count("=== worker started") == 2 and "resuming from checkpoint-" in log
+
+
+def test_ctrl_c_while_waiting_cancels_the_run_and_exits_130(tiny):
+    tiny.close()
+    db = Path(tiny.path)
+    args = [sys.executable, "-m", "core", "--db", str(db), "train", "start", "--set", "s", "--base", "tiny", "--wait",
+            *[x for k, v in (TINY | {"max_steps": 100_000, "save_steps": 1}).items() for x in ("--param", f"{k}={v}")]]
+    cli_proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    runs = db.parent / "runs" / "train"
+    # The CLI holds the store; the run folder shows progress: wait for a logged step.
+    metrics = until(lambda: next((p for p in runs.glob("*/metrics.jsonl") if p.stat().st_size), None), "a logged step")
+    worker_pid = json.loads((metrics.parent / files.STATUS).read_text())["pid"]
+    cli_proc.send_signal(signal.SIGINT)
+    _, err = cli_proc.communicate(timeout=DEADLINE_S)
+    assert cli_proc.returncode == 130, err
+    assert "train resume" in err
+    assert not psutil.pid_exists(worker_pid) or psutil.Process(worker_pid).status() == psutil.STATUS_ZOMBIE
+    store = Store(db)
+    try:
+        run = launcher.get(store, metrics.parent.name)
+        assert run["state"] == "cancelled" and files.last_checkpoint(metrics.parent) is not None
+    finally:
+        store.close()
