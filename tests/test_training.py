@@ -208,6 +208,11 @@ def test_cli_run_reattached_by_another_process_registers_a_working_adapter(tiny)
 
         export.export(store, out["run"], exported)
         assert (exported / "adapter_config.json").is_file()
+        merged = Path(store.path).parent / "merged"
+        assert export.export(store, out["run"], merged, merged=True)["kind"] == "merged"
+        assert (merged / "config.json").is_file() and (merged / "model.safetensors").is_file()
+        with pytest.raises(CoreError, match="not empty"):
+            export.export(store, out["run"], merged)
     finally:
         store.close()
 

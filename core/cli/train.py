@@ -278,4 +278,5 @@ def export_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id")
     from core.training import export
 
     r = export.export(store_of(ctx), run, out, merged=merged)
-    typer.echo(f"Wrote the {r['kind']} of run {run} to {r['out']}.")
+    what = "merged weights (a transformers folder)" if r["kind"] == "merged" else "LoRA adapter folder"
+    typer.echo(f"Wrote the {what} of run {run} to {r['out']}.")
