@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 from tiny_models import build_tiny_qwen
-from trainhelp import TINY, make_set, pair
+from trainhelp import TINY, kill_leftover_workers, make_set, pair
 
 from core import models
 from core.store import Store
@@ -16,6 +16,12 @@ from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # no
 @pytest.fixture(scope="module")
 def tiny_qwen(tmp_path_factory):
     return str(build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen3-page")))
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left_behind(tmp_path):
+    yield
+    kill_leftover_workers(tmp_path)
 
 
 def select(at: AppTest, label: str):

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 from tiny_models import build_tiny_qwen
-from trainhelp import TINY, make_set, pair
+from trainhelp import TINY, kill_leftover_workers, make_set, pair
 
 from core import engine, models
 from core.engine import Request
@@ -45,6 +45,12 @@ def tiny(store, tiny_qwen):
     models.add_model(store, "tiny", "local", tiny_qwen, params={"thinking": False, "temperature": 0, "max_tokens": 4})
     make_set(store, "s", [pair(i) for i in range(6)])
     return store
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left_behind(tmp_path):
+    yield
+    kill_leftover_workers(tmp_path)
 
 
 def until(cond, what: str):

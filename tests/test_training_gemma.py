@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from trainhelp import make_set, pair
+import pytest
+from trainhelp import kill_leftover_workers, make_set, pair
 
 from core import engine, models
 from core.engine import Request
@@ -20,6 +21,13 @@ from core.training import files, ingest, launcher
 from core.training.config import TrainConfig
 
 
+@pytest.fixture(autouse=True)
+def no_worker_left_behind(tmp_path):
+    yield
+    kill_leftover_workers(tmp_path)
+
+
+@pytest.mark.timeout(900)  # ~1 min on an idle 2-core machine, several under a full parallel suite
 def test_one_orpo_step_of_the_real_gemma_270m(store, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     make_set(store, "g", [pair(0, chosen='정답: ③번. 지문에 근거한다. {"Answer":"3"}'), pair(1)])

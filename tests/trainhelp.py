@@ -30,3 +30,26 @@ def make_set(store, name: str, pairs: list[dict]) -> str:
 TINY = {"max_length": 256, "max_prompt_length": 160, "max_completion_length": 64, "backend": "cpu",
         "gradient_accumulation_steps": 2, "learning_rate": 1e-3, "warmup_ratio": 0.0, "save_steps": 1,
         "gradient_checkpointing": False, "load_in_4bit": False, "optim": "adamw_torch"}
+
+
+def kill_leftover_workers(root) -> list[int]:
+    """Teardown: end any worker still running on a run folder under `root` (a failed test must not
+    leave a 100,000-step run behind). Matches by command line, so nothing else is touched."""
+    from pathlib import Path
+
+    import psutil
+
+    from core.training import launcher
+
+    killed = []
+    for status in Path(root).rglob("status.json"):
+        try:
+            pid = json.loads(status.read_text())["pid"]
+            proc = psutil.Process(pid)
+            cmd = proc.cmdline()
+        except (OSError, ValueError, KeyError, psutil.Error):
+            continue
+        if "core.training.worker" in cmd and str(status.parent) in cmd:
+            launcher.kill_tree(pid, proc.create_time())
+            killed.append(pid)
+    return killed
