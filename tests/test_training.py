@@ -135,6 +135,12 @@ def test_a_typo_in_a_setting_fails_before_anything_starts(tiny):
     assert r.returncode == 1 and "unknown training setting 'max_stepz'" in r.stderr and "max_steps" in r.stderr
     r = cli(db, "train", "start", "--set", "s", "--base", "tiny", "--param", "beta=-1")
     assert r.returncode == 1 and "beta" in r.stderr
+    r = cli(db, "train", "preflight", "--set", "s", "--base", "tiny", "--preset", "tiny CPU trial",
+            "--param", "target_modules=q_proj,v_proj", "--json")
+    assert r.returncode == 0, r.stderr
+    pf = json.loads(r.stdout)
+    assert pf["kept"] == 6 and pf["backend"] == "cpu" and pf["tokens"]["limits"]["max_length"] == 512  # the preset
+    assert pf["estimate"]["steps"] == 2 and pf["template"]["kind"] == "chat" and pf["template"]["thinking"] is False
     s = Store(db)
     assert s.scalar("SELECT count(*) FROM training_runs") == 0 and s.scalar("SELECT count(*) FROM runs") == 0
     s.close()
