@@ -297,3 +297,12 @@ def test_ctrl_c_while_waiting_cancels_the_run_and_exits_130(tiny):
         assert run["state"] == "cancelled" and files.last_checkpoint(metrics.parent) is not None
     finally:
         store.close()
+
+
+def test_the_worker_never_loads_the_store():
+    code = ("import sys, core.training.worker as w; w.make_trainer_class(); "
+            "print(sorted(m for m in ('duckdb', 'core.store', 'streamlit') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -100,6 +100,13 @@ def load_model(cfg: dict[str, Any], base: dict[str, Any], backend: str, prec: st
         try:
             from unsloth import FastLanguageModel  # before transformers/trl/peft, as Unsloth requires
 
+            try:  # older Unsloth patches TRL's preference trainers on request; newer ones on import
+                from unsloth import PatchDPOTrainer
+
+                PatchDPOTrainer()
+            except ImportError:
+                pass
+
             model, tok = FastLanguageModel.from_pretrained(
                 model_name=base["folder"], max_seq_length=cfg["max_length"], dtype=None,
                 load_in_4bit=cfg["load_in_4bit"])
