@@ -273,6 +273,15 @@ def test_sigkill_marks_failed_with_log_tail_then_resume_continues_from_checkpoin
     assert done["summary"]["steps"] == 12 and models.get_model(tiny, done["adapter_model"]).adapter
     log = (run_dir / files.LOG).read_text()
     assert log.count("=== worker started") == 2 and "resuming from checkpoint-" in log
+    assert launcher.start(tiny, cfg) == (run_id, "done")  # the same settings again: that finished run
+
+    # The set replaced under its name (new content): the same settings are a new run.
+    tiny.execute("DELETE FROM preference_pairs WHERE set_name = 's12'")
+    tiny.execute("DELETE FROM preference_sets WHERE name = 's12'")
+    make_set(tiny, "s12", [pair(i, rejected="틀린 풀이") for i in range(12)])
+    new_id, what = launcher.start(tiny, cfg)
+    assert what == "started" and new_id != run_id
+    assert launcher.cancel(tiny, new_id)["state"] == "cancelled"
 
 
 def test_ctrl_c_while_waiting_cancels_the_run_and_exits_130(tiny):

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,13 +104,15 @@ def _refuse_if_busy(store: Store, backend: str, except_run: str | None = None) -
 def start(store: Store, config: TrainConfig) -> tuple[str, str]:
     """Start a run for this config. Returns (run id, what happened: started | resumed | running | done).
 
-    The same config (same hash) is the same run: a finished one is shown, a live one is attached to,
-    a failed or cancelled one resumes from its last checkpoint.
+    The same config (same hash) on the same set content is the same run: a finished one is shown, a
+    live one is attached to, a failed or cancelled one resumes from its last checkpoint. A set replaced
+    under the same name since is new content: a new run.
     """
     from core.training import data, ingest, preflight
 
-    existing = store.rows("SELECT id, state FROM training_runs WHERE config_hash = ? ORDER BY created_at DESC LIMIT 1",
-                          [config.digest()])
+    set_hash = store.scalar("SELECT hash FROM preference_sets WHERE name = ?", [config.set_name])
+    existing = store.rows("SELECT id, state FROM training_runs WHERE config_hash = ? AND set_hash IS NOT DISTINCT FROM ? "
+                          "ORDER BY created_at DESC LIMIT 1", [config.digest(), set_hash])
     if existing:
         run_id = existing[0]["id"]
         state = ingest.sync(store, run_id)["state"]
@@ -126,6 +129,11 @@ def start(store: Store, config: TrainConfig) -> tuple[str, str]:
                         hint="raise max_prompt_length / max_length, or use --param long_prompts=truncate")
     _refuse_if_busy(store, check["backend"])
     run_id, _ = open_run(store, config)
+    if store.scalar("SELECT count(*) FROM training_runs WHERE id = ?", [run_id]):
+        # Same settings, but the set was replaced under its name since: a new run of its own.
+        run_id = f"train-{uuid.uuid4().hex[:8]}"
+        store.execute("INSERT INTO runs (id, step, config, config_hash, code_version, state) VALUES (?, 'train', ?, ?, ?, "
+                      "'running')", [run_id, config.model_dump_json(), config.digest(), code_version()])
     run_dir = runs_root(store) / run_id
     (run_dir / files.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
     base = prepared["base"]
