@@ -97,6 +97,10 @@ def test_preflight_drops_or_truncates_over_long_pairs_visibly(tiny):
     cut = next(r for r in kept["rows"] if r["idx"] == 1)
     assert cut["prompt"].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")  # the end (generation prompt) kept
 
+    with pytest.raises(CoreError, match=r"target_modules \['foo_proj'\] are not in tiny .*gate_proj"):
+        launcher.start(tiny, config(target_modules=["gate_proj", "foo_proj"]))
+    assert tiny.scalar("SELECT count(*) FROM training_runs") == 0
+
     with pytest.raises(CoreError, match="no pair"):
         make_set(tiny, "hopeless", [pair(0, user=long_user)])
         launcher.start(tiny, config(set_name="hopeless"))

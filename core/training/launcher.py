@@ -127,6 +127,9 @@ def start(store: Store, config: TrainConfig) -> tuple[str, str]:
     if not prepared["rows"]:
         raise CoreError(f"no pair of set {config.set_name!r} fits the limits ({len(prepared['dropped'])} dropped)",
                         hint="raise max_prompt_length / max_length, or use --param long_prompts=truncate")
+    if check["missing_modules"]:
+        raise CoreError(next(w for w in check["warnings"] if w.startswith("target_modules")),
+                        hint="set --param target_modules=… to module names the model has")
     _refuse_if_busy(store, check["backend"])
     run_id, _ = open_run(store, config)
     if store.scalar("SELECT count(*) FROM training_runs WHERE id = ?", [run_id]):

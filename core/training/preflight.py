@@ -68,7 +68,7 @@ def model_size(folder: str) -> dict[str, Any]:
     """Parameter count (from the weight files) and the shape numbers the estimate needs."""
     cfg = json.loads((Path(folder) / "config.json").read_text("utf-8"))
     cfg = cfg.get("text_config", cfg)
-    n = 0
+    n, modules = 0, set()
     for f in Path(folder).glob("*.safetensors"):
         try:
             from safetensors import safe_open
@@ -77,12 +77,14 @@ def model_size(folder: str) -> dict[str, Any]:
                 for k in st.keys():
                     shape = st.get_slice(k).get_shape()
                     n += math.prod(shape)
+                    modules.update(k.split(".")[:-1])
         except Exception:
             n += f.stat().st_size // 2
     if not n:
         n = sum(f.stat().st_size for f in Path(folder).glob("*.bin")) // 2
     return {"params": int(n), "hidden": cfg.get("hidden_size", 0), "layers": cfg.get("num_hidden_layers", 0),
-            "vocab": cfg.get("vocab_size", 0), "intermediate": cfg.get("intermediate_size", 0)}
+            "vocab": cfg.get("vocab_size", 0), "intermediate": cfg.get("intermediate_size", 0),
+            "modules": sorted(modules)}
 
 
 def estimate(config: TrainConfig, size: dict[str, Any], pairs: int, mean_tokens: float, longest: int,
@@ -158,6 +160,10 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
     # Each checkpoint: LoRA weights (fp32) + AdamW moments (2 × fp32); plus the final adapter; 50% slack.
     need_disk = round(lora_params * 12 * (config.save_total_limit + 1) * 1.5 / 1e9 + 0.05, 2)
     warnings = []
+    missing = [m for m in config.target_modules if size["modules"] and m not in size["modules"]]
+    if missing:
+        linear = sorted(m for m in size["modules"] if m.endswith("_proj") or m in ("fc1", "fc2", "c_attn", "c_proj"))
+        warnings.append(f"target_modules {missing} are not in {base.name} (its projections: {', '.join(linear) or '?'})")
     if not prepared["rows"]:
         warnings.append("no pair is left to train on: raise max_prompt_length / max_length or use long_prompts=truncate")
     if prepared["dropped"]:
@@ -183,6 +189,6 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
                    "rejected": _stats([x["rejected"] for x in lengths]),
                    "limits": {"max_length": config.max_length, "max_prompt_length": config.max_prompt_length,
                               "max_completion_length": config.max_completion_length}},
-        "gpu": gpu, "gpus": len(found), "backend": backend, "precision": precision_for(backend, gpu),
+        "missing_modules": missing, "gpu": gpu, "gpus": len(found), "backend": backend, "precision": precision_for(backend, gpu),
         "estimate": est | {"disk_gb": need_disk}, "disk_free_gb": free_gb, "warnings": warnings,
     }
