@@ -1,9 +1,10 @@
 """Training: real ORPO runs of a tiny random Qwen3 on CPU through the launcher (a real worker process).
 
-Covered: pre-flight with over-long pairs, prompt rendering equal to the local provider's, a run started
-from the CLI that a second CLI process re-attaches to (--wait --json), metrics ingested, the adapter
-registered and answering through the local provider, cancel mid-run (no process left), SIGKILL
-(failed with the log tail) then resume from the checkpoint, a busy GPU refused, a NaN loss named.
+Covered: pre-flight with over-long pairs and missing target modules, prompt rendering equal to the local
+provider's, setting typos, a busy GPU refused, a NaN loss named, the worker never loading the store, and
+a run started from the CLI that a second CLI process re-attaches to (--wait --json): metrics ingested,
+the adapter registered and answering through the local provider, exported (adapter and merged).
+Cancel, SIGKILL + resume and Ctrl-C: tests/test_training_lifecycle.py.
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 from tiny_models import build_tiny_qwen
-from trainhelp import TINY, kill_leftover_workers, make_set, pair
+from trainhelp import DEADLINE_S, ROOT, TINY, add_tiny, cli, config, kill_leftover_workers, make_set, pair
 
 from core import engine, models
 from core.engine import Request
@@ -29,10 +28,6 @@ from core.providers.base import GenParams
 from core.providers.local import LocalProvider
 from core.store import Store
 from core.training import data, files, ingest, launcher, preflight
-from core.training.config import TrainConfig
-
-ROOT = Path(__file__).resolve().parent.parent
-DEADLINE_S = 240
 
 
 @pytest.fixture(scope="module")
@@ -42,35 +37,13 @@ def tiny_qwen(tmp_path_factory):
 
 @pytest.fixture
 def tiny(store, tiny_qwen):
-    models.add_model(store, "tiny", "local", tiny_qwen, params={"thinking": False, "temperature": 0, "max_tokens": 4})
-    make_set(store, "s", [pair(i) for i in range(6)])
-    return store
+    return add_tiny(store, tiny_qwen)
 
 
 @pytest.fixture(autouse=True)
 def no_worker_left_behind(tmp_path):
     yield
     kill_leftover_workers(tmp_path)
-
-
-def until(cond, what: str):
-    """Poll a condition on real state (no timing assertion: the deadline only stops a hung test)."""
-    end = time.monotonic() + DEADLINE_S
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def cli(db: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", "--db", str(db), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=DEADLINE_S, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-
-
-def config(**over) -> TrainConfig:
-    return TrainConfig(**{"set_name": "s", "base_model": "tiny", **TINY, **over})
 
 
 # -- pre-flight and prompts (no worker) ---------------------------------------------------------------
@@ -229,85 +202,6 @@ def test_cli_run_reattached_by_another_process_registers_a_working_adapter(tiny)
         assert (merged / "config.json").is_file() and (merged / "model.safetensors").is_file()
         with pytest.raises(CoreError, match="not empty"):
             export.export(store, out["run"], merged)
-    finally:
-        store.close()
-
-
-def test_cancel_mid_run_leaves_no_process(tiny):
-    run_id, what = launcher.start(tiny, config(max_steps=100_000, save_steps=1000))
-    assert what == "started"
-    run = launcher.get(tiny, run_id)
-    until(lambda: ingest.sync(tiny, run_id)["progress"] and tiny.scalar(
-        "SELECT count(*) FROM training_metrics WHERE run_id = ?", [run_id]) >= 1, "the first logged step")
-    tree = [psutil.Process(run["pid"]), *psutil.Process(run["pid"]).children(recursive=True)]
-    cancelled = launcher.cancel(tiny, run_id)
-    assert cancelled["state"] == "cancelled" and "cancelled" in cancelled["message"]
-    for p in tree:
-        assert not p.is_running() or p.status() == psutil.STATUS_ZOMBIE, f"process {p.pid} survived the cancel"
-    assert not launcher.alive(run["pid"], run["pid_create_time"])
-    assert tiny.scalar("SELECT state FROM runs WHERE id = ?", [run_id]) == "cancelled"
-    with pytest.raises(CoreError, match="not running"):
-        launcher.cancel(tiny, run_id)
-
-
-def test_sigkill_marks_failed_with_log_tail_then_resume_continues_from_checkpoint(tiny):
-    make_set(tiny, "s12", [pair(i) for i in range(12)])
-    cfg = config(set_name="s12", max_steps=12, save_steps=1, gradient_accumulation_steps=3)
-    run_id, _ = launcher.start(tiny, cfg)
-    run = launcher.get(tiny, run_id)
-    run_dir = Path(run["run_dir"])
-    until(lambda: files.last_checkpoint(run_dir), "a first checkpoint")
-    os.kill(run["pid"], signal.SIGKILL)
-    failed = until(lambda: (r := ingest.sync(tiny, run_id))["state"] != "running" and r, "the run to be settled")
-    assert failed["state"] == "failed", failed["message"]
-    # "killed (SIGKILL)" when this process could read the exit status, a plain "ended without finishing" otherwise
-    assert "killed" in failed["message"] and "--- last log lines ---" in failed["message"]
-    assert "[worker] run" in failed["message"]  # the log tail itself
-    ckpt = files.last_checkpoint(run_dir)
-    step_at_kill = int(ckpt.name.split("-")[1])
-    assert step_at_kill < 12
-
-    assert launcher.start(tiny, cfg) == (run_id, "resumed")  # same settings = same run: it resumes
-    done = ingest.wait(tiny, run_id, poll_s=0.1)
-    assert done["state"] == "done", done["message"]
-    status = files.read_json(run_dir / files.STATUS)
-    assert status["attempt"] == 2 and status["resumed_from"] == ckpt.name
-    steps = [r["step"] for r in tiny.rows("SELECT step FROM training_metrics WHERE run_id = ? ORDER BY step", [run_id])]
-    assert steps == list(range(1, 13))  # every step once: repeated steps after the checkpoint replaced
-    assert done["summary"]["steps"] == 12 and models.get_model(tiny, done["adapter_model"]).adapter
-    log = (run_dir / files.LOG).read_text()
-    assert log.count("=== worker started") == 2 and "resuming from checkpoint-" in log
-    assert launcher.start(tiny, cfg) == (run_id, "done")  # the same settings again: that finished run
-
-    # The set replaced under its name (new content): the same settings are a new run.
-    tiny.execute("DELETE FROM preference_pairs WHERE set_name = 's12'")
-    tiny.execute("DELETE FROM preference_sets WHERE name = 's12'")
-    make_set(tiny, "s12", [pair(i, rejected="틀린 풀이") for i in range(12)])
-    new_id, what = launcher.start(tiny, cfg)
-    assert what == "started" and new_id != run_id
-    assert launcher.cancel(tiny, new_id)["state"] == "cancelled"
-
-
-def test_ctrl_c_while_waiting_cancels_the_run_and_exits_130(tiny):
-    tiny.close()
-    db = Path(tiny.path)
-    args = [sys.executable, "-m", "core", "--db", str(db), "train", "start", "--set", "s", "--base", "tiny", "--wait",
-            *[x for k, v in (TINY | {"max_steps": 100_000, "save_steps": 1}).items() for x in ("--param", f"{k}={v}")]]
-    cli_proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    runs = db.parent / "runs" / "train"
-    # The CLI holds the store; the run folder shows progress: wait for a logged step.
-    metrics = until(lambda: next((p for p in runs.glob("*/metrics.jsonl") if p.stat().st_size), None), "a logged step")
-    worker_pid = json.loads((metrics.parent / files.STATUS).read_text())["pid"]
-    cli_proc.send_signal(signal.SIGINT)
-    _, err = cli_proc.communicate(timeout=DEADLINE_S)
-    assert cli_proc.returncode == 130, err
-    assert "train resume" in err
-    assert not psutil.pid_exists(worker_pid) or psutil.Process(worker_pid).status() == psutil.STATUS_ZOMBIE
-    store = Store(db)
-    try:
-        run = launcher.get(store, metrics.parent.name)
-        assert run["state"] == "cancelled" and files.last_checkpoint(metrics.parent) is not None
     finally:
         store.close()
 

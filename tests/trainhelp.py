@@ -53,3 +53,46 @@ def kill_leftover_workers(root) -> list[int]:
             launcher.kill_tree(pid, proc.create_time())
             killed.append(pid)
     return killed
+
+
+# -- helpers shared by the training test modules ----------------------------------------------------
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEADLINE_S = 240
+
+
+def until(cond, what: str):
+    """Poll a condition on real state (no timing assertion: the deadline only stops a hung test)."""
+    end = time.monotonic() + DEADLINE_S
+    while time.monotonic() < end:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def cli(db: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", "--db", str(db), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=DEADLINE_S, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def config(**over):
+    """A TrainConfig for set "s" on the "tiny" model with the TINY settings."""
+    from core.training.config import TrainConfig
+
+    return TrainConfig(**{"set_name": "s", "base_model": "tiny", **TINY, **over})
+
+
+def add_tiny(store, folder: str):
+    """Register the tiny Qwen3 as "tiny" (thinking off, greedy) and a 6-pair set "s"."""
+    from core import models
+
+    models.add_model(store, "tiny", "local", folder, params={"thinking": False, "temperature": 0, "max_tokens": 4})
+    make_set(store, "s", [pair(i) for i in range(6)])
+    return store
