@@ -59,6 +59,13 @@ def start_job(store: Store, config: EvalConfig) -> str:
         cost=lambda i, o: pricing.cost_usd(m, i, o))
 
 
+def prompt_warning(store: Store, config: EvalConfig) -> str | None:
+    """A tuned model evaluated with another thinking/prefill than it was trained with (issue 13)."""
+    from core.training import template_mismatch
+
+    return template_mismatch(store, config.model)
+
+
 def run_for(store: Store, dataset: str, label: str) -> dict[str, Any] | None:
     """The newest evaluate run that stored `label` on `dataset` (for 'made by' beside its results)."""
     for r in runs.list_runs(store, "evaluate"):

@@ -43,6 +43,9 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
         if shown["model"]:
             estimate_caption(lambda: solve.estimate(store, dataset, shown["model"], int(shown["samples"]),
                                                     float(shown["temperature"]) if shown["temperature"] else None))
+        if shown["model"] and (warn := eval_run.prompt_warning(
+                store, eval_run.EvalConfig(dataset=dataset, model=shown["model"]))):
+            st.warning(warn)
         if cfg:
             job = run_action(lambda: eval_run.start_job(store, cfg))
             if job:

@@ -19,6 +19,8 @@ def run(ctx: typer.Context, config: EvalConfig, as_json: bool = False) -> None:
     from core import eval_run
 
     store = store_of(ctx)
+    if warn := eval_run.prompt_warning(store, config):
+        typer.echo(f"Warning: {warn}", err=True)
     job = run_job(store, eval_run.start_job(store, config))
     s = job["result"]
     if s and as_json:
