@@ -20,7 +20,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -28,7 +28,9 @@ from core import datasets, engine, gates, generations, jobs, models, pricing, pr
 from core.errors import CoreError, NotFound
 from core.render import question_text
 from core.runs import StepConfig
-from core.store import Store
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 STRUCTURE_SCHEMA: dict[str, Any] = {
     "type": "object",
