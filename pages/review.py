@@ -90,9 +90,10 @@ if any(link.values()) and st.session_state.get("review-link") != link:
         st.session_state["review-seed"] = link["seed"]
         st.session_state["review-status"] = "any"
 if runs:
+    # No review counts in the label: Streamlit 1.67 keeps showing a keyed selectbox's old label when only
+    # the format_func output changes (streamlit#13788); the counts are the metrics below.
     run_id = st.selectbox("Augment run", [r["run"] for r in runs], key="review-run", format_func=lambda r: next(
-        f"{x['run']} · mining {x['mining_run']} · {x['candidates']} candidates · {x['accepted']} accepted"
-        for x in runs if x["run"] == r))
+        f"{x['run']} · mining {x['mining_run']} · {x['candidates']} candidates" for x in runs if x["run"] == r))
     try:
         made_by(get_run(store, run_id))
     except NotFound:  # a run record Augment did not write: no line to show

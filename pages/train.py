@@ -83,8 +83,10 @@ st.dataframe([{"run": r["run"], "state": r["state"], "set": r["set"], "base": r[
                "started": r["created_at"][:19]} for r in runs], hide_index=True, width="stretch")
 ids = [r["run"] for r in runs]
 default = st.session_state.get("train-run")
+# No state in the label: Streamlit 1.67 keeps showing a keyed selectbox's old label when only the
+# format_func output changes (streamlit#13788), so "running" would stay after the run is done.
 run_id = st.selectbox("Run", ids, index=ids.index(default) if default in ids else 0, key="train-pick",
-                      format_func=lambda i: next(f"{r['run']} · {r['state']} · {r['set']} on {r['base']}" for r in runs
+                      format_func=lambda i: next(f"{r['run']} · {r['set']} on {r['base']}" for r in runs
                                                  if r["run"] == i))
 live = next(r for r in runs if r["run"] == run_id)["state"] == "running"
 

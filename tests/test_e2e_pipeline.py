@@ -61,13 +61,24 @@ TEST = [
 GOLD = {p["question"].split("]")[0] + "]": p["answer"] for s in POOL + TEST for p in s["problems"]}
 
 
-def oracle(n: int, body: dict[str, Any]):
-    """The teacher: reasons briefly and names the gold answer of the question it was sent."""
+def make_oracle():
+    """The teacher: augment requests (structures, blueprints, re-solves of candidates) are answered by
+    tests/augmentdata.py's AugmentOracle; any other request is a solve: it reasons briefly and names the
+    gold answer of the question it was sent."""
+    from tests.augmentdata import AugmentOracle
     from tests.loopback import Reply
 
-    text = json.dumps(body, ensure_ascii=False)
-    tag = next(t for t in GOLD if t in text)
-    return Reply(text=f"선지를 하나씩 검토한다. 자료와 일치하는 것을 고른다.\n{{\"Answer\":\"{GOLD[tag]}\"}}")
+    augment = AugmentOracle()
+
+    def oracle(n: int, body: dict[str, Any]):
+        reply = augment.reply(body)
+        if reply is not None:
+            return reply
+        text = json.dumps(body, ensure_ascii=False)
+        tag = next(t for t in GOLD if t in text)
+        return Reply(text=f"선지를 하나씩 검토한다. 자료와 일치하는 것을 고른다.\n{{\"Answer\":\"{GOLD[tag]}\"}}")
+
+    return oracle
 
 
 # ---- widgets by label --------------------------------------------------------------------------
@@ -82,16 +93,23 @@ def select(page, label: str, option: str, within=None, rerun: bool = True) -> No
     """Pick `option` in the selectbox labelled `label` (the first one with that label, in `within` if given).
 
     rerun=False inside an st.form: a widget there changes nothing until the form is submitted."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     box = (within or page).get_by_role("combobox", name=re.compile(f"^{re.escape(label)}$", re.I)).first
     choice = page.get_by_role("option", name=option, exact=True)
-    for _ in range(3):  # a click that lands while the page redraws may not open the list: open it again
-        box.click()
+    # A rerun (e.g. set off by the text field just left) may redraw the page while the list is open: the
+    # click does not land or the list goes away. Open the list again until the box shows the option.
+    for _ in range(4):
         try:
+            box.click(timeout=10_000)
             choice.wait_for(timeout=5_000)
-            break
-        except Exception:  # noqa: BLE001 - playwright's TimeoutError
+            choice.click(timeout=5_000)
+            if box.input_value() == option:
+                break
+        except PlaywrightTimeout:
             page.keyboard.press("Escape")
-    choice.click()
+    else:
+        raise AssertionError(f"could not pick {option!r} in {label!r}: it shows {box.input_value()!r}")
     if rerun:
         wait_idle(page)
 
@@ -131,6 +149,21 @@ def chart_traces(page) -> list[list[str]]:
         "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => (p.data || []).map(t => t.name || ''))")
 
 
+def metrics(page) -> dict[str, str]:
+    """Every st.metric in the main area: label → value."""
+    return {m.locator("[data-testid=stMetricLabel]").inner_text().strip():
+            m.locator("[data-testid=stMetricValue]").inner_text().strip()
+            for m in page.locator("[data-testid=stMain] [data-testid=stMetric]").all()}
+
+
+def open_expander(page, title: str):
+    """The expander whose summary says `title`, opened."""
+    expander = page.get_by_test_id("stExpander").filter(has=page.locator("summary", has_text=title)).first
+    if expander.get_attribute("open") is None and not expander.locator("details[open]").count():
+        expander.locator("summary").first.click()
+    return expander
+
+
 # ---- the walk ----------------------------------------------------------------------------------
 
 
@@ -144,7 +177,8 @@ class Walk:
 
     def visit(self, path: str) -> str:
         """Open a page, wait for its script run to end, assert it shows no exception; its main text."""
-        self.page.goto(f"{self.url}/{path}")
+        # Home is the default page: it lives at "/" (its url_path is ignored), "/home" is "Page not found".
+        self.page.goto(f"{self.url}/{'' if path == 'home' else path}")
         wait_idle(self.page)
         self.check(path)
         return main_text(self.page)
@@ -153,11 +187,23 @@ class Walk:
         found = exceptions(self.page)
         assert found == [], f"{where}: {found}"
         assert "Traceback" not in main_text(self.page), where
+        assert not self.page.get_by_text("Page not found").count(), where
 
     def shot(self, name: str) -> Path:
+        """Screenshot of the whole page. Streamlit scrolls its main area inside a fixed-height window,
+        so a full-page shot alone shows one screen: grow the window to the content's height first."""
         path = self.tmp / "screens" / f"{len(self.shots):02d}_{name}.png"
         path.parent.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(path), full_page=True)
+        size = self.page.viewport_size
+        tall = self.page.evaluate(
+            "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stMainBlockContainer],"
+            " [data-testid=stAppViewContainer]')].map(e => e.scrollHeight))")
+        try:
+            self.page.set_viewport_size({"width": size["width"], "height": min(max(tall, size["height"]), 12_000)})
+            self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            self.page.screenshot(path=str(path), full_page=True)
+        finally:
+            self.page.set_viewport_size(size)
         self.shots.append(path)
         return path
 
@@ -269,6 +315,33 @@ def step_mine(w: Walk) -> None:
     w.shot("mine_results")
 
 
+def run_on_test_set(page, model: str) -> None:
+    """Evaluate's 'Add predictions' form: run `model` on the test set, stored under its own name.
+
+    The expander opens by default only while the set has no predictions, and a rerun that changes that
+    (a scoring job just finished) may fold it again under the pointer: open it and fill the form again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        wait_idle(page)
+        run_form = form(page, "Run")
+        if not run_form.is_visible():
+            page.get_by_test_id("stExpander").filter(has_text="Add predictions").first.locator("summary").click()
+        try:
+            run_form.wait_for(state="visible", timeout=5_000)
+            page.set_default_timeout(5_000)
+            select(page, "model", model, within=run_form, rerun=False)
+            fill(page, "Store as", model, enter=False, within=run_form, rerun=False)
+            run_form.get_by_role("button", name="Run", exact=True).click()
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+        finally:
+            page.set_default_timeout(30_000)
+    wait_idle(page)
+
+
 def step_evaluate(w: Walk) -> None:
     body = w.visit("evaluate")
     assert "No predictions on this set yet" in body
@@ -278,13 +351,7 @@ def step_evaluate(w: Walk) -> None:
     click(w.page, "Score these replies")
     wait_text(w.page, r"\nstudent\s+3\s+\d+\s+\d+\.\d+%", timeout=120_000)
     for model in ("teacher",):
-        expander = w.page.get_by_test_id("stExpander").filter(has_text="Add predictions").first
-        if not form(w.page, "Run").is_visible():
-            expander.locator("summary").click()
-        run_form = form(w.page, "Run")
-        select(w.page, "model", model, within=run_form, rerun=False)
-        fill(w.page, "Store as", model, enter=False, within=run_form, rerun=False)
-        click(w.page, "Run")
+        run_on_test_set(w.page, model)
         wait_text(w.page, rf"\n{model}\s+3\s+\d+\s+\d+\.\d+%", timeout=120_000)
     report = table_rows(w.page, 0)
     by_model = {r[1] if r[0].isdigit() or r[0] == "" else r[0]: r for r in report[1:]}
@@ -299,13 +366,154 @@ def step_evaluate(w: Walk) -> None:
     w.shot("evaluate_report")
 
 
+def step_augment(w: Walk) -> None:
+    """Augment's form → estimate → job → one candidate per hard negative, every gate passed."""
+    body = w.visit("augment")
+    assert "Needs first" not in body and "No augment run has finished yet" in body
+    aug_form = form(w.page, "Estimate cost")
+    select(w.page, "teacher", "teacher", within=aug_form, rerun=False)
+    click(w.page, "Estimate cost")
+    hard = w.facts["hard_negatives"]
+    wait_text(w.page, rf"{hard} seeds × 1: {hard} structure requests")
+    click(w.page, "Start augment")
+    w.page.get_by_test_id("stMetric").filter(has_text="passed every gate").first.wait_for(timeout=120_000)
+    wait_idle(w.page)
+    m = metrics(w.page)
+    assert m["seeds"] == str(hard) and m["candidates"] == str(hard) and m["passed every gate"] == str(hard), m
+    # the candidates table: one row per candidate, a pass badge under every gate
+    grid = w.page.locator("[data-testid=stMain] [data-testid=stDataFrame]").first
+    grid.wait_for()
+    assert f"Open one of {hard}" in main_text(w.page)
+    assert len(chart_traces(w.page)[0]) == 1  # pass rate per gate
+    rates = w.page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')][0].data[0].y")
+    assert rates and all(abs(float(r) - 1.0) < 1e-9 for r in (rates if isinstance(rates, list) else [])), rates
+    body = main_text(w.page)
+    assert "Chosen" in body and "Rejected" in body and "따라서 2번이 답이다" in body
+    w.check("augment")
+    w.shot("augment_candidates")
+
+
+def _review_counts(w: Walk) -> dict[str, str]:
+    w.page.get_by_test_id("stMetric").filter(has_text="to target").first.wait_for()
+    return metrics(w.page)
+
+
+def step_review(w: Walk) -> None:
+    """Accept one pair, reject one, edit one, bulk-accept the rest after confirming, freeze the set."""
+    page, hard = w.page, w.facts["hard_negatives"]
+    w.visit("review")
+    m = _review_counts(w)
+    assert m["pending"] == str(hard) and m["pass every gate"] == f"{hard} / {hard}", m
+    first = re.search(r"`([^`]+)`", page.locator("[data-testid=stMain]").inner_text())
+    click(page, "Accept")
+    wait_text(page, r"Accepted \S+\.")
+    assert _review_counts(w)["accepted"].startswith("1 /")
+    page.get_by_placeholder("e.g. 정답이 둘, 지문과 무관한 선지").first.fill("선지가 지문과 무관함")
+    click(page, "Reject")
+    wait_text(page, r"Rejected \S+\.")
+    assert _review_counts(w)["rejected"] == "1"
+    # edit the chosen reasoning of the pair now shown; the gates run again on the new version
+    edit = open_expander(page, "Edit (question, choices, answer, either reasoning)")
+    box = edit.get_by_label("Chosen reasoning", exact=True)
+    box.fill("지문을 다시 읽고 근거 문장을 찾는다. 선지 ②만 지문과 일치한다.\n따라서 2번이 답이다.\n{\"Answer\": \"2\"}")
+    fill(page, "Why (kept in the history)", "근거를 분명히", enter=False, within=edit, rerun=False)
+    click(page, "Save edit and re-run gates")
+    wait_text(page, r"Saved version 2 \(chosen\); passes every gate")
+    rest = hard - 2
+    click(page, f"Accept all {rest} passing pending pairs…")
+    click(page, f"Yes, accept {rest}")
+    wait_text(page, rf"Accepted {rest} pairs?\.")
+    m = _review_counts(w)
+    assert m["accepted"].startswith(f"{hard - 1} /") and m["pending"] == "0" and m["rejected"] == "1", m
+    assert "Every pair has been decided" in main_text(page)
+    # the run picker shows no stale count (a keyed selectbox kept its first label: streamlit#13788)
+    assert not re.search(r"\b0 accepted", page.get_by_role("combobox", name="Augment run").input_value())
+    w.check("review (decided)")
+    w.shot("review_decided")
+    # freeze: the name field (key freeze-name), then the form's submit button
+    page.locator(".st-key-freeze-name input").fill("e2e-set")
+    click(page, "Freeze the accepted pairs")
+    wait_text(page, rf"Froze {hard - 1} pairs? as 'e2e-set' \(hash [0-9a-f]{{12}}\)")
+    grid = page.locator("[data-testid=stMain] [data-testid=stDataFrame]").filter(has_text="e2e-set")
+    assert grid.count() >= 1 or "e2e-set" in main_text(page)
+    w.facts["set"], w.facts["set_pairs"] = "e2e-set", hard - 1
+    w.facts["first_pair"] = first.group(1) if first else None
+    w.check("review (frozen)")
+    w.shot("review_frozen")
+
+
+def step_train(w: Walk) -> None:
+    """Train: the tiny CPU preset, 2 ORPO steps of the tiny Qwen3 student on the frozen set, the adapter registered."""
+    page = w.page
+    body = w.visit("train")
+    assert "Needs first" not in body and "No training run yet" in body
+    select(page, "Preset", "tiny CPU trial")
+    train_form = form(page, "Check (pre-flight)")
+    assert train_form.get_by_label("Max steps", exact=True).input_value() == "2"
+    select(page, "Set name", w.facts["set"], within=train_form, rerun=False)
+    select(page, "Base model", "student", within=train_form, rerun=False)
+    select(page, "Long prompts", "truncate", within=train_form, rerun=False)
+    click(page, "Check (pre-flight)")
+    page.get_by_test_id("stMetric").filter(has_text="pairs kept").first.wait_for(timeout=120_000)
+    m = metrics(page)
+    n = w.facts["set_pairs"]
+    assert m["pairs kept"] == f"{n} / {n}", m
+    assert m["backend"].startswith("cpu"), m
+    w.shot("train_preflight")
+    click(page, "Start training")
+    wait_text(page, r"Started training run \S+\.")
+    wait_text(page, r"Done\. Tuned model \S+ is registered", timeout=240_000)
+    body = main_text(page)
+    w.facts["tuned"] = re.search(r"Done\. Tuned model (\S+) is registered", body).group(1)
+    assert re.search(r"done · step 2/2", body), body[:2000]
+    assert "running" not in page.get_by_role("combobox", name="Run").input_value()  # no stale state label
+    traces = chart_traces(page)
+    assert traces and any(traces), traces  # the loss curves of the two logged steps
+    w.check("train")
+    w.shot("train_done")
+
+
+def step_evaluate_tuned(w: Walk) -> None:
+    """The tuned adapter model answers the test set; Compare sets it against the base student."""
+    page, tuned = w.page, w.facts["tuned"]
+    w.visit("evaluate")
+    run_on_test_set(page, tuned)
+    wait_text(page, rf"\n{re.escape(tuned)}\s+3\s+\d+\s+\d+\.\d+%", timeout=180_000)
+    select(page, "A (baseline)", "student")
+    select(page, "B (candidate)", tuned)
+    page.get_by_test_id("stMetric").filter(has_text=f"{tuned} accuracy").first.wait_for()
+    m = metrics(page)
+    assert re.fullmatch(r"\d+ / \d+", m["fixed / broken"]), m
+    assert re.fullmatch(r"\d\.\d{4}", m["McNemar exact p"]), m
+    report = table_rows(page, 0)
+    names = {r[1] if r[0].isdigit() or r[0] == "" else r[0] for r in report[1:]}
+    assert {"student", "teacher", tuned} <= names, report
+    assert sorted(chart_traces(page)[0]) == sorted(["student", "teacher", tuned])
+    w.check("evaluate (tuned)")
+    w.shot("evaluate_compare")
+
+
+def step_visualise_map(w: Walk) -> None:
+    """Visualise: map the default sets (the pool, the test set, the frozen set, the mining run's hard
+    negatives) with the real offline embedder, click a point, lasso every point."""
+    from tests.visualisehelp import step_visualise
+
+    points = 4 + 3 + w.facts["set_pairs"] + w.facts["hard_negatives"]
+    step_visualise(w.page, w.url, points)
+    traces = chart_traces(w.page)[0]
+    assert len(traces) == 4, traces
+    w.check("visualise")
+    w.shot("visualise_selected")
+
+
 def test_whole_pipeline_in_a_browser(tmp_path, monkeypatch):
     from tests.loopback import Loopback
     from tests.tiny_models import build_tiny_qwen
+    from tests.trainhelp import kill_leftover_workers
 
     chromium_path()
     student_dir = build_tiny_qwen(tmp_path / "tiny-qwen")
-    with Loopback("openai", oracle, lifetime_s=600) as teacher, \
+    with Loopback("openai", make_oracle(), lifetime_s=600) as teacher, \
             running_dashboard(tmp_path / "e2e.duckdb", {"OPENAI_API_KEY": "loopback",
                                                         "CSAT_WORKSPACE": str(tmp_path / "workspace")}) as url, \
             browser_page() as page:
@@ -316,21 +524,29 @@ def test_whole_pipeline_in_a_browser(tmp_path, monkeypatch):
             step_settings_register(w)
             step_solve(w)
             step_mine(w)
-            # step_augment(w): blueprint prompting on the mined hard negatives (Augment issue) goes here.
-            # step_review(w): accept pairs, freeze a preference set (Review issue) goes here.
-            # step_train(w): ORPO for 2 steps on the frozen set (Train issue) goes here.
+            step_augment(w)
+            step_review(w)
+            step_train(w)
             step_evaluate(w)
-            # step_evaluate_tuned(w): base vs tuned (Train issue) goes here.
-            # step_visualise(w): open the map and select points (Visualise issue) goes here.
+            step_evaluate_tuned(w)
+            step_visualise_map(w)
             for path in PAGES:  # every page, after the pipeline ran: no exception anywhere
                 w.visit(path)
                 w.shot(f"after_{path}")
         except Exception:
             w.shot("failure")  # what the page showed when a step failed (under tmp_path/screens)
             raise
+        finally:
+            kill_leftover_workers(tmp_path)  # a failed walk must not leave a training worker behind
         side = sidebar_text(page)
+        hard, kept = w.facts["hard_negatives"], w.facts["set_pairs"]
         assert re.search(r"Data: 7 questions in 2 datasets", side), side
-        assert re.search(r"Mine: \d+ hard negatives? in the latest finished run", side), side
+        assert re.search(rf"Mine: {hard} hard negatives? in the latest finished run", side), side
+        assert re.search(rf"Augment: {hard} candidates?, {hard} passing every gate", side), side
+        assert re.search(rf"Review: {kept} accepted pairs?, 1 frozen set", side), side
+        assert "Train: 1 finished run of 1" in side, side
+        assert "Evaluate: 3 prediction sets on 1 test set" in side, side
+        assert re.search(rf"Visualise: 1 map of {4 + 3 + kept + hard} points", side), side
     assert teacher.count >= 4 + 3  # the pool and the test set, each question once (K = 1)
     assert all(p.stat().st_size > 10_000 for p in w.shots)
 

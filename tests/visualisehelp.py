@@ -22,16 +22,27 @@ def lasso_all(page) -> None:
 
 def click_point(page, trace: int, index: int) -> None:
     """Click one point of the page's first Plotly chart, found through plotly.js's own axes."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     plot = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
     plot.wait_for()
-    x, y = plot.evaluate("""(gd, [t, i]) => {
-        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, d = gd._fullData[t];
-        const r = gd.getBoundingClientRect();
-        return [r.left + xa._offset + xa.l2p(d.x[i]), r.top + ya._offset + ya.l2p(d.y[i])];
-    }""", [trace, index])
-    page.mouse.move(x - 5, y - 5)
-    page.mouse.move(x, y, steps=5)  # plotly.js picks the clicked point from its hover state
-    page.locator(".hoverlayer .hovertext").first.wait_for(timeout=10_000)
+    # plotly.js picks the clicked point from its hover state. The chart may still be resizing when it
+    # first appears (the point moves under the pointer): read its position again and hover again.
+    for attempt in range(4):
+        x, y = plot.evaluate("""(gd, [t, i]) => {
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, d = gd._fullData[t];
+            const r = gd.getBoundingClientRect();
+            return [r.left + xa._offset + xa.l2p(d.x[i]), r.top + ya._offset + ya.l2p(d.y[i])];
+        }""", [trace, index])
+        page.mouse.move(x - 8, y - 8)
+        page.mouse.move(x, y, steps=5)
+        try:
+            page.locator(".hoverlayer .hovertext").first.wait_for(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
+            page.mouse.move(1, 1)
     page.mouse.click(x, y)
 
 
