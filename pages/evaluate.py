@@ -139,7 +139,7 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
     if a != b:
         cmp = evaluation.compare(store, dataset, a, b)
         mc, bt = cmp["mcnemar"], cmp["bootstrap"]
-        m1, m2, m3, m4 = st.columns(4)
+        m1, m2, m3, m4 = st.columns([1, 1, 1, 1.8])  # the CI ("[+100.0, +100.0] %p") is clipped in a quarter
         # Numeric deltas: Streamlit picks the arrow and colour from the sign (zero: grey, no arrow).
         m1.metric(f"{b} accuracy", f"{cmp['accuracy_b']:.2%}", round((cmp['accuracy_b'] - cmp['accuracy_a']) * 100, 2),
                   delta_description="%p vs A")

@@ -156,6 +156,15 @@ def metrics(page) -> dict[str, str]:
             for m in page.locator("[data-testid=stMain] [data-testid=stMetric]").all()}
 
 
+def clipped_metrics(page) -> list[str]:
+    """Labels of the metrics whose value does not fit its box (cut off with an ellipsis)."""
+    return page.evaluate("""() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stMetric]')]
+        .filter(m => [m.querySelector('[data-testid=stMetricValue]'),
+                      ...m.querySelectorAll('[data-testid=stMetricValue] *')]
+                     .some(e => e && e.scrollWidth > e.clientWidth + 1))
+        .map(m => m.querySelector('[data-testid=stMetricLabel]')?.innerText.trim())""")
+
+
 def open_expander(page, title: str):
     """The expander whose summary says `title`, opened."""
     expander = page.get_by_test_id("stExpander").filter(has=page.locator("summary", has_text=title)).first
@@ -362,6 +371,10 @@ def step_evaluate(w: Walk) -> None:
     assert sorted(traces[1]) == ["gold", "student", "teacher"]  # answer positions
     body = main_text(w.page)
     assert "Compare" in body
+    # student vs teacher: the widest CI value there is ("[+100.0, +100.0] %p") is shown whole
+    w.page.get_by_test_id("stMetric").filter(has_text="95% CI of the difference").first.wait_for()
+    assert metrics(w.page)["95% CI of the difference"] == "[+100.0, +100.0] %p"
+    assert clipped_metrics(w.page) == [], clipped_metrics(w.page)
     w.check("evaluate")
     w.shot("evaluate_report")
 
