@@ -197,6 +197,7 @@ class Walk:
         assert found == [], f"{where}: {found}"
         assert "Traceback" not in main_text(self.page), where
         assert not self.page.get_by_text("Page not found").count(), where
+        assert clipped_metrics(self.page) == [], f"{where}: metric values cut off"
 
     def shot(self, name: str) -> Path:
         """Screenshot of the whole page. Streamlit scrolls its main area inside a fixed-height window,
