@@ -189,8 +189,15 @@ class Walk:
         # Home is the default page: it lives at "/" (its url_path is ignored), "/home" is "Page not found".
         self.page.goto(f"{self.url}/{'' if path == 'home' else path}")
         wait_idle(self.page)
+        self.drawn()
         self.check(path)
         return main_text(self.page)
+
+    def drawn(self) -> None:
+        """Wait until every element is drawn: a widget whose code the browser has not loaded yet (the
+        first selectbox of a session, a first chart) shows a grey placeholder (stSkeleton) meanwhile."""
+        self.page.wait_for_function(
+            "() => !document.querySelector('[data-testid=stMain] [data-testid=stSkeleton]')", timeout=30_000)
 
     def check(self, where: str) -> None:
         found = exceptions(self.page)
@@ -204,6 +211,7 @@ class Walk:
         so a full-page shot alone shows one screen: grow the window to the content's height first."""
         path = self.tmp / "screens" / f"{len(self.shots):02d}_{name}.png"
         path.parent.mkdir(exist_ok=True)
+        self.drawn()
         size = self.page.viewport_size
         tall = self.page.evaluate(
             "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stMainBlockContainer],"
