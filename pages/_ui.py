@@ -334,7 +334,9 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
                 elif origin in (list, dict):
                     shown = ("\n".join(f"{k}={v}" for k, v in default.items()) if isinstance(default, dict)
                              else "\n".join(map(str, default or [])))
-                    raw = st.text_area(label, shown, help=(help_ or "") + " — one per line", key=wkey, height=90)
+                    # tall enough for the default's lines (a hidden 4th line reads as "not included"), ≤ 6
+                    height = 20 * min(max(shown.count("\n") + 1, 2), 6) + 56  # 19.6 px a line, ~54 px around
+                    raw = st.text_area(label, shown, help=(help_ or "") + " — one per line", key=wkey, height=height)
                     lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
                     values[name] = (dict(ln.split("=", 1) for ln in lines if "=" in ln) if origin is dict else lines)
                 else:

@@ -165,6 +165,16 @@ def clipped_metrics(page) -> list[str]:
         .map(m => m.querySelector('[data-testid=stMetricLabel]')?.innerText.trim())""")
 
 
+def clipped_text_areas(page) -> list[str]:
+    """Labels of the text areas with a short text (≤ 6 lines: a list, a mapping) that does not fit without
+    scrolling. Long texts (a prompt template, a reasoning being edited) scroll by design."""
+    return page.evaluate("""() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stTextArea]')]
+        .filter(b => { const t = b.querySelector('textarea');
+                       return t && t.value && t.value.split('\\n').length <= 6 && t.value.length < 200
+                              && t.scrollHeight > t.clientHeight + 1; })
+        .map(b => b.querySelector('label')?.innerText.trim() + ' ' + b.querySelector('textarea').scrollHeight + '>' + b.querySelector('textarea').clientHeight)""")
+
+
 def open_expander(page, title: str):
     """The expander whose summary says `title`, opened."""
     expander = page.get_by_test_id("stExpander").filter(has=page.locator("summary", has_text=title)).first
@@ -205,6 +215,7 @@ class Walk:
         assert "Traceback" not in main_text(self.page), where
         assert not self.page.get_by_text("Page not found").count(), where
         assert clipped_metrics(self.page) == [], f"{where}: metric values cut off"
+        assert clipped_text_areas(self.page) == [], f"{where}: text areas hiding lines"
 
     def shot(self, name: str) -> Path:
         """Screenshot of the whole page. Streamlit scrolls its main area inside a fixed-height window,

@@ -11,6 +11,7 @@ def lasso_all(page) -> None:
     page.locator("[data-testid=stPlotlyChart] [data-val=lasso]").first.click()
     plot = page.locator("[data-testid=stPlotlyChart] .nsewdrag").first
     plot.wait_for()
+    plot.scroll_into_view_if_needed()
     box = plot.bounding_box()
     x0, y0, x1, y1 = box["x"] + 3, box["y"] + 3, box["x"] + box["width"] - 3, box["y"] + box["height"] - 3
     page.mouse.move(x0, y0)
@@ -26,6 +27,7 @@ def click_point(page, trace: int, index: int) -> None:
 
     plot = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
     plot.wait_for()
+    plot.scroll_into_view_if_needed()  # the mouse only reaches what the window shows
     # plotly.js picks the clicked point from its hover state. The chart may still be resizing when it
     # first appears (the point moves under the pointer): read its position again and hover again.
     for attempt in range(4):
