@@ -277,13 +277,14 @@ def job_panel(store: Store, key: str, kind: str | None = None,
 def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = None,
                 defaults: dict[str, Any] | None = None, exclude: tuple[str, ...] = (),
                 submit: str = "Start", columns: int = 3, fixed: dict[str, Any] | None = None,
-                disabled: bool = False) -> Any | None:
+                disabled: bool = False, labels: dict[str, dict[Any, str]] | None = None) -> Any | None:
     """A form built from a step's config class (core/runs.py:StepConfig): one widget per field.
 
     choices: field -> allowed values (datasets, model names) for a selectbox; Literal fields get
     theirs from the type; bool → checkbox; int/float → number input with the field's bounds;
     list/dict → one item (or KEY=VALUE) per line. A field's `title` is its label (else its name).
     fixed: values chosen elsewhere on the page (e.g. the test set): no widget, merged when submitted.
+    labels: field -> {value: text shown} for selectboxes (a run id shown with what it holds).
     Returns the validated config when submitted and valid, else None (a problem shows as one line).
     """
     import typing
@@ -310,8 +311,10 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
                     if optional:
                         opts = [None, *opts]
                     index = opts.index(default) if default in opts else 0
+                    shown = (labels or {}).get(name, {})  # e.g. a run id shown with its pool and size
                     values[name] = st.selectbox(label, opts, index=index, help=help_, key=wkey,
-                                                format_func=lambda v: "(none)" if v is None else str(v))
+                                                format_func=lambda v, shown=shown: "(none)" if v is None
+                                                else shown.get(v, str(v)))
                 elif base is bool:
                     values[name] = st.checkbox(label, value=bool(default), help=help_, key=wkey)
                 elif base in (int, float):

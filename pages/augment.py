@@ -33,7 +33,8 @@ with st.expander("New augment run", expanded=not augment.list_runs(store)):
                "template on the Settings page), or write SUBJECT=target; another target per line.")
     labels = {s["run"]: f"{s['run']} · {s['pool']} · {s['seeds']} hard negatives" for s in sources}
     cfg = config_form(AugmentConfig, "augment-form", submit="Estimate cost",
-                      choices={"mining_run": list(labels), "teacher": names, "student": names})
+                      choices={"mining_run": list(labels), "teacher": names, "student": names},
+                      labels={"mining_run": labels})
     if cfg is not None:
         st.session_state["augment-pending"] = cfg
     pending = st.session_state.get("augment-pending")

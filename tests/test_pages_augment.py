@@ -53,6 +53,8 @@ def test_start_from_the_form_then_see_every_gate(mined, db_env):
         clear_cached_store()
         at = page()
         assert at.selectbox(key="augment-form-mining_run").value == run
+        shown = at.selectbox(key="augment-form-mining_run").options[0]
+        assert shown.startswith(f"{run} · ") and "hard negatives" in shown  # not a bare id
         at.selectbox(key="augment-form-teacher").set_value("writer")
         at.number_input(key="augment-form-per_seed").set_value(2)
         next(b for b in at.button if b.label == "Estimate cost").click()
