@@ -147,13 +147,7 @@ def freeze(store: Store, name: str, run: str, replace: bool = False) -> dict[str
     mining_run = accepted[0]["mining_run"]
     detail = {"run": run_id, "augment_run": run, "mining_run": mining_run,
               "subjects": _subjects(pairs), "prompt": "solve"}
-    try:
-        result = _store_set(store, name, f"review:{run}", pairs, detail, replace)
-    except CoreError as exc:
-        finish_run(store, run_id, "failed", message=exc.message)
-        raise
-    finish_run(store, run_id, "done", _summary(result))
-    return result
+    return _store_for_run(store, run_id, name, f"review:{run}", pairs, detail, replace)
 
 
 def _subjects(pairs: list[dict[str, Any]]) -> dict[str, int]:
@@ -172,17 +166,13 @@ def _summary(s: dict[str, Any]) -> dict[str, Any]:
 # -- import -------------------------------------------------------------------------------------
 
 def _read_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    from core.formats.base import read_text
+    from core.formats.tabular import JsonProblem, jsonl_lines
 
     rows = []
-    for i, line in enumerate(read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ImportFailed(f"{path.name}: line {i} is not valid JSON ({exc.msg})",
-                               [Issue(f"line {i}", f"not valid JSON ({exc.msg})")]) from None
+    for i, obj in jsonl_lines(path):
+        if isinstance(obj, JsonProblem):
+            what = f"not valid JSON ({obj})" if obj.syntax else f"unreadable: {obj}"
+            raise ImportFailed(f"{path.name}: line {i} is {what}", [Issue(f"line {i}", what)])
         if not isinstance(obj, dict):
             raise ImportFailed(f"{path.name}: line {i} is not a JSON object", [Issue(f"line {i}", "not a JSON object")])
         rows.append((f"line {i}", obj))
@@ -377,8 +367,14 @@ def import_pairs(store: Store, source: str | Path, name: str, mapping: dict[str,
     detail = {"run": run_id, "file": label, "split": split, "mapping": mapping or {}, "system": system or None,
               "ignored_columns": extra, "subjects": _subjects(pairs),
               "prompt": "messages" if isinstance(pairs[0]["prompt"], list) else "string"}
+    return _store_for_run(store, run_id, name, f"import:{label}", pairs, detail, replace)
+
+
+def _store_for_run(store: Store, run_id: str, name: str, source: str, pairs: list[dict[str, Any]],
+                   detail: dict[str, Any], replace: bool) -> dict[str, Any]:
+    """Store the set and close its run record: done with the summary, or failed with the reason."""
     try:
-        result = _store_set(store, name, f"import:{label}", pairs, detail, replace)
+        result = _store_set(store, name, source, pairs, detail, replace)
     except CoreError as exc:
         finish_run(store, run_id, "failed", message=exc.message)
         raise

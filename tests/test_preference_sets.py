@@ -166,6 +166,11 @@ def test_import_refuses_bad_rows_with_line_numbers_and_stores_nothing(store, tmp
     with pytest.raises(ImportFailed, match="line 2 is not valid JSON"):
         ps.import_pairs(store, tmp_path / "broken.jsonl", "broken")
     assert counts(store) == (0, 0)
+    (tmp_path / "deep.jsonl").write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n' + "[" * 100_000 + "\n",
+                                         encoding="utf-8")
+    with pytest.raises(ImportFailed, match="line 2 is unreadable: nested too deeply"):  # not a RecursionError
+        ps.import_pairs(store, tmp_path / "deep.jsonl", "deep")
+    assert counts(store) == (0, 0)
     assert store.scalar("SELECT count(*) FROM runs WHERE step = 'pairs-import'") == 0
 
 

@@ -82,20 +82,40 @@ def csv_columns(path: Path, check: bool = True) -> list[str]:
     return columns
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
+class JsonProblem(str):
+    """Why one JSONL line could not be read; `syntax` is True for invalid JSON (the file is refused),
+    False for valid syntax that cannot be read as a value (nesting too deep, a number too large)."""
+
+    syntax: bool = False
+
+
+def jsonl_lines(path: Path) -> list[tuple[int, Any]]:
+    """(line number, parsed value or JsonProblem) for each non-blank line: one parse loop for every
+    JSONL reader, each of which says in its own words what a problem means."""
+    out: list[tuple[int, Any]] = []
     for i, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            out.append((i, json.loads(line)))
         except json.JSONDecodeError as exc:
-            raise ImportFailed(f"{path.name}, line {i}: not valid JSON ({exc.msg})") from None
+            problem = JsonProblem(exc.msg)
+            problem.syntax = True
+            out.append((i, problem))
         except RecursionError:
-            rows.append(BadRow("nested too deeply to read"))
-            continue
+            out.append((i, JsonProblem("nested too deeply to read")))
         except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-            rows.append(BadRow(f"unreadable value ({str(exc).split(':')[0]})"))
+            out.append((i, JsonProblem(f"unreadable value ({str(exc).split(':')[0]})")))
+    return out
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for i, obj in jsonl_lines(path):
+        if isinstance(obj, JsonProblem):
+            if obj.syntax:
+                raise ImportFailed(f"{path.name}, line {i}: not valid JSON ({obj})")
+            rows.append(BadRow(str(obj)))
             continue
         if not isinstance(obj, dict):
             raise ImportFailed(f"{path.name}, line {i}: expected a JSON object")
