@@ -238,7 +238,6 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
     if not seed_rows:
         raise CoreError(f"mining run {config.mining_run!r} has no kept hard negatives",
                         hint="mine a larger pool or with more samples (python -m core mine --help)")
-    run_id, _ = runs.open_run(store, config, job_id)
     n, per = len(seed_rows), config.per_seed
     phases = _Phases(n + 2 * n * per + (n * per if config.student else 0), progress)
 
@@ -251,7 +250,7 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
         runs.finish_run(store, run_id, "cancelled", summary, "cancelled; run it again to resume")
         return summary
 
-    try:
+    with runs.recording(store, config, job_id) as run_id:
         # 1. structures
         reqs = [structure_request(pool, s) for s in seed_rows]
         res = engine.run(store, teacher, reqs, params=_json_params(teacher, STRUCTURE_SCHEMA, STRUCTURE_TOKENS),
@@ -313,9 +312,6 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
             if stopped():
                 return cancelled()
         _store_candidates(store, run_id, config.mining_run, pool, cands)
-    except BaseException as exc:
-        runs.finish_run(store, run_id, "failed", message=str(exc) or type(exc).__name__)
-        raise
     summary = summarise(store, run_id, config, n) | {
         "requests_sent": phases.sent, "cached": phases.cached, "state": "done",
         "structures_failed": sum(v[0] is None for v in structures.values()), "errors": errors,

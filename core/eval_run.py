@@ -34,13 +34,9 @@ def run_step(store: Store, config: EvalConfig, ctx: JobContext) -> dict[str, Any
     """The job body: run record, solve + vote + store, summary (with `stored` and `label`)."""
     from core.predictions import run_model
 
-    run_id, _ = runs.open_run(store, config, ctx.job_id)
-    try:
+    with runs.recording(store, config, ctx.job_id) as run_id:
         summary = run_model(store, config.dataset, config.model, config.samples, config.temperature, ctx=ctx,
                             label=config.label)
-    except BaseException as exc:
-        runs.finish_run(store, run_id, "failed", message=str(exc))
-        raise
     summary = summary | {"label": config.label or config.model, "run": run_id}
     runs.finish_run(store, run_id, "cancelled" if ctx.cancelled() else "done", summary)
     return summary

@@ -235,12 +235,8 @@ def _split(per: dict[str, list[dict[str, Any]]], mat: np.ndarray) -> dict[str, n
 # -- steps as jobs ----------------------------------------------------------------------------
 
 def _step(store: Store, config: StepConfig, ctx: JobContext, body) -> dict[str, Any]:
-    run_id, _ = runs.open_run(store, config, ctx.job_id)
-    try:
+    with runs.recording(store, config, ctx.job_id) as run_id:
         summary = body()
-    except BaseException as exc:
-        runs.finish_run(store, run_id, "failed", message=str(exc))
-        raise
     if summary is None or ctx.cancelled():
         runs.finish_run(store, run_id, "cancelled", message="cancelled; embedded texts are kept")
         return {}

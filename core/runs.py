@@ -14,6 +14,8 @@ import hashlib
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -80,6 +82,18 @@ def open_run(store: Store, config: StepConfig, job_id: str | None = None) -> tup
                   "VALUES (?, ?, ?, ?, ?, 'running', ?)",
                   [run_id, step, config.model_dump_json(), digest, code_version(), job_id])
     return run_id, False
+
+
+@contextmanager
+def recording(store: Store, config: StepConfig, job_id: str | None = None) -> Iterator[str]:
+    """open_run around a step's body: yields the run id; any exception marks the run failed with its
+    reason before it propagates (the body itself finishes the run as done or cancelled)."""
+    run_id, _ = open_run(store, config, job_id)
+    try:
+        yield run_id
+    except BaseException as exc:
+        finish_run(store, run_id, "failed", message=str(exc) or type(exc).__name__)
+        raise
 
 
 def finish_run(store: Store, run_id: str, state: str, summary: dict[str, Any] | None = None,

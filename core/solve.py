@@ -143,13 +143,9 @@ def _refuse_if_all_failed(m: Model, run: engine.RunResult) -> None:
 
 def run_step(store: Store, config: SolveConfig, ctx: JobContext) -> dict[str, Any]:
     """The solve step as a job body: a run record (resumed for the same config), the solve, its summary."""
-    run_id, _ = runs.open_run(store, config, ctx.job_id)
-    try:
+    with runs.recording(store, config, ctx.job_id) as run_id:
         summary = solve(store, config.dataset, config.model, config.samples, config.temperature, ctx=ctx,
                         limit=config.limit)
-    except BaseException as exc:
-        runs.finish_run(store, run_id, "failed", message=str(exc))
-        raise
     runs.finish_run(store, run_id, "cancelled" if ctx.cancelled() else "done", summary)
     return summary
 
