@@ -38,3 +38,11 @@ def tiny_qwen(tmp_path_factory):
     from tests.tiny_models import build_tiny_qwen
 
     return str(build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen3")))
+
+
+@pytest.fixture
+def tiny(store, tiny_qwen):
+    """A store with the tiny Qwen3 registered as local model 'tiny' (the training tests' student)."""
+    from tests.trainhelp import add_tiny
+
+    return add_tiny(store, tiny_qwen)

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
 from streamlit.testing.v1 import AppTest
-from tiny_models import build_tiny_qwen
-from trainhelp import TINY, kill_leftover_workers, make_set, pair
+from trainhelp import (
+    TINY,
+    make_set,
+    no_worker_left_behind,  # noqa: F401 (fixtures)
+    pair,
+)
 
 from core import models
 from core.store import Store
 from core.training import TrainConfig, ingest, launcher
 from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
-
-
-@pytest.fixture(scope="module")
-def tiny_qwen(tmp_path_factory):
-    return str(build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen3-page")))
-
-
-@pytest.fixture(autouse=True)
-def no_worker_left_behind(tmp_path):
-    yield
-    kill_leftover_workers(tmp_path)
 
 
 def select(at: AppTest, label: str):

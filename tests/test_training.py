@@ -18,8 +18,18 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tiny_models import build_tiny_qwen
-from trainhelp import DEADLINE_S, ROOT, TINY, add_tiny, cli, config, kill_leftover_workers, make_set, pair
+from trainhelp import (  # noqa: F401 (fixtures)
+    DEADLINE_S,
+    ROOT,
+    TINY,
+    add_tiny,
+    cli,
+    config,
+    kill_leftover_workers,
+    make_set,
+    no_worker_left_behind,
+    pair,
+)
 
 from core import engine, models
 from core.engine import Request
@@ -28,23 +38,6 @@ from core.providers.base import GenParams
 from core.providers.local import LocalProvider
 from core.store import Store
 from core.training import data, files, ingest, launcher, preflight
-
-
-@pytest.fixture(scope="module")
-def tiny_qwen(tmp_path_factory):
-    return str(build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen3-train")))
-
-
-@pytest.fixture
-def tiny(store, tiny_qwen):
-    return add_tiny(store, tiny_qwen)
-
-
-@pytest.fixture(autouse=True)
-def no_worker_left_behind(tmp_path):
-    yield
-    kill_leftover_workers(tmp_path)
-
 
 # -- pre-flight and prompts (no worker) ---------------------------------------------------------------
 

@@ -12,19 +12,17 @@ import math
 from pathlib import Path
 
 import pytest
-from trainhelp import kill_leftover_workers, make_set, pair
+from trainhelp import (
+    make_set,
+    no_worker_left_behind,  # noqa: F401 (fixtures)
+    pair,
+)
 
 from core import engine, models
 from core.engine import Request
 from core.schema import GEMMA_LOCAL
 from core.training import files, ingest, launcher
 from core.training.config import TrainConfig
-
-
-@pytest.fixture(autouse=True)
-def no_worker_left_behind(tmp_path):
-    yield
-    kill_leftover_workers(tmp_path)
 
 
 @pytest.mark.timeout(900)  # ~1 min on an idle 2-core machine, several under a full parallel suite

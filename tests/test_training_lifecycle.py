@@ -13,29 +13,23 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tiny_models import build_tiny_qwen
-from trainhelp import DEADLINE_S, ROOT, TINY, add_tiny, config, kill_leftover_workers, make_set, pair, until
+from trainhelp import (  # noqa: F401 (fixtures)
+    DEADLINE_S,
+    ROOT,
+    TINY,
+    add_tiny,
+    config,
+    kill_leftover_workers,
+    make_set,
+    no_worker_left_behind,
+    pair,
+    until,
+)
 
 from core import models
 from core.errors import CoreError
 from core.store import Store
 from core.training import files, ingest, launcher
-
-
-@pytest.fixture(scope="module")
-def tiny_qwen(tmp_path_factory):
-    return str(build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen3-train")))
-
-
-@pytest.fixture
-def tiny(store, tiny_qwen):
-    return add_tiny(store, tiny_qwen)
-
-
-@pytest.fixture(autouse=True)
-def no_worker_left_behind(tmp_path):
-    yield
-    kill_leftover_workers(tmp_path)
 
 
 def test_cancel_mid_run_leaves_no_process(tiny):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+
 SYSTEM = "당신은 수능 문제를 푸는 학생입니다. 마지막 줄에 {\"Answer\":\"N\"} 형식으로 답하세요."
 
 
@@ -96,3 +98,10 @@ def add_tiny(store, folder: str):
     models.add_model(store, "tiny", "local", folder, params={"thinking": False, "temperature": 0, "max_tokens": 4})
     make_set(store, "s", [pair(i) for i in range(6)])
     return store
+
+
+# Imported by the training test modules (autouse there); `tiny` and the tiny Qwen3 are conftest's.
+@pytest.fixture(autouse=True)
+def no_worker_left_behind(tmp_path):
+    yield
+    kill_leftover_workers(tmp_path)
