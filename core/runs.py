@@ -35,10 +35,14 @@ class StepConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     step: ClassVar[str] = ""
+    # Settings that change no result (logging, checkpoint intervals): not part of the run's identity,
+    # so changing them resumes the same run.
+    not_identity: ClassVar[frozenset[str]] = frozenset()
 
     def digest(self) -> str:
-        """Hash of the canonical JSON: what makes two runs the same run."""
-        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        """Hash of the canonical JSON (less `not_identity`): what makes two runs the same run."""
+        canon = json.dumps(self.model_dump(mode="json", exclude=set(self.not_identity)), sort_keys=True,
+                           ensure_ascii=False)
         return hashlib.sha256(canon.encode()).hexdigest()[:12]
 
     @classmethod

@@ -112,4 +112,4 @@ def test_cancel_and_resume_buttons_drive_a_live_worker(db_env, tiny_qwen):
     resumed = launcher.get(store, run_id)
     assert resumed["state"] == "running" and resumed["pid"] != pid
     launcher.cancel(store, run_id)  # leave nothing running
-    assert not launcher.alive(resumed["pid"], resumed["pid_create_time"])
+    assert not launcher.alive(resumed["run_dir"])

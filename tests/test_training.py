@@ -109,22 +109,27 @@ def test_a_typo_in_a_setting_fails_before_anything_starts(tiny):
             "--param", "target_modules=q_proj,v_proj", "--json")
     assert r.returncode == 0, r.stderr
     pf = json.loads(r.stdout)
-    assert pf["kept"] == 6 and pf["backend"] == "cpu" and pf["tokens"]["limits"]["max_length"] == 512  # the preset
+    assert pf["kept"] == 6 and pf["backend"] == "cpu" and pf["tokens"]["limits"]["max_length"] == 768  # the preset
+    assert pf["train_pairs"] == 5 and pf["heldout_pairs"] == 1
     assert pf["estimate"]["steps"] == 2 and pf["template"]["kind"] == "chat" and pf["template"]["thinking"] is False
     s = Store(db)
     assert s.scalar("SELECT count(*) FROM training_runs") == 0 and s.scalar("SELECT count(*) FROM runs") == 0
     s.close()
 
 
-def test_busy_gpu_refuses_a_second_run(tiny):
-    me = psutil.Process()
-    tiny.execute("INSERT INTO training_runs (id, set_name, base_model, state, run_dir, pid, pid_create_time, config, "
-                 "config_hash) VALUES ('train-live', 's', 'tiny', 'running', '/nonexistent', ?, ?, '{}', 'x')",
-                 [me.pid, me.create_time()])
+def test_busy_gpu_refuses_a_second_run(tiny, tmp_path):
+    from core.training import liveness
+
+    fd = liveness.acquire(tmp_path)  # what a live worker holds
+    tiny.execute("INSERT INTO training_runs (id, set_name, base_model, state, run_dir, pid, config, "
+                 "config_hash) VALUES ('train-live', 's', 'tiny', 'running', ?, ?, '{}', 'x')",
+                 [str(tmp_path), psutil.Process().pid])
     assert launcher.live_runs(tiny) == ["train-live"]
     with pytest.raises(CoreError, match="already training on the GPU"):
         launcher._refuse_if_busy(tiny, "trl")
     launcher._refuse_if_busy(tiny, "cpu")  # CPU runs may share the machine
+    os.close(fd)
+    assert launcher.live_runs(tiny) == []
 
 
 def test_nan_loss_stops_the_run_and_names_the_pairs(tmp_path):
@@ -158,7 +163,11 @@ def test_cli_run_reattached_by_another_process_registers_a_working_adapter(tiny)
     second = cli(db, *args, "--wait", "--json")  # same settings = same run: attaches to the live worker
     assert second.returncode == 0, second.stderr
     out = json.loads(second.stdout)
-    assert set(out) == {"run", "state", "backend", "steps", "epochs", "seconds", "final", "adapter_model"}
+    assert set(out) == {"run", "state", "backend", "steps", "epochs", "seconds", "final", "adapter_model", "heldout"}
+    # 1 of the 6 pairs held out, scored with the adapter off (base) and on (tuned, after step 3)
+    assert out["heldout"]["pairs"] == 1 and set(out["heldout"]["base"]) == set(out["heldout"]["tuned"]) == {
+        "accuracy", "margin"}
+    assert out["heldout"]["base"]["accuracy"] in (0.0, 1.0) and math.isfinite(out["heldout"]["tuned"]["margin"])
     assert out["state"] == "done" and out["backend"] == "cpu" and out["steps"] == 3
     assert out["epochs"] > 0 and out["seconds"] > 0 and math.isfinite(out["final"]["loss"])
     assert {"nll_loss", "log_odds_ratio", "rewards_accuracies", "rewards_margins"} <= set(out["final"])

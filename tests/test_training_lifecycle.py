@@ -43,7 +43,7 @@ def test_cancel_mid_run_leaves_no_process(tiny):
     assert cancelled["state"] == "cancelled" and "cancelled" in cancelled["message"]
     for p in tree:
         assert not p.is_running() or p.status() == psutil.STATUS_ZOMBIE, f"process {p.pid} survived the cancel"
-    assert not launcher.alive(run["pid"], run["pid_create_time"])
+    assert not launcher.alive(run["run_dir"])
     assert tiny.scalar("SELECT state FROM runs WHERE id = ?", [run_id]) == "cancelled"
     with pytest.raises(CoreError, match="not running"):
         launcher.cancel(tiny, run_id)

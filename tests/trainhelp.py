@@ -52,7 +52,7 @@ def kill_leftover_workers(root) -> list[int]:
         except (OSError, ValueError, KeyError, psutil.Error):
             continue
         if "core.training.worker" in cmd and str(status.parent) in cmd:
-            launcher.kill_tree(pid, proc.create_time())
+            launcher.kill_tree(pid, status.parent)
             killed.append(pid)
     return killed
 

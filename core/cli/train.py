@@ -9,7 +9,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 
 from core.cli import app, print_json, store_of
@@ -39,13 +38,21 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Was this option typed on the command line (not its default)? By name: typer vendors its own
+    click, whose ParameterSource enum is not click's (comparing the two was always False)."""
+    source = ctx.get_parameter_source(name)
+    return getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+
+
 def _config(ctx: typer.Context, set_name: str, base: str, params: list[str] | None, preset_name: str | None,
             fields: dict[str, Any]) -> TrainConfig:
+    """Preset, then options typed on the command line, then --param: the later wins."""
     values: dict[str, Any] = preset(preset_name) if preset_name else {}
-    for name, value in fields.items():  # options typed on the command line (not defaults)
-        if value is not None and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
-            values[name] = value
-    values.update(parse_params(params))
+    typed = {name: value for name, value in fields.items() if value is not None and _typed(ctx, name)}
+    from_params = parse_params(params)
+    given = set(typed) | set(from_params)
+    values = TrainConfig.resolve(values | typed | from_params, given)
     return TrainConfig.parse({**values, "set_name": set_name, "base_model": base})
 
 
@@ -141,7 +148,7 @@ def start(ctx: typer.Context, set_name: str, base: str, param: list[str] | None,
         typer.echo(f"Follow it with: python -m core train show {run_id} (the dashboard's Train page shows live curves).")
 
 
-_start_params = [
+_common_params = [
     inspect.Parameter("set_name", inspect.Parameter.KEYWORD_ONLY, annotation=str,
                       default=typer.Option(..., "--set", help="frozen preference set")),
     inspect.Parameter("base", inspect.Parameter.KEYWORD_ONLY, annotation=str,
@@ -150,42 +157,47 @@ _start_params = [
                       default=typer.Option(None, "--param", help="KEY=VALUE for any setting below (repeat); lists comma-separated")),
     inspect.Parameter("preset_name", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
                       default=typer.Option(None, "--preset", help="'tiny CPU trial' | 'V100 16 GB' | 'original (orpo-train)'")),
-    inspect.Parameter("wait", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                      default=typer.Option(False, "--wait", help="follow the run until it ends (Ctrl-C cancels it)")),
-    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                      default=typer.Option(False, "--json", help="print the run's summary as JSON on stdout")),
 ]
+_json_param = inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                default=typer.Option(False, "--json", help="print the run's summary as JSON on stdout"))
+_wait_param = inspect.Parameter("wait", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                default=typer.Option(False, "--wait", help="follow the run until it ends (Ctrl-C cancels it)"))
+
+
+def _with_options(fn: Any, params: list[inspect.Parameter], doc: str, name: str) -> None:
+    """Register fn(ctx, **kwargs) with `params` plus one option per TrainConfig field."""
+    fn.__signature__ = inspect.Signature(
+        [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+         *params, *config_params(TrainConfig, exclude=_CORE)])
+    fn.__doc__ = doc
+    train_app.command(name)(fn)
 
 
 def _start_command(ctx: typer.Context, **kwargs: Any) -> None:
-    fixed = {p.name: kwargs.pop(p.name) for p in _start_params}
+    fixed = {p.name: kwargs.pop(p.name) for p in (*_common_params, _wait_param, _json_param)}
     start(ctx, fixed["set_name"], fixed["base"], fixed["param"], fixed["preset_name"], fixed["wait"],
           fixed["as_json"], **kwargs)
 
 
-_start_command.__signature__ = inspect.Signature(
-    [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
-     *_start_params, *config_params(TrainConfig, exclude=_CORE)])
-_start_command.__doc__ = "Start an ORPO run on a preference set (the same settings again resume or show that run)."
-train_app.command("start")(_start_command)
+_with_options(_start_command, [*_common_params, _wait_param, _json_param],
+              "Start an ORPO run on a preference set (the same settings again resume or show that run).", "start")
 
 
-@train_app.command("preflight")
-def preflight_cmd(ctx: typer.Context, set_name: str = typer.Option(..., "--set"), base: str = typer.Option(..., "--base"),
-                  param: list[str] = typer.Option(None, "--param"), preset_name: str = typer.Option(None, "--preset"),
-                  as_json: bool = typer.Option(False, "--json")) -> None:
-    """Check a run before starting it: token lengths, dropped/truncated pairs, GPU, memory and time estimate, disk."""
+def preflight_cmd(ctx: typer.Context, **kwargs: Any) -> None:
     from core.training import preflight
 
+    fixed = {p.name: kwargs.pop(p.name) for p in _common_params}
+    as_json = kwargs.pop("as_json")
     store = store_of(ctx)
-    config = _config(ctx, set_name, base, param, preset_name, {})
+    config = _config(ctx, fixed["set_name"], fixed["base"], fixed["param"], fixed["preset_name"], kwargs)
     pf = preflight.preflight(store, config)
     if as_json:
         print_json(pf)
         return
     t = pf["tokens"]
     gpu = pf["gpu"]
-    typer.echo(f"set {pf['set']['name']}: {pf['pairs']} pairs, {pf['kept']} kept, {len(pf['dropped'])} dropped, "
+    typer.echo(f"set {pf['set']['name']}: {pf['pairs']} pairs, {pf['kept']} kept ({pf['train_pairs']} to train, "
+               f"{pf['heldout_pairs']} held out), {len(pf['dropped'])} dropped, "
                f"{len(pf['truncated'])} truncated (limits: prompt {t['limits']['max_prompt_length']}, "
                f"total {t['limits']['max_length']} tokens)")
     typer.echo(f"tokens: prompt max {t['prompt']['max']} / mean {t['prompt']['mean']}, chosen max {t['chosen']['max']}, "
@@ -200,6 +212,73 @@ def preflight_cmd(ctx: typer.Context, set_name: str = typer.Option(..., "--set")
         typer.echo(f"  truncated pair {d['idx']}: {d['reason']}")
     for w in pf["warnings"]:
         typer.echo(f"Warning: {w}", err=True)
+
+
+_with_options(preflight_cmd, _common_params + [_json_param],
+              "Check a run before starting it: token lengths, dropped/truncated/held-out pairs, GPU, memory and time "
+              "estimate, disk (the same options as start).", "preflight")
+
+
+def sweep_cmd(ctx: typer.Context, **kwargs: Any) -> None:
+    from core.training import sweep
+
+    fixed = {p.name: kwargs.pop(p.name) for p in _common_params}
+    as_json = kwargs.pop("as_json")
+    grid_items = [i for i in fixed["param"] or [] if "," in i.partition("=")[2] and not _is_list(i)]
+    fixed_items = [i for i in fixed["param"] or [] if i not in grid_items]
+    if not grid_items:
+        raise CoreError("nothing to sweep: give at least one --param KEY=V1,V2,…", hint="e.g. --param beta=0.1,0.25,0.5,0.8")
+    base = _config(ctx, fixed["set_name"], fixed["base"], fixed_items, fixed["preset_name"], kwargs)
+    typed = {k for k, v in kwargs.items() if v is not None and _typed(ctx, k)} | {
+        i.split("=", 1)[0].strip().replace("-", "_") for i in fixed_items}
+    config = sweep.SweepConfig(train=base.model_dump(mode="json", include=typed | {"set_name", "base_model"} | set(
+        preset(fixed["preset_name"]) if fixed["preset_name"] else ())), grid=sweep.parse_grid(grid_items))
+    grid = sweep.points(config)
+    typer.echo(f"Sweep of {len(grid)} runs: " + "; ".join(sweep.label(s) for s, _ in grid), err=True)
+    stop = {"asked": False}
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+
+    def progress(i: int, n: int, run: dict[str, Any] | None) -> None:
+        p = (run or {}).get("progress") or {}
+        sys.stderr.write(f"\r[{i + 1}/{n}] {sweep.label(grid[i][0])}: {p.get('state') or 'starting'} "
+                         f"step {p.get('step') or 0}/{p.get('max_steps') or '?'}   ")
+        sys.stderr.flush()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = sweep.run(store_of(ctx), config, on_progress=progress, stop=lambda: stop["asked"])
+    finally:
+        sys.stderr.write("\n")
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if as_json:
+        print_json(result)
+    else:
+        def f(v: Any, spec: str) -> str:
+            return "—" if v is None else format(v, spec)
+
+        typer.echo(f"{'setting':<28} {'state':<9} {'held-out margin base → tuned':<30} {'accuracy base → tuned':<22} run")
+        for r in result["results"]:
+            typer.echo(f"{r['label']:<28} {r['state']:<9} {f(r['base_margin'], '+.4f') + ' → ' + f(r['tuned_margin'], '+.4f'):<30} "
+                       f"{f(r['base_accuracy'], '.2f') + ' → ' + f(r['tuned_accuracy'], '.2f'):<22} {r['run']}")
+    if result["stopped"]:
+        typer.echo("Stopped; the same command resumes the sweep.", err=True)
+        raise typer.Exit(130)
+
+
+def _is_list(item: str) -> bool:
+    key = item.split("=", 1)[0].strip().replace("-", "_")
+    field = TrainConfig.model_fields.get(key)
+    return field is not None and typing.get_origin(field.annotation) is list
+
+
+_with_options(sweep_cmd, _common_params + [_json_param],
+              "Train one run per value of a setting (e.g. --param beta=0.1,0.25,0.5,0.8) and compare them on held-out "
+              "pairs; each run is an ordinary run, so a stopped sweep resumes.", "sweep")
 
 
 @train_app.command("list")

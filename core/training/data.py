@@ -215,9 +215,27 @@ def prepare(store: Store, config: TrainConfig, base: Base | None = None, tok: An
         rows.append(ref | {"prompt": prompt, "chosen": chosen, "rejected": rejected,
                            "tokens": min(n_prompt, config.max_prompt_length) * 2 + min(n_chosen, room) + min(n_rejected, room)})
     kind = "chat" if kinds == {"chat"} else "plain"
+    rows, heldout = split_heldout(rows, config.heldout_fraction, config.seed)
     return {"set": {"name": set_row["name"], "hash": set_row["hash"], "pairs": len(pairs)},
             "base": base, "template": template_record(tok, kind, thinking, prefill),
-            "rows": rows, "dropped": dropped, "truncated": truncated, "lengths": lengths}
+            "rows": rows, "heldout": heldout, "dropped": dropped, "truncated": truncated, "lengths": lengths}
+
+
+def heldout_count(n: int, fraction: float) -> int:
+    """Pairs held out of n: round(fraction × n), at least 1 when n ≥ 5, and never all of them."""
+    if fraction <= 0 or n < 2:
+        return 0
+    k = round(fraction * n)
+    return min(max(k, 1 if n >= 5 else 0), n - 1)
+
+
+def split_heldout(rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training rows, held-out rows): a seeded draw, so the same settings hold out the same pairs."""
+    import random
+
+    k = heldout_count(len(rows), fraction)
+    held = set(random.Random(seed).sample(range(len(rows)), k))
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 
 
 def write_pairs(path: Path, rows: list[dict[str, Any]]) -> None:

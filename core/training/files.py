@@ -5,6 +5,10 @@ RUN_DIR/
   pairs.jsonl     the pairs as the worker trains on them (rendered, checked)
   status.json     the worker's state, rewritten atomically: state, step, backend, message, final metrics
   metrics.jsonl   one line per logged step (TrainerCallback.on_log), appended
+  heldout.jsonl   the held-out pairs (never trained on), scored before, during and after training
+  heldout_scores.jsonl  one line per scoring: {step, which: base|tuned, accuracy, margin, ...}
+  worker.lock     held (flock) by the live worker for its whole life: the only proof it is alive
+  worker.json     the live worker's pid and command line (to end its process tree)
   train.log       the worker's stdout and stderr
   checkpoints/    checkpoint-N folders (resume starts from the last complete one)
   adapter/        the LoRA adapter when the run finished
@@ -19,6 +23,7 @@ from typing import Any
 
 CONFIG, PAIRS, STATUS, METRICS, LOG = "config.json", "pairs.jsonl", "status.json", "metrics.jsonl", "train.log"
 CHECKPOINTS, ADAPTER = "checkpoints", "adapter"
+HELDOUT, HELDOUT_SCORES, LOCK, WORKER = "heldout.jsonl", "heldout_scores.jsonl", "worker.lock", "worker.json"
 
 # TRL's logged names -> metric columns (training_metrics) and summary keys.
 KEYS = {"loss": "loss", "nll_loss": "nll_loss", "log_odds_ratio": "log_odds_ratio", "log_odds_chosen": "log_odds_chosen",
@@ -63,3 +68,18 @@ def last_checkpoint(run_dir: Path) -> Path | None:
     done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()
             and p.name.split("-")[-1].isdigit()]
     return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Complete lines only: a line still being written (no newline yet) is left for the next read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return []
+    out = []
+    for line in data.split(b"\n")[:-1]:
+        try:
+            out.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+    return out

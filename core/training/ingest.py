@@ -79,39 +79,76 @@ def vanished_reason(tail: list[str], code: int | None) -> str:
 
 
 def sync(store: Store, run_id: str) -> dict[str, Any]:
-    """Bring the run's row up to date with its folder and its process; returns the run."""
+    """Bring the run's row up to date with its folder and its worker; returns the run.
+
+    The lock decides (core/training/liveness.py): while the worker holds it the run is running; once
+    it is free the worker is gone, and its last status says how it ended (read after the lock, so a
+    worker that wrote "done" and exited is never taken for a vanished one). A done status always
+    wins, so a run marked failed by mistake heals here; so does one whose worker turns out alive.
+    """
     run = launcher.get(store, run_id)
-    if run["state"] != "running":
+    if run["state"] not in ("running", "failed"):
         return run
     run_dir = Path(run["run_dir"])
-    ingest_metrics(store, run_id, run_dir)
+    held = launcher.alive(run_dir)
     status = files.read_json(run_dir / files.STATUS) or {}
-    if status.get("pid") != run["pid"]:
-        status = {}  # a status from an earlier attempt: this worker has not written yet
-    if status:
+    current = status.get("pid") == run["pid"]
+    if run["state"] == "failed":
+        if status.get("state") == "done" and Path(status.get("adapter") or run_dir / files.ADAPTER).is_dir():
+            _heal(store, run_id, "its worker finished after it was marked failed")
+        elif held:
+            _heal(store, run_id, "its worker is still running")
+        else:
+            return run
+        run = launcher.get(store, run_id)
+    ingest_metrics(store, run_id, run_dir)
+    ingest_heldout(store, run_id, run_dir)
+    if status and current:
         store.execute("UPDATE training_runs SET progress = ?, backend = coalesce(?, backend), updated_at = ? WHERE id = ?",
                       [json.dumps(status, ensure_ascii=False, default=str), status.get("backend"), datetime.now(), run_id])
-    state = status.get("state")
-    if state == "done":
+    if status.get("state") == "done":
         try:
-            _finish_done(store, run, status)
+            _finish_done(store, launcher.get(store, run_id), status)
         except CoreError as exc:  # e.g. the adapter folder was moved: say so instead of staying 'running'
             _fail(store, run_id, f"training finished but the tuned model could not be registered: {exc.message}",
                   files.log_tail(run_dir, 5))
-    elif state == "failed":
-        tail = files.log_tail(run_dir, 20)
-        _fail(store, run_id, status.get("message") or "the worker failed", tail)
-    elif not launcher.alive(run["pid"], run["pid_create_time"]):
-        # One more look: the worker may have written its last status between our two reads.
-        status = files.read_json(run_dir / files.STATUS) or {}
-        if status.get("pid") == run["pid"] and status.get("state") in ("done", "failed"):
-            return sync(store, run_id)
-        ingest_metrics(store, run_id, run_dir)
+    elif held:
+        pass  # alive: whatever its status says (an earlier attempt's "failed" included)
+    elif current and status.get("state") == "failed":
+        _fail(store, run_id, status.get("message") or "the worker failed", files.log_tail(run_dir, 20))
+    else:
         tail = files.log_tail(run_dir, 20)
         _fail(store, run_id, vanished_reason(tail, launcher.exit_code(run["pid"])), tail)
     return launcher.get(store, run_id)
 
 
+def _heal(store: Store, run_id: str, why: str) -> None:
+    store.execute("UPDATE training_runs SET state = 'running', message = ?, finished_at = NULL, updated_at = ? "
+                  "WHERE id = ?", [f"was marked failed, but {why}", datetime.now(), run_id])
+    store.execute("UPDATE runs SET state = 'running', finished_at = NULL, message = NULL WHERE id = ?", [run_id])
+
+
+def ingest_heldout(store: Store, run_id: str, run_dir: Path) -> dict[str, Any] | None:
+    """Fold heldout_scores.jsonl into the run's held-out summary (base vs tuned, and every scoring)."""
+    lines = files.read_jsonl(run_dir / files.HELDOUT_SCORES)
+    if not lines:
+        return None
+    summary = heldout_summary(lines)
+    store.execute("UPDATE training_runs SET heldout = ? WHERE id = ?", [json.dumps(summary, ensure_ascii=False), run_id])
+    return summary
+
+
+def heldout_summary(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """{pairs, base: {accuracy, margin, ...}, tuned: {...} | None, history: [tuned scorings by step]}."""
+    keep = ("step", "accuracy", "margin", "chosen_logp", "rejected_logp", "gen_len_mean", "gen_capped", "error")
+    base = next((ln for ln in reversed(lines) if ln.get("which") == "base"), None)
+    tuned = [ln for ln in lines if ln.get("which") == "tuned"]
+    by_step = {ln["step"]: ln for ln in tuned}  # a step scored again after a resume: the last one
+    history = [{k: ln.get(k) for k in keep} for _, ln in sorted(by_step.items())]
+    final = history[-1] if history else None
+    return {"pairs": (base or (tuned[-1] if tuned else {})).get("pairs"),
+            "base": {k: base.get(k) for k in keep if k != "step"} if base else None,
+            "tuned": final, "history": history}
 def sync_all(store: Store) -> list[str]:
     """Re-attach after a restart: sync every run still marked running. Returns their ids."""
     ids = [r["id"] for r in store.rows("SELECT id FROM training_runs WHERE state = 'running'")]
@@ -155,7 +192,8 @@ def _finish_done(store: Store, run: dict[str, Any], status: dict[str, Any]) -> N
                "seconds": status.get("seconds_total"), "final": status.get("final") or {},
                "adapter_model": name, "set": run["set_name"], "base": run["base_model"],
                "precision": status.get("precision"), "template": template,
-               "pairs": (run.get("preflight") or {}).get("kept"), "adapter_dir": str(adapter)}
+               "pairs": (run.get("preflight") or {}).get("train_pairs", (run.get("preflight") or {}).get("kept")),
+               "heldout": heldout_public(run.get("heldout")), "adapter_dir": str(adapter)}
     store.execute("UPDATE training_runs SET state = 'done', summary = ?, adapter_model = ?, message = NULL, "
                   "finished_at = ?, updated_at = ? WHERE id = ?",
                   [json.dumps(summary, ensure_ascii=False, default=str), name, datetime.now(), datetime.now(), run["id"]])
@@ -168,10 +206,24 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
     progress = run.get("progress") or {}
     last = progress.get("last") or {}
     final = s.get("final") or {k.replace("/", "_"): last[v] for k, v in KEYS.items() if last.get(v) is not None}
-    return {"run": run["id"], "state": run["state"], "backend": s.get("backend") or run.get("backend"),
-            "steps": s.get("steps", progress.get("step")), "epochs": s.get("epochs", progress.get("epoch")),
-            "seconds": s.get("seconds", progress.get("seconds_total")), "final": final,
-            "adapter_model": run.get("adapter_model")}
+    out = {"run": run["id"], "state": run["state"], "backend": s.get("backend") or run.get("backend"),
+           "steps": s.get("steps", progress.get("step")), "epochs": s.get("epochs", progress.get("epoch")),
+           "seconds": s.get("seconds", progress.get("seconds_total")), "final": final,
+           "adapter_model": run.get("adapter_model"), "heldout": heldout_public(run.get("heldout"))}
+    if run["state"] in ("failed", "cancelled"):
+        out["reason"] = (run.get("message") or "").partition("\n--- last log lines ---\n")[0] or None
+    return out
+
+
+def heldout_public(h: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The `heldout` key of --json: {pairs, base: {accuracy, margin}, tuned: {accuracy, margin}}."""
+    if not h:
+        return None
+
+    def two(x: dict[str, Any] | None) -> dict[str, Any] | None:
+        return {"accuracy": x.get("accuracy"), "margin": x.get("margin")} if x else None
+
+    return {"pairs": h.get("pairs"), "base": two(h.get("base")), "tuned": two(h.get("tuned"))}
 
 
 def wait(store: Store, run_id: str, poll_s: float = 0.5, on_progress: Callable[[dict[str, Any]], None] | None = None,
@@ -210,7 +262,9 @@ def show(store: Store, run_id: str, tail: int = 20) -> dict[str, Any]:
             "run_dir": run["run_dir"], "pid": run["pid"], "message": run["message"],
             "progress": {k: progress.get(k) for k in ("state", "step", "max_steps", "epoch", "eta_s", "precision",
                                                        "resumed_from", "attempt")},
-            "preflight": {k: (run.get("preflight") or {}).get(k) for k in ("pairs", "kept", "dropped", "truncated",
+            "heldout_detail": run.get("heldout"),
+            "preflight": {k: (run.get("preflight") or {}).get(k) for k in ("pairs", "kept", "train_pairs", "heldout_pairs",
+                                                                           "dropped", "truncated",
                                                                            "gpu", "estimate", "warnings")},
             "metrics": metrics(store, run_id), "log_tail": files.log_tail(Path(run["run_dir"]), tail),
             "created_at": str(run["created_at"]), "finished_at": str(run["finished_at"] or "") or None}

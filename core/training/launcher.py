@@ -2,8 +2,9 @@
 
 A worker is `python -m core.training.worker RUN_DIR`, started with an argument list (never a shell)
 in its own session, so it outlives a closed browser or a restarted dashboard and can be ended as a
-whole process tree. The run records its pid and psutil create_time: after a restart the owner finds
-the same process again (a recycled pid has another start time) and ingests what it missed.
+whole process tree. Alive means: it holds RUN_DIR/worker.lock (core/training/liveness.py), never a
+comparison of clock-derived start times. After a restart the owner finds the run by its lock and
+ingests what it missed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ import psutil
 from core.config import WORKSPACE
 from core.errors import CoreError, NotFound
 from core.runs import ROOT, code_version, finish_run, open_run
-from core.training import files
+from core.training import files, liveness
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 # Workers this process started: polled so they never linger as zombies, and their exit codes kept.
 _CHILDREN: dict[int, subprocess.Popen] = {}
+_EXITED: dict[int, int] = {}
 
 
 def runs_root(store: Store) -> Path:
@@ -44,26 +47,19 @@ def get(store: Store, run_id: str) -> dict[str, Any]:
     if not rows:
         raise NotFound(f"no training run {run_id!r}", hint="list them with: python -m core train list")
     row = rows[0]
-    for col in ("config", "summary", "template", "preflight", "progress"):
+    for col in ("config", "summary", "template", "preflight", "progress", "heldout"):
         row[col] = json.loads(row[col]) if row.get(col) else None
     return row
 
 
-def alive(pid: int | None, create_time: float | None) -> bool:
-    """Is this exact process (pid + start time) still running (and not a zombie)?"""
-    if not pid:
+def alive(run_dir: str | Path | None) -> bool:
+    """Does a worker hold this run folder's lock (i.e. is it still running)?"""
+    if not run_dir:
         return False
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        if child.poll() is not None:
-            return False
-    try:
-        proc = psutil.Process(pid)
-        if create_time is not None and abs(proc.create_time() - create_time) > 0.5:
-            return False  # the pid was recycled by another process
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+    for pid, child in list(_CHILDREN.items()):  # reap our own finished children (no zombies)
+        if child.poll() is not None and pid not in _EXITED:
+            _EXITED[pid] = child.returncode
+    return liveness.held(run_dir)
 
 
 def exit_code(pid: int | None) -> int | None:
@@ -73,25 +69,31 @@ def exit_code(pid: int | None) -> int | None:
 
 
 def live_runs(store: Store) -> list[str]:
-    return [r["id"] for r in store.rows("SELECT id, pid, pid_create_time FROM training_runs WHERE state = 'running'")
-            if alive(r["pid"], r["pid_create_time"])]
+    return [r["id"] for r in store.rows("SELECT id, run_dir FROM training_runs WHERE state = 'running'")
+            if alive(r["run_dir"])]
 
 
-def _spawn(run_dir: Path) -> tuple[int, float]:
+def _spawn(run_dir: Path) -> int:
+    """Start the worker holding the run's lock from before its first instruction. Returns its pid."""
+    try:
+        fd = liveness.acquire(run_dir)
+    except liveness.Held:
+        raise CoreError(f"a worker still holds the run folder {run_dir}",
+                        hint="wait for it, or cancel it: python -m core train cancel RUN") from None
     env = dict(os.environ, PYTHONUNBUFFERED="1", TRL_EXPERIMENTAL_SILENCE="1", TOKENIZERS_PARALLELISM="false")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    with open(run_dir / files.LOG, "ab") as log:
-        log.write(f"\n=== worker started {datetime.now().isoformat(timespec='seconds')} ===\n".encode())
-        log.flush()
-        proc = subprocess.Popen([sys.executable, "-m", "core.training.worker", str(run_dir)], cwd=str(ROOT),
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-    _CHILDREN[proc.pid] = proc
+    env[liveness.ENV_FD] = str(fd)
     try:
-        created = psutil.Process(proc.pid).create_time()
-    except psutil.NoSuchProcess:  # ended at once; sync will read why from its log
-        created = None
-    return proc.pid, created
+        with open(run_dir / files.LOG, "ab") as log:
+            log.write(f"\n=== worker started {datetime.now().isoformat(timespec='seconds')} ===\n".encode())
+            log.flush()
+            proc = subprocess.Popen([sys.executable, "-m", "core.training.worker", str(run_dir)], cwd=str(ROOT),
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True, pass_fds=(fd,))
+    finally:
+        os.close(fd)  # the worker holds the lock from here on (it inherited the same open file)
+    _CHILDREN[proc.pid] = proc
+    return proc.pid
 
 
 def _refuse_if_busy(store: Store, backend: str, except_run: str | None = None) -> None:
@@ -120,13 +122,14 @@ def start(store: Store, config: TrainConfig) -> tuple[str, str]:
             return run_id, "done"
         if state == "running":
             return run_id, "running"
-        resume(store, run_id)
+        resume(store, run_id, config)
         return run_id, "resumed"
     prepared = data.prepare(store, config)
     check = preflight.preflight(store, config, prepared)
     if not prepared["rows"]:
-        raise CoreError(f"no pair of set {config.set_name!r} fits the limits ({len(prepared['dropped'])} dropped)",
-                        hint="raise max_prompt_length / max_length, or use --param long_prompts=truncate")
+        raise CoreError(f"no pair of set {config.set_name!r} is left to train on ({len(prepared['dropped'])} dropped, "
+                        f"{len(prepared['heldout'])} held out)",
+                        hint="raise max_prompt_length / max_length, use --long-prompts truncate, or lower heldout_fraction")
     if check["missing_modules"]:
         raise CoreError(next(w for w in check["warnings"] if w.startswith("target_modules")),
                         hint="set --param target_modules=… to module names the model has")
@@ -143,61 +146,75 @@ def start(store: Store, config: TrainConfig) -> tuple[str, str]:
     spec = {"run_id": run_id, "config": config.model_dump(mode="json"),
             "base": {"name": base.name, "model_id": base.model_id, "folder": base.folder, "params": base.params,
                      "registered": base.registered},
-            "template": prepared["template"], "dropped": prepared["dropped"], "truncated": prepared["truncated"]}
+            "template": prepared["template"], "dropped": prepared["dropped"], "truncated": prepared["truncated"],
+            "heldout": [r["idx"] for r in prepared["heldout"]]}
     files.write_json(run_dir / files.CONFIG, spec)
     data.write_pairs(run_dir / files.PAIRS, prepared["rows"])
-    check_public = {k: v for k, v in check.items()}
+    data.write_pairs(run_dir / files.HELDOUT, prepared["heldout"])
     store.execute(
         "INSERT INTO training_runs (id, set_name, set_hash, base_model, state, backend, run_dir, config, config_hash, "
         "code_version, template, preflight, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
         [run_id, config.set_name, prepared["set"]["hash"], config.base_model, check["backend"], str(run_dir),
          config.model_dump_json(), config.digest(), code_version(), json.dumps(prepared["template"], ensure_ascii=False),
-         json.dumps(check_public, ensure_ascii=False, default=str), datetime.now()])
-    pid, created = _spawn(run_dir)
-    store.execute("UPDATE training_runs SET pid = ?, pid_create_time = ? WHERE id = ?", [pid, created, run_id])
+         json.dumps(check, ensure_ascii=False, default=str), datetime.now()])
+    pid = _spawn(run_dir)
+    store.execute("UPDATE training_runs SET pid = ? WHERE id = ?", [pid, run_id])
     return run_id, "started"
 
 
-def resume(store: Store, run_id: str) -> str:
-    """Start the worker again on the run's folder: it continues from the last complete checkpoint."""
+def resume(store: Store, run_id: str, config: TrainConfig | None = None) -> str:
+    """Start the worker again on the run's folder: it continues from the last complete checkpoint.
+
+    config: the same run's settings with other values for settings that change no result (logging,
+    checkpoint intervals): the worker uses them from here on."""
     from core.training import ingest
 
     run = ingest.sync(store, run_id)
-    if run["state"] == "running":
-        raise CoreError(f"run {run_id} is still running", hint="cancel it first, or wait for it")
+    if run["state"] == "running" or alive(run["run_dir"]):
+        raise CoreError(f"run {run_id} is still running: its worker holds the run folder",
+                        hint=f"wait for it, or cancel it: python -m core train cancel {run_id}")
     if run["state"] == "done":
-        raise CoreError(f"run {run_id} already finished", hint=f"its model: {run['adapter_model']}")
+        raise CoreError(f"run {run_id} already finished ({(run.get('summary') or {}).get('steps')} steps)",
+                        hint=f"its model: {run['adapter_model']}; more steps are a new run (another max_steps)")
     _refuse_if_busy(store, run.get("backend") or "cpu", except_run=run_id)
     run_dir = Path(run["run_dir"])
     if not (run_dir / files.CONFIG).is_file():
         raise CoreError(f"the folder of run {run_id} is gone ({run_dir})", hint="start a new run")
+    if config is not None:
+        spec = files.read_json(run_dir / files.CONFIG) or {}
+        files.write_json(run_dir / files.CONFIG, spec | {"config": config.model_dump(mode="json")})
+        store.execute("UPDATE training_runs SET config = ? WHERE id = ?", [config.model_dump_json(), run_id])
     ckpt = files.last_checkpoint(run_dir)
-    pid, created = _spawn(run_dir)
-    store.execute("UPDATE training_runs SET state = 'running', pid = ?, pid_create_time = ?, message = ?, "
+    pid = _spawn(run_dir)
+    store.execute("UPDATE training_runs SET state = 'running', pid = ?, message = ?, "
                   "finished_at = NULL, updated_at = ? WHERE id = ?",
-                  [pid, created, f"resumed from {ckpt.name}" if ckpt else "restarted (no checkpoint yet)",
+                  [pid, f"resumed from {ckpt.name}" if ckpt else "restarted (no checkpoint yet)",
                    datetime.now(), run_id])
     store.execute("UPDATE runs SET state = 'running', finished_at = NULL, message = NULL WHERE id = ?", [run_id])
     return ckpt.name if ckpt else "start"
 
 
-def kill_tree(pid: int, create_time: float | None, timeout: float = 10.0) -> bool:
-    """End the worker and everything it started (data loaders, compile workers); True if it was alive."""
-    if not alive(pid, create_time):
-        _reap(pid)
+def kill_tree(pid: int | None, run_dir: str | Path, timeout: float = 10.0) -> bool:
+    """End the run's worker and everything it started; True if it was alive.
+
+    The pid is trusted only while its command line names this run folder (a recycled pid is left
+    alone); the lock tells when it is really gone."""
+    if not alive(run_dir):
+        _reap(pid or -1)
         return False
+    procs: list[psutil.Process] = []
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        _reap(pid)
-        return False
+        if liveness.names_run(root.cmdline(), run_dir):
+            procs = [root, *root.children(recursive=True)]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
     for p in procs:
         try:
             p.terminate()
         except psutil.NoSuchProcess:
             pass
-    _reap(pid, timeout=min(timeout, 5.0))
+    _reap(pid or -1, timeout=min(timeout, 5.0))
     _, survivors = psutil.wait_procs(procs, timeout=timeout)
     for p in survivors:
         try:
@@ -205,11 +222,15 @@ def kill_tree(pid: int, create_time: float | None, timeout: float = 10.0) -> boo
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(survivors, timeout=timeout)
-    try:  # anything left in the worker's own session (it leads one)
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    _reap(pid)
+    if procs:
+        try:  # anything left in the worker's own session (it leads one)
+            os.killpg(procs[0].pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _reap(pid or -1)
+    end = time.monotonic() + timeout
+    while alive(run_dir) and time.monotonic() < end:  # the kernel frees the lock as the last holder exits
+        time.sleep(0.05)
     return True
 
 
@@ -230,7 +251,7 @@ def cancel(store: Store, run_id: str) -> dict[str, Any]:
     if run["state"] != "running":
         raise CoreError(f"run {run_id} is not running (it is {run['state']})",
                         hint="resume it with: python -m core train resume " + run_id if run["state"] != "done" else None)
-    kill_tree(run["pid"], run["pid_create_time"])
+    kill_tree(run["pid"], run["run_dir"])
     ingest.ingest_metrics(store, run_id, Path(run["run_dir"]))
     ckpt = files.last_checkpoint(Path(run["run_dir"]))
     msg = f"cancelled; resume continues from {ckpt.name}" if ckpt else "cancelled before the first checkpoint"

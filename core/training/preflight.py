@@ -148,7 +148,7 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
     gpu = found[0] if found else None
     backend = backend_for(config, gpu)
     lengths = prepared["lengths"]
-    kept = {r["idx"] for r in prepared["rows"]}
+    kept = {r["idx"] for r in prepared["rows"] + prepared["heldout"]}
     seq = [max(x["chosen"], x["rejected"]) + x["prompt"] for x in lengths if x["idx"] in kept]
     mean_tokens = statistics.fmean([r["tokens"] for r in prepared["rows"]]) if prepared["rows"] else 0
     size = model_size(base.folder)
@@ -166,6 +166,8 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
         warnings.append(f"target_modules {missing} are not in {base.name} (its projections: {', '.join(linear) or '?'})")
     if not prepared["rows"]:
         warnings.append("no pair is left to train on: raise max_prompt_length / max_length or use long_prompts=truncate")
+    if not prepared["heldout"] and config.heldout_fraction > 0 and prepared["rows"]:
+        warnings.append("no pair is held out (the set is too small): nothing will show whether the run learned")
     if prepared["dropped"]:
         warnings.append(f"{len(prepared['dropped'])} pair(s) will be dropped (listed below)")
     if prepared["truncated"]:
@@ -183,7 +185,8 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
     return {
         "set": prepared["set"], "base": {"name": base.name, "folder": base.folder, "params": size["params"]},
         "template": prepared["template"],
-        "pairs": prepared["set"]["pairs"], "kept": len(prepared["rows"]),
+        "pairs": prepared["set"]["pairs"], "kept": len(kept),
+        "train_pairs": len(prepared["rows"]), "heldout_pairs": len(prepared["heldout"]),
         "dropped": prepared["dropped"], "truncated": prepared["truncated"],
         "tokens": {"prompt": _stats([x["prompt"] for x in lengths]), "chosen": _stats([x["chosen"] for x in lengths]),
                    "rejected": _stats([x["rejected"] for x in lengths]),

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.training import files
+from core.training import files, liveness
 from core.training.files import KEYS
 
 # Under `accelerate launch` (data parallel) every process runs this file; only rank 0 writes the
@@ -179,6 +179,36 @@ def make_trainer_class() -> type:
     return Trainer
 
 
+class Heldout:
+    """Scores the held-out pairs (base once, tuned before, every eval_steps and after) into
+    heldout_scores.jsonl. A scoring that fails is recorded and never stops the run."""
+
+    def __init__(self, run_dir: Path, cfg: dict[str, Any], status: Status, log: Any):
+        self.path, self.cfg, self.status, self.log = run_dir / files.HELDOUT_SCORES, cfg, status, log
+        self.rows = files.read_jsonl(run_dir / files.HELDOUT)
+        self.done = {(ln.get("which"), ln.get("step")) for ln in files.read_jsonl(self.path) if not ln.get("error")}
+
+    def run(self, model: Any, tok: Any, step: int, which: str) -> None:
+        if not self.rows or (which, step) in self.done or (which == "base" and any(w == "base" for w, _ in self.done)):
+            return
+        from core.training import heldout
+
+        previous = self.status.data.get("state")
+        self.status.set(state="scoring held-out", heldout_which=which)
+        try:
+            line = {"step": step, "which": which, **heldout.score(model, tok, self.rows, self.cfg, adapter=which == "tuned")}
+        except Exception as exc:  # noqa: BLE001 - the check must not kill the training
+            line = {"step": step, "which": which, "pairs": len(self.rows), "error": f"{type(exc).__name__}: {exc}"[:300]}
+            self.log(f"held-out scoring failed: {line['error']}")
+        self.done.add((which, step))
+        if MAIN:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self.log(f"held-out {which} @ step {step}: " + (line.get("error") or
+                 f"accuracy {line['accuracy']:.3f}, margin {line['margin']:+.4f} on {line['pairs']} pairs"))
+        self.status.set(state=previous)
+
+
 def make_callback(run_dir: Path, status: Status, tokens: dict[int, int], trainer_ref: dict[str, Any]) -> Any:
     from transformers import TrainerCallback
 
@@ -235,18 +265,42 @@ def make_callback(run_dir: Path, status: Status, tokens: dict[int, int], trainer
                 control.should_training_stop = True
                 control.should_save = False
 
+        def on_step_end(self, args, state, control, **kw):
+            every = trainer_ref["eval_steps"]
+            if every and state.global_step % every == 0 and state.global_step < state.max_steps:
+                trainer = trainer_ref["trainer"]
+                trainer_ref["heldout"].run(trainer.model, trainer.processing_class, state.global_step, "tuned")
+
     return Metrics()
 
 
+_LOCK_FD: int | None = None  # open for the whole life of the process: the proof it is alive
+
+
 def run(run_dir: Path) -> int:
+    global _LOCK_FD
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    spec = json.loads((run_dir / files.CONFIG).read_text("utf-8"))
-    cfg, base = spec["config"], spec["base"]
-    status = Status(run_dir)
 
     def log(msg: str) -> None:
         print(f"[worker] {msg}", flush=True)
+
+    try:
+        _LOCK_FD = liveness.inherited(run_dir)
+        if _LOCK_FD is None:
+            _LOCK_FD = liveness.acquire(run_dir, wait_s=5.0)
+    except liveness.Held:
+        log(f"another worker holds {run_dir}: not starting a second one on the same run")
+        return 3
+    spec = json.loads((run_dir / files.CONFIG).read_text("utf-8"))
+    cfg, base = spec["config"], spec["base"]
+    previous = files.read_json(run_dir / files.STATUS) or {}
+    if previous.get("state") == "done" and (run_dir / files.ADAPTER).is_dir():
+        log(f"run {spec['run_id']} already finished ({previous.get('step')} steps): nothing to train")
+        return 0
+    files.write_json(run_dir / files.WORKER, {"pid": os.getpid(), "argv": sys.argv, "run_id": spec["run_id"],
+                                              "started_at": datetime.now().isoformat()})
+    status = Status(run_dir)
 
     try:
         backend, note = pick_backend(cfg["backend"])
@@ -266,7 +320,8 @@ def run(run_dir: Path) -> int:
             raise RuntimeError("no pairs to train on (all were dropped by the pre-flight check)")
         dataset = Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"],
                                       "pair_idx": r["idx"]} for r in rows])
-        trainer_ref: dict[str, Any] = {"nan": None, "start_step": 0}
+        trainer_ref: dict[str, Any] = {"nan": None, "start_step": 0, "eval_steps": int(cfg.get("eval_steps") or 0),
+                                       "heldout": Heldout(run_dir, cfg, status, log)}
         callback = None
         trainer_cls = make_trainer_class()
         trainer = trainer_cls(model=model, args=orpo_args(cfg, run_dir, backend, prec), train_dataset=dataset,
@@ -283,6 +338,10 @@ def run(run_dir: Path) -> int:
             trainer_ref["start_step"] = int(checkpoint.name.split("-")[-1])
             log(f"resuming from {checkpoint.name}")
         status.set(resumed_from=checkpoint.name if checkpoint else None)
+        check = trainer_ref["heldout"]
+        check.run(trainer.model, tok, 0, "base")
+        if not checkpoint:
+            check.run(trainer.model, tok, 0, "tuned")  # LoRA starts as the identity: equal to base, measured
         cpu0 = time.process_time()
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         status.set(train_cpu_s=round(time.process_time() - cpu0, 3))  # CPU time (all threads): bench/bench_train.py
@@ -294,6 +353,7 @@ def run(run_dir: Path) -> int:
             status.set(state="failed", message=msg, reason="nan loss", nan=bad)
             log(msg)
             return 1
+        check.run(trainer.model, tok, state.global_step, "tuned")
         status.set(state="saving")
         adapter = run_dir / files.ADAPTER
         trainer.save_model(str(adapter))  # rank 0 only, as the Trainer decides
