@@ -277,7 +277,8 @@ def job_panel(store: Store, key: str, kind: str | None = None,
 def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = None,
                 defaults: dict[str, Any] | None = None, exclude: tuple[str, ...] = (),
                 submit: str = "Start", columns: int = 3, fixed: dict[str, Any] | None = None,
-                disabled: bool = False, labels: dict[str, dict[Any, str]] | None = None) -> Any | None:
+                disabled: bool = False, labels: dict[str, dict[Any, str]] | None = None,
+                adjust: Callable[[dict[str, Any], set[str]], dict[str, Any]] | None = None) -> Any | None:
     """A form built from a step's config class (core/runs.py:StepConfig): one widget per field.
 
     choices: field -> allowed values (datasets, model names) for a selectbox; Literal fields get
@@ -285,6 +286,8 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
     list/dict → one item (or KEY=VALUE) per line. A field's `title` is its label (else its name).
     fixed: values chosen elsewhere on the page (e.g. the test set): no widget, merged when submitted.
     labels: field -> {value: text shown} for selectboxes (a run id shown with what it holds).
+    adjust(values, changed): a last word on the values, given the fields the user changed from the
+    shown defaults (e.g. lengths the user did not touch follow the one they did).
     Returns the validated config when submitted and valid, else None (a problem shows as one line).
     """
     import typing
@@ -294,6 +297,7 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
     choices, defaults, fixed = choices or {}, defaults or {}, fixed or {}
     exclude = (*exclude, *fixed)
     values: dict[str, Any] = {}
+    shown_defaults: dict[str, Any] = {}
     with st.form(key):
         cols = st.columns(columns)
         for i, (name, field) in enumerate(f for f in cls.model_fields.items() if f[0] not in exclude):
@@ -303,6 +307,7 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
             base = args[0] if optional and len(args) == 1 else ann
             origin = typing.get_origin(base)
             default = defaults.get(name, None if field.is_required() else field.get_default(call_default_factory=True))
+            shown_defaults[name] = default
             label, help_ = field.title or name.replace("_", " ").capitalize(), field.description
             wkey = f"{key}-{name}"
             with cols[i % columns]:
@@ -348,6 +353,9 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
         pressed = st.form_submit_button(submit, type="primary", disabled=disabled)
     if not pressed:
         return None
+    if adjust:
+        changed = {k for k, v in values.items() if v != shown_defaults.get(k)}
+        values = adjust(values, changed)
     try:
         return cls.parse({k: v for k, v in values.items() if v is not None or k in cls.model_fields} | fixed)
     except CoreError as exc:

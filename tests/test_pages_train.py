@@ -44,9 +44,11 @@ def test_preset_preflight_start_live_curves_and_overlay(db_env, tiny_qwen):
     select(at, "base model").select("tiny")  # a form: the value is sent with the submit
     button(at, "Check (pre-flight)").click().run()
     assert not at.exception, at.exception
-    assert any(m.label == "pairs kept" and m.value == "4 / 5" for m in at.metric)
-    assert any("dropped" in w.value for w in at.warning)
-    assert any("max_prompt_length" in str(row) for row in at.dataframe[0].value.to_dict("records"))
+    # The preset fits the product's own pairs: the over-long prompt is cut to its end, not dropped.
+    assert any(m.label == "pairs kept" and m.value == "5 / 5" for m in at.metric)
+    assert any(m.label == "train / held out" and m.value == "4 / 1" for m in at.metric)
+    assert any("truncated" in w.value for w in at.warning)
+    assert any("kept its end" in str(row) for row in at.dataframe[0].value.to_dict("records"))
     button(at, "Start training").click().run()
     assert not at.exception, at.exception
     assert any("Started training run" in s.value for s in at.success)
@@ -68,10 +70,17 @@ def test_preset_preflight_start_live_curves_and_overlay(db_env, tiny_qwen):
     assert tuned.startswith("tiny-orpo-")
     assert any(tuned.replace("-", "\\-") in s.value and "registered" in s.value for s in at.success)
     assert any("made by train run " + run_id.replace("-", "\\-") in c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert "None" not in table.astype(str).to_string() and "held-out tuned (margin · acc)" in table.columns
+    held = next(d.value for d in at.dataframe if "preference accuracy" in d.value.columns)
+    assert list(held["model"]) == ["base (adapter off)", "tuned"] and list(held["pairs"]) == [1, 1]
+    assert any("badge[" in m.value and "grad norm" in m.value for m in at.markdown)  # health signals by the curves
     charts = at.get("plotly_chart")
-    assert len(charts) == 2  # the run's curves and the two-run overlay
+    assert len(charts) == 3  # held-out by step (before and after), the run's curves and the two-run overlay
     import json
 
+    held_fig = json.loads(charts.pop(0).proto.spec)
+    assert [t["x"] for t in held_fig["data"]][0] == [0, 2] and held_fig["layout"]["xaxis"]["tickformat"] == "d"
     curves = json.loads(charts[0].proto.spec)
     names = {t.get("name") for t in curves["data"]}
     assert {"loss", "nll_loss", "log_odds_ratio", "chosen", "rejected", "margin", "accuracy", "lr", "grad_norm"} <= names
