@@ -170,12 +170,12 @@ def resume(store: Store, run_id: str, config: TrainConfig | None = None) -> str:
     from core.training import ingest
 
     run = ingest.sync(store, run_id)
-    if run["state"] == "running" or alive(run["run_dir"]):
-        raise CoreError(f"run {run_id} is still running: its worker holds the run folder",
-                        hint=f"wait for it, or cancel it: python -m core train cancel {run_id}")
     if run["state"] == "done":
         raise CoreError(f"run {run_id} already finished ({(run.get('summary') or {}).get('steps')} steps)",
                         hint=f"its model: {run['adapter_model']}; more steps are a new run (another max_steps)")
+    if run["state"] == "running" or alive(run["run_dir"]):
+        raise CoreError(f"run {run_id} is still running: its worker holds the run folder",
+                        hint=f"wait for it, or cancel it: python -m core train cancel {run_id}")
     _refuse_if_busy(store, run.get("backend") or "cpu", except_run=run_id)
     run_dir = Path(run["run_dir"])
     if not (run_dir / files.CONFIG).is_file():
