@@ -287,7 +287,7 @@ def run(run_dir: Path) -> int:
 
     try:
         _LOCK_FD = liveness.inherited(run_dir)
-        if _LOCK_FD is None:
+        if _LOCK_FD is None and MAIN:  # under accelerate, rank 0 stands for the whole run
             _LOCK_FD = liveness.acquire(run_dir, wait_s=5.0)
     except liveness.Held:
         log(f"another worker holds {run_dir}: not starting a second one on the same run")
@@ -298,8 +298,9 @@ def run(run_dir: Path) -> int:
     if previous.get("state") == "done" and (run_dir / files.ADAPTER).is_dir():
         log(f"run {spec['run_id']} already finished ({previous.get('step')} steps): nothing to train")
         return 0
-    files.write_json(run_dir / files.WORKER, {"pid": os.getpid(), "argv": sys.argv, "run_id": spec["run_id"],
-                                              "started_at": datetime.now().isoformat()})
+    if MAIN:
+        files.write_json(run_dir / files.WORKER, {"pid": os.getpid(), "argv": sys.argv, "run_id": spec["run_id"],
+                                                  "started_at": datetime.now().isoformat()})
     status = Status(run_dir)
 
     try:
