@@ -499,6 +499,8 @@ def step_train(w: Walk) -> None:
     body = main_text(page)
     w.facts["tuned"] = re.search(r"Done\. Tuned model (\S+) is registered", body).group(1)
     assert re.search(r"done · step 2/2", body), body[:2000]
+    if n >= 5:  # the held-out check: base and tuned side by side on the pairs held out of training
+        assert "Held-out check" in body and "base (adapter off)" in body, body[:3000]
     assert "running" not in page.get_by_role("combobox", name="Run").input_value()  # no stale state label
     traces = chart_traces(page)
     assert traces and any(traces), traces  # the loss curves of the two logged steps

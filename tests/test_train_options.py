@@ -117,7 +117,7 @@ def test_result_neutral_settings_keep_the_run_identity():
 
 
 def test_presets_are_valid_configs():
-    for name, values in PRESETS.items():
+    for values in PRESETS.values():
         TrainConfig(set_name="s", base_model="b", **values)  # raises on a bad preset
     assert PRESETS["tiny CPU trial"]["long_prompts"] == "truncate"
 
@@ -214,7 +214,7 @@ def test_other_steps_every_generated_option_takes_effect():
             params |= {r: "x" for r, f in cls.model_fields.items() if f.is_required() and r not in names}  # arguments
             try:
                 config = build_config(cls, params)
-            except CoreError as exc:
+            except CoreError:
                 continue  # a value this field's own validator refuses for this step (e.g. a cross-field rule)
             assert getattr(config, name) == value, f"{' '.join(path)} {flag} {typed} did not set {name}"
             checked += 1

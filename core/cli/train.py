@@ -316,8 +316,23 @@ def show_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id"),
         typer.echo(f"tuned model: {info['adapter_model']}")
     if info["message"]:
         typer.echo(info["message"])
+
     def f(v: Any, spec: str = ".4f") -> str:
         return "—" if v is None else format(v, spec)
+
+    from core.training import health
+
+    h = info.get("heldout_detail") or {}
+    if h:
+        base, tuned = h.get("base") or {}, h.get("tuned") or {}
+        typer.echo(f"held-out check ({h.get('pairs')} pairs never trained on): margin base {f(base.get('margin'), '+.4f')}"
+                   f" → tuned {f(tuned.get('margin'), '+.4f')} (step {tuned.get('step', '—')}), preference accuracy "
+                   f"{f(base.get('accuracy'), '.2f')} → {f(tuned.get('accuracy'), '.2f')}")
+        if info["state"] != "running" and (warn := health.verdict(h)):
+            typer.echo(f"Warning: {warn}", err=True)
+    for sig in health.signals(info["metrics"], h):
+        if sig["state"] == "warn":
+            typer.echo(f"Warning: {sig['title']}: {sig['detail']}", err=True)
 
     for m in info["metrics"][-10:]:
         typer.echo(f"  step {m['step']:>5}  loss {f(m['loss'])}  nll {f(m['nll_loss'])}  "
