@@ -219,6 +219,31 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired halves ("\ud800" in JSON)
 _TEXT_FIELDS = ("qid", "question", "paragraph", "passage_id", "extra", "subject")
 
 
+def unholdable(row: dict[Any, Any]) -> list[str]:
+    """Why a row's column names or values cannot be stored, one line per column: an unpaired
+    surrogate (which DuckDB, hashing and the terminal all refuse) in a name or anywhere in a value."""
+    problems = []
+    for key, value in row.items():
+        if isinstance(key, str) and (bad := _SURROGATE.search(key)):
+            problems.append(f"column name {_shown(key)} contains an unpaired surrogate "
+                            f"(\\u{ord(bad.group()):04x}): not valid Unicode text")
+            continue
+        stack, seen = [value], 0
+        while stack and seen < 100_000:  # a walk, not recursion: a value may nest thousands deep
+            item, seen = stack.pop(), seen + 1
+            if isinstance(item, str):
+                if bad := _SURROGATE.search(item):
+                    problems.append(f"column {_shown(str(key))}: contains an unpaired surrogate "
+                                    f"(\\u{ord(bad.group()):04x}): not valid Unicode text")
+                    break
+            elif isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list | tuple):
+                stack.extend(item)
+    return problems
+
+
 def visible_controls(text: str) -> str:
     """Control characters shown as \\xNN, for a terminal (a stored ESC must not drive it); imports
     remove them, but a store made before that may still hold some."""
