@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from core.errors import CoreError, NotFound
+from core.secrets import redact
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -100,7 +101,7 @@ def finish_run(store: Store, run_id: str, state: str, summary: dict[str, Any] | 
                message: str | None = None) -> None:
     store.execute("UPDATE runs SET state = ?, summary = ?, message = ?, finished_at = ? WHERE id = ?",
                   [state, json.dumps(summary, ensure_ascii=False, default=str) if summary is not None else None,
-                   message, datetime.now(), run_id])
+                   redact(message), datetime.now(), run_id])
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
