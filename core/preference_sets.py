@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from core.errors import CoreError, ImportFailed, NotFound
-from core.formats.base import ROW_ERRORS, Issue, row_problem, unholdable
+from core.formats.base import ROW_ERRORS, Issue, row_problem, shown_name, unholdable
 from core.runs import StepConfig, finish_run, open_run
 
 if TYPE_CHECKING:
@@ -195,20 +195,20 @@ def _read_source(source: str, split: str | None) -> tuple[list[tuple[str, dict[s
         check_size(path)
         if path.is_dir():
             rows = tabular.read_hf_folder(path)
-            return [(f"row {i}", r) for i, r in enumerate(rows, 1)], path.name
+            return [(f"row {i}", r) for i, r in enumerate(rows, 1)], shown_name(path)
         suffix = path.suffix.lower()
         if suffix == ".jsonl":
-            return _read_jsonl(path), path.name
+            return _read_jsonl(path), shown_name(path)
         if suffix == ".csv":
-            return [(f"row {i}", r) for i, r in enumerate(tabular.read_csv(path), 1)], path.name
+            return [(f"row {i}", r) for i, r in enumerate(tabular.read_csv(path), 1)], shown_name(path)
         if suffix == ".parquet":
-            return [(f"row {i}", r) for i, r in enumerate(tabular.read_parquet(path), 1)], path.name
+            return [(f"row {i}", r) for i, r in enumerate(tabular.read_parquet(path), 1)], shown_name(path)
         if suffix == ".json":
             data = tabular.read_json(path)
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-                raise ImportFailed(f"{path.name}: expected a JSON list of objects")
-            return [(f"item {i}", r) for i, r in enumerate(data, 1)], path.name
-        raise ImportFailed(f"{path.name}: unknown file type {suffix or '(none)'}",
+                raise ImportFailed(f"{shown_name(path)}: expected a JSON list of objects")
+            return [(f"item {i}", r) for i, r in enumerate(data, 1)], shown_name(path)
+        raise ImportFailed(f"{shown_name(path)}: unknown file type {suffix or '(none)'}",
                            hint="use .jsonl (TRL), .csv, .parquet, .json or a datasets folder")
     looks_like_file = Path(source).suffix.lower() in (".jsonl", ".csv", ".json", ".parquet") or source.startswith(
         (".", "/", "~"))

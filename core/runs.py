@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from core.errors import CoreError, NotFound
 from core.secrets import redact
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class StepConfig(BaseModel):
@@ -36,6 +38,21 @@ class StepConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     step: ClassVar[str] = ""
+
+    @model_validator(mode="after")
+    def _valid_text(self):
+        # A lone surrogate (a CLI argument in bytes that are not UTF-8) cannot be hashed or stored.
+        stack = list(self.model_dump().items())
+        while stack:
+            key, value = stack.pop()
+            if isinstance(value, str) and _SURROGATE.search(value) or isinstance(key, str) and _SURROGATE.search(key):
+                raise ValueError(f"{key!r} holds text that is not valid Unicode (bytes that are not UTF-8?)")
+            if isinstance(value, dict):
+                stack += [(f"{key}.{k}" if isinstance(k, str) and not _SURROGATE.search(k) else k, v)
+                          for k, v in value.items()]
+            elif isinstance(value, list | tuple):
+                stack += [(key, v) for v in value]
+        return self
 
     def digest(self) -> str:
         """Hash of the canonical JSON: what makes two runs the same run."""

@@ -219,6 +219,16 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired halves ("\ud800" in JSON)
 _TEXT_FIELDS = ("qid", "question", "paragraph", "passage_id", "extra", "subject")
 
 
+def shown_name(path: Path) -> str:
+    """A file's name as text that can be stored and printed: bytes that are not UTF-8 (Python keeps
+    them as lone surrogates) become U+FFFD, so a file named in another encoding still imports."""
+    return _SURROGATE.sub("\ufffd", path.name)
+
+
+def has_surrogate(text: str) -> bool:
+    return _SURROGATE.search(text) is not None
+
+
 def unholdable(row: dict[Any, Any]) -> list[str]:
     """Why a row's column names or values cannot be stored, one line per column: an unpaired
     surrogate (which DuckDB, hashing and the terminal all refuse) in a name or anywhere in a value."""
