@@ -238,9 +238,9 @@ def unholdable(row: dict[Any, Any]) -> list[str]:
             problems.append(f"column name {_shown(key)} contains an unpaired surrogate "
                             f"(\\u{ord(bad.group()):04x}): not valid Unicode text")
             continue
-        stack, seen = [value], 0
-        while stack and seen < 100_000:  # a walk, not recursion: a value may nest thousands deep
-            item, seen = stack.pop(), seen + 1
+        stack = [value]
+        while stack:  # a walk, not recursion: a value may nest thousands deep
+            item = stack.pop()
             if isinstance(item, str):
                 if bad := _SURROGATE.search(item):
                     problems.append(f"column {_shown(str(key))}: contains an unpaired surrogate "
