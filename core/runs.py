@@ -117,7 +117,7 @@ def recording(store: Store, config: StepConfig, job_id: str | None = None) -> It
 def finish_run(store: Store, run_id: str, state: str, summary: dict[str, Any] | None = None,
                message: str | None = None) -> None:
     store.execute("UPDATE runs SET state = ?, summary = ?, message = ?, finished_at = ? WHERE id = ?",
-                  [state, json.dumps(summary, ensure_ascii=False, default=str) if summary is not None else None,
+                  [state, redact(json.dumps(summary, ensure_ascii=False, default=str)) if summary is not None else None,
                    redact(message), datetime.now(), run_id])
 
 
