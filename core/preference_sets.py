@@ -310,6 +310,8 @@ def parse_pairs(rows: list[tuple[str, dict[str, Any]]], mapping: dict[str, str] 
             continue
         try:
             pair, problems = _pair(row, cols)
+            if pair is not None:  # a CSV cell's JSON messages may decode to a surrogate ("\ud800")
+                problems = unholdable(pair)
         except ROW_ERRORS as exc:  # any one row's problem is that row's, with its number
             pair, problems = None, [row_problem(exc)]
         if problems:
