@@ -115,13 +115,15 @@ def seeds(store: Store, mining_run: str, limit: int | None = None) -> tuple[str,
 def load_targets() -> dict[str, list[str]]:
     """The editable per-subject transfer-target list (prompt 'targets': `과목: 대상` lines)."""
     out: dict[str, list[str]] = {}
-    for line in prompts.load("targets").parts()[1].splitlines():
+    for n, line in enumerate(prompts.load("targets").parts()[1].splitlines(), 1):
         line = line.strip()
-        if not line or line.startswith("#") or ":" not in line:
+        if not line or line.startswith("#"):
             continue
-        subject, target = (x.strip() for x in line.split(":", 1))
-        if subject and target:
-            out.setdefault(subject, []).append(target)
+        subject, _, target = (x.strip() for x in line.partition(":"))
+        if not subject or not target:  # a typo would otherwise drop a subject's targets unseen
+            raise prompts.PromptError(f"targets list, line {n} below ---user---: {line[:60]!r} is not "
+                                      "'과목: 전이 대상'", hint="fix or delete that line (Settings page, 'targets')")
+        out.setdefault(subject, []).append(target)
     return out
 
 
@@ -238,6 +240,7 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
     if not seed_rows:
         raise CoreError(f"mining run {config.mining_run!r} has no kept hard negatives",
                         hint="mine a larger pool or with more samples (python -m core mine --help)")
+    listed = load_targets()  # a bad targets list is refused before the run record opens
     n, per = len(seed_rows), config.per_seed
     phases = _Phases(n + 2 * n * per + (n * per if config.student else 0), progress)
 
@@ -265,7 +268,6 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
             return cancelled()
 
         # 2. blueprints
-        listed = load_targets()
         jobs_: list[tuple[dict, int, str]] = []
         breqs = []
         for j, s in enumerate(seed_rows):
@@ -424,6 +426,7 @@ def estimate(store: Store, config: AugmentConfig) -> dict[str, Any]:
 def start_job(store: Store, config: AugmentConfig) -> str:
     """Augment as a background job (progress, cost so far, cancel; a re-run resumes from the cache)."""
     teacher = models.get_model(store, config.teacher)
+    load_targets()  # refused here, before a job exists
     est = estimate(store, config)
     n = est["seeds"] * (1 + config.per_seed * (2 + bool(config.student)))
     return jobs.start(store, "augment", f"augment {config.mining_run}: {config.teacher} ×{config.per_seed}",

@@ -6,6 +6,8 @@ import os
 import tomllib
 from pathlib import Path
 
+from core.secrets import register
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
 SAMPLE_DIR = DATA_DIR / "sample"
@@ -28,14 +30,14 @@ def db_path(explicit: str | os.PathLike | None = None) -> Path:
 def secret(name: str) -> str | None:
     """A secret from the environment, else from .streamlit/secrets.toml; None when absent."""
     if os.environ.get(name):
-        return os.environ[name]
+        return register(os.environ[name])  # known from now on: redacted wherever it is echoed
     path = ROOT / ".streamlit" / "secrets.toml"
     if path.exists():
         try:
             value = tomllib.loads(path.read_text("utf-8")).get(name)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             return None
-        return str(value) if value else None
+        return register(str(value)) if value else None
     return None
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from core.config import SAMPLE_DIR, UNKNOWN_SUBJECT
 from core.errors import ImportFailed, NotFound
 from core.formats import Issue, Parsed, parse_file
-from core.formats.base import nfc, sha256_of
+from core.formats.base import has_surrogate, nfc, sha256_of, shown_name
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -45,6 +45,8 @@ def import_parsed(store: Store, parsed: Parsed, name: str, split: str, *, source
     name = nfc(name) or ""
     if not name:
         raise ImportFailed("a dataset needs a name")
+    if has_surrogate(name) or has_surrogate(source):
+        raise ImportFailed(f"the dataset name {name!r} is not valid Unicode text", hint="name it in UTF-8 text")
     if split not in SPLITS:
         raise ImportFailed(f"unknown split {split!r}", hint=f"choose one of {', '.join(SPLITS)}")
     if parsed.issues and not skip_bad:
@@ -118,7 +120,7 @@ def import_file(store: Store, path: str | Path, name: str, split: str, *, fmt: s
     """Parse, validate and store a file in one transaction: a failure stores nothing."""
     path = Path(path)
     parsed = parse_file(path, fmt, mapping)
-    return import_parsed(store, parsed, name, split, source=source or path.name, sha256=sha256_of(path),
+    return import_parsed(store, parsed, name, split, source=source or shown_name(path), sha256=sha256_of(path),
                          subject=subject, skip_bad=skip_bad, replace=replace)
 
 

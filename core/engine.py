@@ -37,6 +37,7 @@ from core.models import Model
 from core.pricing import estimate_tokens
 from core.providers.base import GenParams, Provider, ProviderError, Result
 from core.ratelimit import POLL_S, Limits, limits_for
+from core.secrets import redact
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -191,7 +192,7 @@ class _Run:
                 "reasoning": res.reasoning, "answer": answer, "answer_reason": reason,
                 "answer_method": method, "finish_reason": res.finish_reason, "truncated": res.truncated,
                 "input_tokens": res.input_tokens, "output_tokens": res.output_tokens,
-                "latency_s": res.latency_s, "attempts": attempts, "error": res.error,
+                "latency_s": res.latency_s, "attempts": attempts, "error": redact(res.error),
                 "created_at": datetime.now(), "job_id": self.job_id}
 
     def finish(self, key: str, req: Request, res: Result, attempts: int, out: dict[str, dict]) -> None:

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import CoreError
+from core.secrets import redact
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -107,7 +108,7 @@ class JobContext:
             eta = round((now - t0) / (done - d0) * (total - done), 1)
         cost = self.cost(input_tokens or 0, output_tokens or 0) if self.cost and input_tokens is not None else None
         sets = {"done": done, "total": total, "errors": errors, "input_tokens": input_tokens,
-                "output_tokens": output_tokens, "eta_s": eta, "message": message, "est_cost_usd": cost}
+                "output_tokens": output_tokens, "eta_s": eta, "message": redact(message), "est_cost_usd": cost}
         sets = {k: v for k, v in sets.items() if v is not None}
         cols = ", ".join(f"{k} = ?" for k in sets)
         self.store.execute(f"UPDATE jobs SET {cols}, updated_at = ? WHERE id = ?",
@@ -118,8 +119,8 @@ def _finish(store: Store, job_id: str, state: str, message: str | None, result: 
             trace: str | None = None) -> None:
     store.execute("UPDATE jobs SET state = ?, message = coalesce(?, message), result = ?, eta_s = NULL, "
                   "traceback = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-                  [state, message, json.dumps(result, ensure_ascii=False, default=str) if result is not None
-                   else None, trace, datetime.now(), datetime.now(), job_id])
+                  [state, redact(message), redact(json.dumps(result, ensure_ascii=False, default=str))
+                   if result is not None else None, redact(trace), datetime.now(), datetime.now(), job_id])
 
 
 def start(store: Store, kind: str, label: str, fn: Callable[[JobContext], Any], *,

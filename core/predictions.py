@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import datasets
 from core.errors import ImportFailed, NotFound
-from core.formats.base import Issue, check_size, parse_answer, read_text
+from core.formats.base import Issue, check_size, parse_answer, read_text, shown_name
 from core.stats import majority_vote
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def import_predictions(store: Store, dataset: str, path: str | Path, model: str)
     if not set(answers) & known:
         raise ImportFailed(f"none of the {len(answers)} ids in {Path(path).name} are in dataset {dataset!r}",
                            hint="is this the right dataset?")
-    return save_predictions(store, dataset, model, answers, source="import", detail=Path(path).name)
+    return save_predictions(store, dataset, model, answers, source="import", detail=shown_name(Path(path)))
 
 
 def run_model(store: Store, dataset: str, model: str, samples: int = 1, temperature: float | None = None,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from core.errors import CoreError, ImportFailed, NotFound
-from core.formats.base import Issue
+from core.formats.base import ROW_ERRORS, Issue, row_problem, shown_name, unholdable
 from core.runs import StepConfig, finish_run, open_run
 
 if TYPE_CHECKING:
@@ -85,17 +85,23 @@ def _existing(store: Store, name: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def _check_free(store: Store, name: str, digest: str, replace: bool) -> dict[str, Any] | None:
+    """The set already named `name`, refused when it holds other content and `replace` is not given."""
+    old = _existing(store, name)
+    if old and old["hash"] != digest and not replace:
+        raise CoreError(f"a preference set named {name!r} already exists with other content "
+                        f"({old['n_pairs']} pairs, hash {old['hash'][:12]})",
+                        hint="choose another name, or pass --replace to overwrite it")
+    return old
+
+
 def _store_set(store: Store, name: str, source: str, pairs: list[dict[str, Any]], detail: dict[str, Any],
                replace: bool) -> dict[str, Any]:
     """Write a set all-or-nothing; same content under the same name is a no-op."""
     digest = content_hash(pairs)
-    old = _existing(store, name)
+    old = _check_free(store, name, digest, replace)
     if old and old["hash"] == digest:
         return _public(old) | {"already": True}
-    if old and not replace:
-        raise CoreError(f"a preference set named {name!r} already exists with other content "
-                        f"({old['n_pairs']} pairs, hash {old['hash'][:12]})",
-                        hint="choose another name, or pass --replace to overwrite it")
     with store.transaction():
         store.execute("DELETE FROM preference_pairs WHERE set_name = ?", [name])
         store.execute("DELETE FROM preference_sets WHERE name = ?", [name])
@@ -189,20 +195,20 @@ def _read_source(source: str, split: str | None) -> tuple[list[tuple[str, dict[s
         check_size(path)
         if path.is_dir():
             rows = tabular.read_hf_folder(path)
-            return [(f"row {i}", r) for i, r in enumerate(rows, 1)], path.name
+            return [(f"row {i}", r) for i, r in enumerate(rows, 1)], shown_name(path)
         suffix = path.suffix.lower()
         if suffix == ".jsonl":
-            return _read_jsonl(path), path.name
+            return _read_jsonl(path), shown_name(path)
         if suffix == ".csv":
-            return [(f"row {i}", r) for i, r in enumerate(tabular.read_csv(path), 1)], path.name
+            return [(f"row {i}", r) for i, r in enumerate(tabular.read_csv(path), 1)], shown_name(path)
         if suffix == ".parquet":
-            return [(f"row {i}", r) for i, r in enumerate(tabular.read_parquet(path), 1)], path.name
+            return [(f"row {i}", r) for i, r in enumerate(tabular.read_parquet(path), 1)], shown_name(path)
         if suffix == ".json":
             data = tabular.read_json(path)
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-                raise ImportFailed(f"{path.name}: expected a JSON list of objects")
-            return [(f"item {i}", r) for i, r in enumerate(data, 1)], path.name
-        raise ImportFailed(f"{path.name}: unknown file type {suffix or '(none)'}",
+                raise ImportFailed(f"{shown_name(path)}: expected a JSON list of objects")
+            return [(f"item {i}", r) for i, r in enumerate(data, 1)], shown_name(path)
+        raise ImportFailed(f"{shown_name(path)}: unknown file type {suffix or '(none)'}",
                            hint="use .jsonl (TRL), .csv, .parquet, .json or a datasets folder")
     looks_like_file = Path(source).suffix.lower() in (".jsonl", ".csv", ".json", ".parquet") or source.startswith(
         (".", "/", "~"))
@@ -251,13 +257,18 @@ def _columns(rows: list[tuple[str, dict[str, Any]]], mapping: dict[str, str]) ->
     return cols
 
 
-def _messages(value: Any) -> list[dict[str, str]] | None:
-    """A list of {role, content} messages (also from a JSON string of one), else None."""
+def _messages(value: Any, column: str = "value") -> list[dict[str, str]] | None:
+    """A list of {role, content} messages (also from a JSON string of one), else None.
+
+    A JSON string that nests too deeply (or holds a number too large) raises ValueError: a CSV cell
+    `[[[[…` is a row to refuse with its number, like the same line in JSONL, never a RecursionError."""
     if isinstance(value, str) and value.lstrip().startswith("["):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             return None
+        except RecursionError:
+            raise ValueError(f"{column} is nested too deeply to read") from None
     if isinstance(value, (list, tuple)) and value and all(isinstance(m, dict) and "role" in m and "content" in m
                                                           for m in value):
         return [{"role": str(m["role"]), "content": _nfc(str(m["content"] or ""))} for m in value]
@@ -270,13 +281,13 @@ def _text(value: Any) -> str | None:
     return _nfc(str(value))
 
 
-def _answer(value: Any, prompt: list[dict[str, str]] | str | None) -> tuple[str | None, list | None, str | None]:
+def _answer(value: Any, column: str) -> tuple[str | None, list | None, str | None]:
     """(response text, prompt messages it carried, problem) from a string or a message list.
 
     A list may be the whole conversation (TRL's implicit prompt): the last message must be the
     assistant's; the messages before it are returned as the prompt it carried.
     """
-    msgs = _messages(value)
+    msgs = _messages(value, column)
     if msgs is None:
         if isinstance(value, (list, tuple, dict)):
             return None, None, "must be a string or a list of {role, content} messages"
@@ -294,40 +305,56 @@ def parse_pairs(rows: list[tuple[str, dict[str, Any]]], mapping: dict[str, str] 
     cols = _columns(rows, dict(mapping or {}))
     pairs, issues = [], []
     for where, row in rows:
-        problems = []
-        raw_prompt = row.get(cols["prompt"]) if "prompt" in cols else None
-        prompt: Any = _messages(raw_prompt)
-        if prompt is None:
-            if isinstance(raw_prompt, (list, tuple, dict)):
-                problems.append("prompt must be a string or a list of {role, content} messages")
-            prompt = _text(raw_prompt)
-        chosen, c_prefix, c_err = _answer(row.get(cols["chosen"]), prompt)
-        rejected, r_prefix, r_err = _answer(row.get(cols["rejected"]), prompt)
-        problems += [f"{name} {err}" for name, err in (("chosen", c_err), ("rejected", r_err)) if err]
-        if not prompt and c_prefix and c_prefix == r_prefix:
-            prompt = c_prefix  # implicit prompt: the shared conversation before the answers
-        if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
-            problems.append("missing prompt" if prompt is None else "empty prompt")
-        elif isinstance(prompt, list):
-            if not any(m["content"].strip() for m in prompt):
-                problems.append("empty prompt")
-            elif prompt[-1]["role"] != "user":
-                problems.append("the prompt's last message must have role 'user'")
-        for name, value, err in (("chosen", chosen, c_err), ("rejected", rejected, r_err)):
-            if err:
-                continue
-            if value is None:
-                problems.append(f"missing {name}")
-            elif not value.strip():
-                problems.append(f"empty {name}")
-        if not problems and chosen.strip() == rejected.strip():
-            problems.append("chosen and rejected are identical")
+        if unreadable := unholdable(row):  # checked first: every later step would trip on it
+            issues.extend(Issue(where, p) for p in unreadable)
+            continue
+        try:
+            pair, problems = _pair(row, cols)
+            if pair is not None:  # a CSV cell's JSON messages may decode to a surrogate ("\ud800")
+                problems = unholdable(pair)
+        except ROW_ERRORS as exc:  # any one row's problem is that row's, with its number
+            pair, problems = None, [row_problem(exc)]
         if problems:
             issues.extend(Issue(where, p) for p in problems)
-            continue
-        subject = _text(row.get(cols["subject"])) if "subject" in cols else None
-        pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "subject": subject or None})
+        else:
+            pairs.append(pair)
     return pairs, issues
+
+
+def _pair(row: dict[str, Any], cols: dict[str, str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """One pair from one row, or the row's problems."""
+    problems = []
+    raw_prompt = row.get(cols["prompt"]) if "prompt" in cols else None
+    prompt: Any = _messages(raw_prompt, "prompt")
+    if prompt is None:
+        if isinstance(raw_prompt, (list, tuple, dict)):
+            problems.append("prompt must be a string or a list of {role, content} messages")
+        prompt = _text(raw_prompt)
+    chosen, c_prefix, c_err = _answer(row.get(cols["chosen"]), "chosen")
+    rejected, r_prefix, r_err = _answer(row.get(cols["rejected"]), "rejected")
+    problems += [f"{name} {err}" for name, err in (("chosen", c_err), ("rejected", r_err)) if err]
+    if not prompt and c_prefix and c_prefix == r_prefix:
+        prompt = c_prefix  # implicit prompt: the shared conversation before the answers
+    if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+        problems.append("missing prompt" if prompt is None else "empty prompt")
+    elif isinstance(prompt, list):
+        if not any(m["content"].strip() for m in prompt):
+            problems.append("empty prompt")
+        elif prompt[-1]["role"] != "user":
+            problems.append("the prompt's last message must have role 'user'")
+    for name, value, err in (("chosen", chosen, c_err), ("rejected", rejected, r_err)):
+        if err:
+            continue
+        if value is None:
+            problems.append(f"missing {name}")
+        elif not value.strip():
+            problems.append(f"empty {name}")
+    if not problems and chosen.strip() == rejected.strip():
+        problems.append("chosen and rejected are identical")
+    if problems:
+        return None, problems
+    subject = _text(row.get(cols["subject"])) if "subject" in cols else None
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "subject": subject or None}, []
 
 
 def system_text(system: str | None) -> str | None:
@@ -362,6 +389,7 @@ def import_pairs(store: Store, source: str | Path, name: str, mapping: dict[str,
             if isinstance(p["prompt"], str):
                 p["prompt"] = [{"role": "system", "content": sys_text}, {"role": "user", "content": p["prompt"]}]
     config = ImportPairsConfig(name=name, source=label, sha256=content_hash(pairs), mapping=dict(mapping or {}))
+    _check_free(store, name, config.sha256, replace)  # refused before any run record is opened
     run_id, _ = open_run(store, config)
     extra = sorted({k for _, r in rows[:50] for k in r} - set(_columns(rows, dict(mapping or {})).values()))
     detail = {"run": run_id, "file": label, "split": split, "mapping": mapping or {}, "system": system or None,
@@ -375,8 +403,8 @@ def _store_for_run(store: Store, run_id: str, name: str, source: str, pairs: lis
     """Store the set and close its run record: done with the summary, or failed with the reason."""
     try:
         result = _store_set(store, name, source, pairs, detail, replace)
-    except CoreError as exc:
-        finish_run(store, run_id, "failed", message=exc.message)
+    except BaseException as exc:  # never left 'running': a store failure is recorded with its reason
+        finish_run(store, run_id, "failed", message=getattr(exc, "message", None) or str(exc) or type(exc).__name__)
         raise
     finish_run(store, run_id, "done", _summary(result))
     return result

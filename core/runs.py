@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -20,14 +21,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from core.errors import CoreError, NotFound
+from core.secrets import redact
 
 if TYPE_CHECKING:
     from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class StepConfig(BaseModel):
@@ -38,6 +41,21 @@ class StepConfig(BaseModel):
     # Settings that change no result (logging, checkpoint intervals): not part of the run's identity,
     # so changing them resumes the same run.
     not_identity: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _valid_text(self):
+        # A lone surrogate (a CLI argument in bytes that are not UTF-8) cannot be hashed or stored.
+        stack = list(self.model_dump().items())
+        while stack:
+            key, value = stack.pop()
+            if isinstance(value, str) and _SURROGATE.search(value) or isinstance(key, str) and _SURROGATE.search(key):
+                raise ValueError(f"{key!r} holds text that is not valid Unicode (bytes that are not UTF-8?)")
+            if isinstance(value, dict):
+                stack += [(f"{key}.{k}" if isinstance(k, str) and not _SURROGATE.search(k) else k, v)
+                          for k, v in value.items()]
+            elif isinstance(value, list | tuple):
+                stack += [(key, v) for v in value]
+        return self
 
     def digest(self) -> str:
         """Hash of the canonical JSON (less `not_identity`): what makes two runs the same run."""
@@ -103,8 +121,8 @@ def recording(store: Store, config: StepConfig, job_id: str | None = None) -> It
 def finish_run(store: Store, run_id: str, state: str, summary: dict[str, Any] | None = None,
                message: str | None = None) -> None:
     store.execute("UPDATE runs SET state = ?, summary = ?, message = ?, finished_at = ? WHERE id = ?",
-                  [state, json.dumps(summary, ensure_ascii=False, default=str) if summary is not None else None,
-                   message, datetime.now(), run_id])
+                  [state, redact(json.dumps(summary, ensure_ascii=False, default=str)) if summary is not None else None,
+                   redact(message), datetime.now(), run_id])
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

@@ -386,3 +386,15 @@ def test_a_reply_cut_at_the_token_limit_says_so(mined):
     c = augment.candidates(store, s["run"])[0]
     assert c["failed_gate"] == "schema" and "token limit" in c["gates"]["schema"]["reason"]
     assert sent == [4096, 16384]  # structure, blueprint (no re-solve: it failed a cheap gate)
+
+
+def test_a_bad_targets_list_is_refused_with_its_line(tmp_path, monkeypatch):
+    from core import prompts
+
+    monkeypatch.setattr(prompts, "OVERRIDE_DIR", tmp_path)
+    (tmp_path / "targets.md").write_text("목록\n---user---\n국어: 법률 지문\n# 주석\n\n생활과 윤리 생명 윤리\n", encoding="utf-8")
+    with pytest.raises(prompts.PromptError, match="targets list, line 4 below ---user---: '생활과 윤리 생명 윤리'"):
+        augment.load_targets()
+    (tmp_path / "targets.md").write_bytes("목록\n---user---\n국어: 법률\n".encode("cp949"))
+    with pytest.raises(prompts.PromptError, match="is not UTF-8 text"):
+        augment.load_targets()

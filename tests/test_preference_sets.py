@@ -174,6 +174,37 @@ def test_import_refuses_bad_rows_with_line_numbers_and_stores_nothing(store, tmp
     assert store.scalar("SELECT count(*) FROM runs WHERE step = 'pairs-import'") == 0
 
 
+# The three crashes fuzzing found (issue 21), each with the exact input: a lone surrogate in a message's
+# content (UnicodeEncodeError in the content hash), one in a column name (a DuckDB conversion error
+# after the run record was opened: a run left 'running' for ever), a CSV cell nested thousands deep
+# in chosen (RecursionError). Each is now refused with its line or row and column, and leaves no run.
+@pytest.mark.parametrize("name, content, issue", [
+    ("content.jsonl", '{"prompt": [{"role": "user", "content": "q\\ud800"}], "chosen": "a", "rejected": "b"}\n',
+     "line 1: column 'prompt': contains an unpaired surrogate (\\ud800): not valid Unicode text"),
+    ("column.jsonl", '{"prompt": "p", "chosen": "a", "rejected": "b", "x\\ud800": 1}\n',
+     "line 1: column name 'x\\ud800' contains an unpaired surrogate (\\ud800): not valid Unicode text"),
+    ("deep.csv", "prompt,chosen,rejected\np,\"" + "[" * 5000 + "]" * 5000 + "\",b\n",
+     "row 1: chosen is nested too deeply to read"),
+    # found by the 10,000-file fuzz run: the escape is inside a CSV cell's JSON, seen only once decoded
+    ("escaped.csv", 'prompt,chosen,rejected\n"[{""role"": ""user"", ""content"": ""q\\ud800""}]",0,00\n',
+     "row 1: column 'prompt': contains an unpaired surrogate (\\ud800): not valid Unicode text"),
+])
+def test_import_refuses_what_fuzzing_crashed_on(store, tmp_path, capsys, name, content, issue):
+    path = tmp_path / name
+    path.write_text('{"prompt": "p0", "chosen": "a0", "rejected": "b0"}\n' + content if name.endswith(".jsonl")
+                    else content, encoding="utf-8")
+    with pytest.raises(ImportFailed) as err:
+        ps.import_pairs(store, path, "fuzzed")
+    line = issue.replace("line 1", "line 2") if name.endswith(".jsonl") else issue
+    assert [str(i) for i in err.value.issues] == [line]
+    assert counts(store) == (0, 0)
+    assert store.scalar("SELECT count(*) FROM runs") == 0
+    store.close()
+    assert main(["--db", str(store.path), "pairs", "import", str(path), "--name", "fuzzed"]) == 1
+    out = capsys.readouterr()
+    assert "unexpected" not in out.err and line in out.err
+
+
 def test_hub_id_offline_is_a_clear_error(store, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CoreError, match="offline") as err:

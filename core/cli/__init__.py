@@ -18,6 +18,7 @@ import typer  # noqa: E402
 
 from core.config import db_path  # noqa: E402
 from core.errors import CoreError, ImportFailed  # noqa: E402
+from core.secrets import redact  # noqa: E402
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -51,20 +52,25 @@ def _register() -> None:
     from core.cli import augment, data, evaluate, jobs, map, mine, models, pairs, solve, train  # noqa: F401
 
 
+def _say(text: str) -> None:
+    """One line of the error report on stderr, with any known secret masked (servers echo keys)."""
+    typer.echo(redact(text), err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     _register()
     try:
         code = app(args=argv, standalone_mode=False)
         return code if isinstance(code, int) else 0  # click returns typer.Exit's code here
     except CoreError as exc:
-        typer.echo(f"Error: {exc.message}", err=True)
+        _say(f"Error: {exc.message}")
         if isinstance(exc, ImportFailed):
             for issue in exc.issues[:50]:
-                typer.echo(f"  {issue}", err=True)
+                _say(f"  {issue}")
             if len(exc.issues) > 50:
                 typer.echo(f"  … and {len(exc.issues) - 50} more", err=True)
         if exc.hint:
-            typer.echo(f"Hint: {exc.hint}", err=True)
+            _say(f"Hint: {exc.hint}")
         return 1
     except (click.exceptions.Exit, typer.Exit) as exc:  # typer.Exit/Abort are not click's in newer typer
         return exc.exit_code
@@ -72,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("Aborted.", err=True)
         return 1
     except (click.ClickException, typer.TyperException) as exc:  # usage errors: typer vendors its own click
-        typer.echo(f"Error: {exc.format_message()}", err=True)
+        _say(f"Error: {exc.format_message()}")
         typer.echo("Hint: add --help to the command to see its arguments", err=True)
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
@@ -80,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # last resort: one line, traceback only on request
         if os.environ.get("CSAT_DEBUG"):
-            raise
-        typer.echo(f"Error: unexpected {type(exc).__name__}: {exc} (set CSAT_DEBUG=1 for a traceback)", err=True)
+            import traceback
+
+            _say(traceback.format_exc().rstrip())
+            return 1
+        _say(f"Error: unexpected {type(exc).__name__}: {exc} (set CSAT_DEBUG=1 for a traceback)")
         return 1
 
 

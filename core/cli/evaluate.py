@@ -45,7 +45,9 @@ def import_(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV with 
     typer.echo(f"Stored {r.stored} predictions as {model!r} on {dataset!r}"
                + (f"; {r.missing} questions have no prediction (count as unanswered)" if r.missing else "") + ".")
     if r.unknown_ids:
-        shown = ", ".join(r.unknown_ids[:20]) + (" …" if len(r.unknown_ids) > 20 else "")
+        from core.formats.base import visible_controls  # an id is file text: no escape codes reach the terminal
+
+        shown = visible_controls(", ".join(r.unknown_ids[:20])) + (" …" if len(r.unknown_ids) > 20 else "")
         typer.echo(f"{len(r.unknown_ids)} id(s) in the file are not in {dataset!r} and were not stored: {shown}", err=True)
 
 

@@ -219,6 +219,41 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired halves ("\ud800" in JSON)
 _TEXT_FIELDS = ("qid", "question", "paragraph", "passage_id", "extra", "subject")
 
 
+def shown_name(path: Path) -> str:
+    """A file's name as text that can be stored and printed: bytes that are not UTF-8 (Python keeps
+    them as lone surrogates) become U+FFFD, so a file named in another encoding still imports."""
+    return _SURROGATE.sub("\ufffd", path.name)
+
+
+def has_surrogate(text: str) -> bool:
+    return _SURROGATE.search(text) is not None
+
+
+def unholdable(row: dict[Any, Any]) -> list[str]:
+    """Why a row's column names or values cannot be stored, one line per column: an unpaired
+    surrogate (which DuckDB, hashing and the terminal all refuse) in a name or anywhere in a value."""
+    problems = []
+    for key, value in row.items():
+        if isinstance(key, str) and (bad := _SURROGATE.search(key)):
+            problems.append(f"column name {_shown(key)} contains an unpaired surrogate "
+                            f"(\\u{ord(bad.group()):04x}): not valid Unicode text")
+            continue
+        stack = [value]
+        while stack:  # a walk, not recursion: a value may nest thousands deep
+            item = stack.pop()
+            if isinstance(item, str):
+                if bad := _SURROGATE.search(item):
+                    problems.append(f"column {_shown(str(key))}: contains an unpaired surrogate "
+                                    f"(\\u{ord(bad.group()):04x}): not valid Unicode text")
+                    break
+            elif isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list | tuple):
+                stack.extend(item)
+    return problems
+
+
 def visible_controls(text: str) -> str:
     """Control characters shown as \\xNN, for a terminal (a stored ESC must not drive it); imports
     remove them, but a store made before that may still hold some."""

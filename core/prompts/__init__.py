@@ -107,7 +107,11 @@ def override_path(name: str) -> Path:
 
 
 def _read(path: Path) -> str:
-    return _nfc(path.read_text(encoding="utf-8")).replace("\r\n", "\n")
+    try:
+        return _nfc(path.read_text(encoding="utf-8")).replace("\r\n", "\n")
+    except UnicodeDecodeError as exc:  # an override saved by another editor in another encoding
+        raise PromptError(f"{path} is not UTF-8 text (byte {exc.start})",
+                          hint="save it as UTF-8, or reset the prompt to its default") from None
 
 
 def default(name: str) -> Template:

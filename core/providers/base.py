@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import CoreError
+from core.secrets import redact
 
 if TYPE_CHECKING:
     from core.models import Model
@@ -65,7 +66,7 @@ class ProviderError(CoreError):
 
 def status_error(status: int, detail: str, retry_after: float | None = None) -> ProviderError:
     """The engine's view of an HTTP status, shared by the HTTP providers."""
-    detail = " ".join(str(detail).split())[:300]
+    detail = " ".join(redact(str(detail)).split())[:300]  # redacted before the cut: no half key survives
     if status in (502, 504):  # a proxy that cannot reach the model server: the breaker counts these
         return ProviderError(f"HTTP {status}: {detail}", retryable=True, retry_after=retry_after, connection=True,
                              hint="the gateway cannot reach the model server: is it running?")
@@ -118,7 +119,7 @@ def transport_errors() -> tuple[type[BaseException], ...]:
 
 def transport_message(exc: BaseException) -> str:
     """A connection-level failure in words (httpx errors often carry an empty message)."""
-    detail = " ".join(str(exc).split())[:200]
+    detail = " ".join(redact(str(exc)).split())[:200]
     return f"connection failed ({type(exc).__name__}{': ' + detail if detail else ''})"
 
 
