@@ -144,6 +144,8 @@ def heldout_summary(lines: list[dict[str, Any]]) -> dict[str, Any]:
     base = next((ln for ln in reversed(lines) if ln.get("which") == "base"), None)
     tuned = [ln for ln in lines if ln.get("which") == "tuned"]
     by_step = {ln["step"]: ln for ln in tuned}  # a step scored again after a resume: the last one
+    if base and 0 not in by_step:
+        by_step[0] = base | {"step": 0}  # LoRA starts as the identity: before the first step, tuned = base
     history = [{k: ln.get(k) for k in keep} for _, ln in sorted(by_step.items())]
     final = history[-1] if history else None
     return {"pairs": (base or (tuned[-1] if tuned else {})).get("pairs"),

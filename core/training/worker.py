@@ -340,9 +340,7 @@ def run(run_dir: Path) -> int:
             log(f"resuming from {checkpoint.name}")
         status.set(resumed_from=checkpoint.name if checkpoint else None)
         check = trainer_ref["heldout"]
-        check.run(trainer.model, tok, 0, "base")
-        if not checkpoint:
-            check.run(trainer.model, tok, 0, "tuned")  # LoRA starts as the identity: equal to base, measured
+        check.run(trainer.model, tok, 0, "base")  # before the first step the tuned model is the base (LoRA B = 0)
         cpu0 = time.process_time()
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         status.set(train_cpu_s=round(time.process_time() - cpu0, 3))  # CPU time (all threads): bench/bench_train.py
