@@ -130,10 +130,14 @@ def run_action(fn: Callable[[], Any], success: str | Callable[[Any], str] | None
     except CoreError as exc:
         st.error(exc.message + (f" — {exc.hint}" if exc.hint else ""))
         return None
-    except Exception as exc:  # unexpected: a plain line, the traceback folded away
-        st.error(f"Unexpected error: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # unexpected: a plain line, the traceback folded away (keys masked in both)
+        import traceback
+
+        from core.secrets import redact
+
+        st.error(redact(f"Unexpected error: {type(exc).__name__}: {exc}"))
         with st.expander("Details"):
-            st.exception(exc)
+            st.code(redact("".join(traceback.format_exception(exc))), language=None)
         return None
     if success:
         st.success(success(result) if callable(success) else success)
