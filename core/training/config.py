@@ -104,7 +104,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny CPU trial": {
         "max_steps": 2, "gradient_accumulation_steps": 1, "max_length": 768, "max_prompt_length": 512,
         "max_completion_length": 256, "long_prompts": "truncate", "learning_rate": 1e-4, "warmup_ratio": 0.0,
-        "save_steps": 1,
+        "save_steps": 1, "heldout_gen_tokens": 8,  # generation is the slow part of the check on a CPU
         "load_in_4bit": False, "optim": "adamw_torch", "gradient_checkpointing": False, "backend": "cpu",
     },
     # Qwen3-14B 4-bit on 16 GB (compute 7.0: fp16): ~14.6 GB estimated with Unsloth at 3072 tokens.
