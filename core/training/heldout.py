@@ -64,7 +64,7 @@ def score(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: dict[str, Any],
             "chosen_logp": round(statistics.fmean(chosen), 4), "rejected_logp": round(statistics.fmean(rejected), 4)}
         n_new = int(cfg.get("heldout_gen_tokens") or 0)
         if n_new:
-            result |= _lengths(model, tok, rows, cfg, n_new)
+            result |= _lengths(model, tok, rows, cfg, n_new) | {"gen_tokens": n_new}
     return result
 
 

@@ -186,7 +186,11 @@ class Heldout:
     def __init__(self, run_dir: Path, cfg: dict[str, Any], status: Status, log: Any):
         self.path, self.cfg, self.status, self.log = run_dir / files.HELDOUT_SCORES, cfg, status, log
         self.rows = files.read_jsonl(run_dir / files.HELDOUT)
-        self.done = {(ln.get("which"), ln.get("step")) for ln in files.read_jsonl(self.path) if not ln.get("error")}
+        lines = [ln for ln in files.read_jsonl(self.path) if not ln.get("error")]
+        self.done = {(ln.get("which"), ln.get("step")) for ln in lines}
+        base = next((ln for ln in lines if ln.get("which") == "base"), None)
+        if base and "gen_tokens" in base:  # a resumed run measures lengths as its base was measured
+            self.cfg = cfg | {"heldout_gen_tokens": base["gen_tokens"]}
 
     def run(self, model: Any, tok: Any, step: int, which: str) -> None:
         if not self.rows or (which, step) in self.done or (which == "base" and any(w == "base" for w, _ in self.done)):
