@@ -312,7 +312,6 @@ def test_mined_question_whose_samples_errored_is_error_never_mined_and_resent(st
 
 def test_a_run_where_every_request_failed_fails_and_says_why(store, tmp_path, db_env):
     from core import mining
-    from core.cli import main
     from core.store import Store
 
     import_mini(store, tmp_path, n=4, name="pool")
@@ -327,9 +326,21 @@ def test_a_run_where_every_request_failed_fails_and_says_why(store, tmp_path, db
         cli_store = Store(db_env)
         import_mini(cli_store, tmp_path, n=4, name="pool")
         add(cli_store, dead.base_url, name="dead")
+        with socket.socket() as sock:  # a port nothing listens on: the circuit breaker fails the job
+            sock.bind(("127.0.0.1", 0))
+            closed = sock.getsockname()[1]
+        add(cli_store, f"http://127.0.0.1:{closed}/v1", name="gone")
         cli_store.close()
-        code = main(["--db", str(db_env), "solve", "--dataset", "pool", "--model", "dead", "--json"])
-    assert code == 1
+        # As a user runs it: one Error line and a Hint, no traceback logged before them (the job keeps it).
+        r = subprocess.run([sys.executable, "-m", "core", "--db", str(db_env), "solve", "--dataset", "pool",
+                            "--model", "gone", "--json"], capture_output=True, text=True, timeout=120,
+                           cwd=Path(__file__).resolve().parent.parent)
+        dead_run = subprocess.run([sys.executable, "-m", "core", "--db", str(db_env), "solve", "--dataset", "pool",
+                                   "--model", "dead", "--json"], capture_output=True, text=True, timeout=120,
+                                  cwd=Path(__file__).resolve().parent.parent)
+    assert dead_run.returncode == 1 and "failed" in dead_run.stderr, dead_run.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert [ln for ln in r.stderr.splitlines() if ln.startswith("Error:")] and "job" not in r.stderr.split("Error:")[0]
 
 
 def test_evaluation_keeps_no_answer_error_apart_from_a_wrong_answer(store, tmp_path):

@@ -6,6 +6,7 @@ Library errors become one `Error: …` line with a hint, never a traceback (CSAT
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,10 @@ def _say(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _register()
+    if not os.environ.get("CSAT_DEBUG") and not logging.getLogger().handlers:
+        # A failed job logs its traceback (kept in `jobs show`); without a handler Python's last-resort
+        # one would print it on stderr before the one `Error:` line the CLI promises.
+        logging.getLogger("core").addHandler(logging.NullHandler())
     try:
         code = app(args=argv, standalone_mode=False)
         return code if isinstance(code, int) else 0  # click returns typer.Exit's code here
