@@ -130,6 +130,41 @@ def test_a_server_that_answers_resets_the_breaker(store):
     assert all(r is not None and r["error"] is None for r in run.rows)
 
 
+@pytest.mark.parametrize("step", ["solve", "mine", "eval"])
+def test_a_model_that_only_answers_429_is_paused_within_the_bound(db_env, tmp_path, capsys, step):
+    """Old: 429s never counted toward the breaker (each wait capped, their sum not), so a server
+    answering 429 for ever held a 45-question solve for about 15 minutes."""
+    from core.cli import main
+    from core.store import Store
+
+    bound, conc, wait = 1.5, 4, 0.2  # every retry waits `wait` (the server's Retry-After)
+    s = Store(db_env)
+    import_mini(s, tmp_path, n=45, name="pool")
+    with Loopback("openai", lambda n, b: Reply(status=429, headers={"Retry-After": str(wait)})) as srv, \
+            Loopback("openai") as ok:
+        add(s, srv.base_url, name="limited", concurrency=conc, max_backoff_s=wait, max_rate_limit_wait_s=bound)
+        add(s, ok.base_url, name="teacher")
+        s.close()
+        args = {"solve": ["solve", "--dataset", "pool", "--model", "limited"],
+                "mine": ["mine", "--pool", "pool", "--teacher", "teacher", "--student", "limited"],
+                "eval": ["eval", "run", "--dataset", "pool", "--model", "limited"]}[step]
+        code = main(["--db", str(db_env), *args, "--json"])
+        out, err = capsys.readouterr()
+        # Attempts in the window: one per worker per `wait`, plus each worker's first attempt on the
+        # questions whose retries ran out (max_retries 5). Old: 45 questions x 6 attempts = 270.
+        assert srv.count <= conc * (bound / wait + 1 + bound / (5 * wait) + 2), srv.count
+    assert code == 1
+    failed = json.loads(out)
+    assert failed["state"] == "failed"
+    for text in (failed["error"], err):
+        assert "model 'limited' paused: rate limited (HTTP 429) on every request for" in text
+        assert f"past max_rate_limit_wait_s = {bound:g} s (last: HTTP 429" in text
+    assert [line for line in err.splitlines() if line.startswith("Error:")][0].startswith("Error: model 'limited'")
+    s = Store(db_env)
+    assert s.scalar("SELECT count(*) FROM generations WHERE error IS NULL AND model = 'limited'") == 0
+    s.close()
+
+
 def test_retry_after_is_capped_by_max_backoff(store):
     script = lambda n, body: Reply(status=429, headers={"Retry-After": "3600"}) if n == 0 else Reply()  # noqa: E731
     with Loopback("openai", script) as srv:
