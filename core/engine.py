@@ -20,12 +20,15 @@ and fails with a message that says so (a circuit breaker); what was not sent is 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
+import logging
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,7 @@ from core.ratelimit import POLL_S, Limits, limits_for
 if TYPE_CHECKING:
     from core.store import Store
 
+log = logging.getLogger(__name__)
 FLUSH_ROWS = 64  # fold the journal into the store after this many results ...
 FLUSH_S = 0.5  # ... or this long, whichever comes first
 
@@ -162,14 +166,39 @@ class _Run:
         self.unreachable = 0  # connection failures / timeouts in a row (the circuit breaker's count)
         self.limited_since: float | None = None  # first 429 since the last answer (the breaker's clock)
         self.writer = _Writer(store)
+        self.reporter = ThreadPoolExecutor(1, thread_name_prefix="engine-progress")
+        self.progress_lock = threading.Lock()
+        self.latest: Progress | None = None
+        self.reporting = False
 
     def stopped(self) -> bool:
         return self.fatal is not None or (self.cancel is not None and self.cancel.is_set())
 
     def report(self) -> None:
+        """Hand a copy of the progress to the reporter thread: the callback writes the jobs row
+        (a DuckDB write, waiting on the store's lock during a fold), which must never hold the event
+        loop while replies wait unread (unjournaled) in their sockets. Only the latest copy is kept."""
         self.p.done = self.p.cached + self.p.sent
-        if self.on_progress:
-            self.on_progress(self.p)
+        if not self.on_progress:
+            return
+        with self.progress_lock:
+            idle = self.latest is None and not self.reporting
+            self.latest = dataclasses.replace(self.p)
+            self.reporting = True
+        if idle:
+            self.reporter.submit(self._deliver)
+
+    def _deliver(self) -> None:
+        while True:
+            with self.progress_lock:
+                snap, self.latest = self.latest, None
+                if snap is None:
+                    self.reporting = False
+                    return
+            try:
+                self.on_progress(snap)
+            except Exception:  # a progress display must not fail the run
+                log.exception("progress callback failed")
 
     def ref(self, key: str, req: Request) -> dict[str, Any] | None:
         if req.dataset is None or req.qid is None:
@@ -348,6 +377,7 @@ class _Run:
             await flusher
             if self.provider is not None:
                 await self.provider.aclose()
+            await asyncio.to_thread(self.reporter.shutdown)  # the last progress is delivered before we return
         rows = [out.get(k) for k in keys]
         if self.fatal is not None:
             raise CoreError(self.fatal.message, hint=self.fatal.hint)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -300,6 +301,103 @@ def test_after_a_kill_the_rerun_sends_only_what_was_in_flight(tmp_path, how):
     assert resent == (in_flight if how == "kill" else set())
     assert len(second) == n - len(first) + len(resent)
     assert json.loads(out)["cached"] == n - len(second)
+
+
+class Gated:
+    """A server script wrapper that, from request number `close_at` on, holds every reply until
+    `release` (so "in flight" is exact: received, no reply written), and records what it answered."""
+
+    def __init__(self, script, close_at: float = float("inf")):
+        self.script, self.close_at = script, close_at
+        self.closed, self.release = threading.Event(), threading.Event()
+        self.lock = threading.Lock()
+        self.answered: list[str] = []
+
+    def __call__(self, i, body):
+        reply = self.script(i, body)
+        if i >= self.close_at:
+            self.closed.set()
+        if self.closed.is_set():
+            self.release.wait(120)
+        with self.lock:
+            self.answered.append(json.dumps(body, sort_keys=True, ensure_ascii=False))
+        return reply
+
+
+def _bodies(srv: Loopback, start: int = 0) -> list[str]:
+    return [json.dumps(r["body"], sort_keys=True, ensure_ascii=False) for r in srv.requests[start:]]
+
+
+def _kill_step(d: Path, step: str):
+    """(wire, script, requests a whole run sends or None, make(base_url) -> (db, argv)) for a step
+    over a small pool, its store prepared in d."""
+    from core.store import Store
+
+    if step == "augment":
+        from tests.augmentdata import FAST as AUGMENT_FAST
+        from tests.augmentdata import Teacher, mine, seed_data
+
+        db = d / "kill.duckdb"
+        s = Store(db)
+        teacher = Teacher(seed_data(s, d))
+        mining_run = mine(s)
+        s.close()
+
+        def make(base_url):
+            s = Store(db)
+            models.add_model(s, "writer", "gemini", "gemini-2.5-flash", base_url=base_url, params=AUGMENT_FAST)
+            s.close()
+            return db, ["augment", "--run", mining_run, "--teacher", "writer", "--per-seed", "2"]
+
+        return "gemini", teacher, None, make
+
+    def make(base_url):
+        db = _prepare(d, base_url, 40, 4)
+        s = Store(db)
+        models.add_model(s, "teacher", "openai", "teacher-model", base_url=base_url,  # not the student's id
+                         params={**FAST, "concurrency": 4}, replace=True)
+        s.close()
+        return db, (["solve", "--dataset", "pool", "--model", "student"] if step == "solve" else
+                    ["mine", "--pool", "pool", "--teacher", "teacher", "--student", "student"])
+
+    return "openai", lambda i, body: Reply(), 40 if step == "solve" else 80, make
+
+
+@pytest.mark.parametrize("step", ["solve", "mine", "augment"])
+def test_kill_at_many_moments_resends_only_what_was_in_flight(tmp_path, step):
+    """kill -9 at 8 moments spread over the run (after a different number of requests each, and a
+    different pause after the last reply, so it lands before, during or after a fold of the journal
+    into the store): the re-run sends exactly the requests that were in flight, never a reply that
+    had arrived. (Issue 21: 0-10 re-sent beyond what was in flight at ten moments.)"""
+    import random
+
+    rnd = random.Random(21)
+    for k in range(8):
+        d = tmp_path / f"moment{k}"
+        d.mkdir()
+        wire, script, total, make = _kill_step(d, step)
+        gate = Gated(script, close_at=1 + k * ((total or 20) - 2) // 8)  # this request and later are held
+        with Loopback(wire, gate) as srv:
+            db, argv = make(srv.base_url)
+            proc = _cli(db, *argv, "--json")
+            assert gate.closed.wait(120), proc.communicate(timeout=30)
+            time.sleep(rnd.uniform(0.1, 0.8))  # past any reply being read; anywhere in a fold's cycle
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+            first = _bodies(srv)
+            with gate.lock:
+                in_flight = set(first) - set(gate.answered)
+            gate.close_at, gate.closed = float("inf"), threading.Event()
+            gate.release.set()
+            again = _cli(db, *argv, "--json")
+            out, err = again.communicate(timeout=180)
+            assert again.returncode == 0, err
+            second = _bodies(srv, len(first))
+        resent = set(first) & set(second)
+        assert in_flight and resent == in_flight, (k, len(resent - in_flight), len(in_flight))
+        assert len(second) == len(set(second)) and len(first) == len(set(first))
+        if total is not None:
+            assert len(set(first) | set(second)) == total
 
 
 # ---- item 1: an API failure is never an answer ------------------------------------------------------
