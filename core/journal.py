@@ -119,7 +119,10 @@ class Journal:
             with self.lock:
                 if self._closed:
                     return
-                fd = os.dup(self.fd) if self.fd is not None else None  # rotate may close ours meanwhile
+                try:
+                    fd = os.dup(self.fd) if self.fd is not None else None  # rotate may close ours meanwhile
+                except OSError:
+                    continue  # closed under us (a test's dead writer): nothing left to sync
             if fd is not None:
                 try:
                     os.fdatasync(fd)
