@@ -116,11 +116,11 @@ class Store:
             known = all_migrations()
             unknown = sorted(done - {n for n, _ in known})
             if unknown:
-                mine = known[-1][0] if known else "none"
+                mine = known[-1][0] if known else "m000"
                 raise StoreTooNew(
                     f"The store {self.path} has schema version {migration_number(max(done))} ({max(done)}), "
                     f"newer than this code's version {migration_number(mine)} ({mine}): it was made by a "
-                    "later version of this project",
+                    f"later version of this project (migrations this code lacks: {', '.join(unknown)})",
                     hint="update this checkout (git pull, then make run) to open it, or pass --db / CSAT_DB "
                          "to use another file; the store was not changed")
             pending = [(n, fn) for n, fn in known if n not in done]

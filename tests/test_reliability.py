@@ -285,9 +285,13 @@ def test_after_a_kill_the_rerun_sends_only_what_was_in_flight(tmp_path, how):
         proc = _cli(db, "solve", "--dataset", "pool", "--model", "student", "--json")
         assert arrived.wait(120), proc.communicate(timeout=30)
         proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
+        head = ""
         if how == "term":
+            while "Cancelling" not in (line := proc.stderr.readline()) and line:  # the cancel is set
+                head += line
             release.set()  # the requests in flight come back: they are paid for, so they are stored
         out, err = proc.communicate(timeout=120)
+        err = head + err
         release.set()
         first = [_question(r["body"]) for r in srv.requests]
         in_flight = set(first[answered:])

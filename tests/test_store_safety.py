@@ -99,7 +99,8 @@ def test_a_store_from_newer_code_names_both_versions_and_is_not_changed(tmp_path
     latest = MIGRATIONS[-1][0]
     assert code == 1 and err[0] == (
         f"Error: The store {db} has schema version 99 (m099_from_the_future), newer than this code's version "
-        f"{int(latest[1:4])} ({latest}): it was made by a later version of this project")
+        f"{int(latest[1:4])} ({latest}): it was made by a later version of this project (migrations this code "
+        "lacks: m099_from_the_future)")
     assert err[1].startswith("Hint: update this checkout")
     assert content(db) == before and not list(tmp_path.glob("*.bak"))
 

@@ -124,8 +124,9 @@ def run_job(store: Any, job_id: str, as_json: bool = False) -> dict[str, Any]:
         if stop["asked"]:
             raise KeyboardInterrupt  # a second Ctrl-C: quit now
         stop["asked"] = True
+        jobs.cancel(job_id)  # first: once the line below is out, nothing new is sent
         sys.stderr.write("\nCancelling: storing what is in flight (Ctrl-C again to quit now)…\n")
-        jobs.cancel(job_id)
+        sys.stderr.flush()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     bar = tqdm(total=0, file=sys.stderr, unit="req", dynamic_ncols=True, disable=None, leave=False)
