@@ -317,12 +317,15 @@ class Gated:
         self.closed, self.release = threading.Event(), threading.Event()
         self.lock = threading.Lock()
         self.answered: list[str] = []
+        self.held = 0
 
     def __call__(self, i, body):
         reply = self.script(i, body)
         if i >= self.close_at:
             self.closed.set()
         if self.closed.is_set():
+            with self.lock:
+                self.held += 1
             self.release.wait(120)
         with self.lock:
             self.answered.append(json.dumps(body, sort_keys=True, ensure_ascii=False))
@@ -334,8 +337,8 @@ def _bodies(srv: Loopback, start: int = 0) -> list[str]:
 
 
 def _kill_step(d: Path, step: str):
-    """(wire, script, requests a whole run sends or None, make(base_url) -> (db, argv)) for a step
-    over a small pool, its store prepared in d."""
+    """(wire, script, requests a whole run sends or None, make(base_url) -> (db, argv), concurrency)
+    for a step over a small pool, its store prepared in d."""
     from core.store import Store
 
     if step == "augment":
@@ -354,7 +357,7 @@ def _kill_step(d: Path, step: str):
             s.close()
             return db, ["augment", "--run", mining_run, "--teacher", "writer", "--per-seed", "2"]
 
-        return "gemini", teacher, None, make
+        return "gemini", teacher, None, make, AUGMENT_FAST["concurrency"]
 
     def make(base_url):
         db = _prepare(d, base_url, 40, 4)
@@ -365,13 +368,13 @@ def _kill_step(d: Path, step: str):
         return db, (["solve", "--dataset", "pool", "--model", "student"] if step == "solve" else
                     ["mine", "--pool", "pool", "--teacher", "teacher", "--student", "student"])
 
-    return "openai", lambda i, body: Reply(), 40 if step == "solve" else 80, make
+    return "openai", lambda i, body: Reply(), 40 if step == "solve" else 80, make, 4
 
 
 @pytest.mark.parametrize("step", ["solve", "mine", "augment"])
 def test_kill_at_many_moments_resends_only_what_was_in_flight(tmp_path, step):
     """kill -9 at 8 moments spread over the run (after a different number of requests each, and a
-    different pause after the last reply, so it lands before, during or after a fold of the journal
+    different pause once the workers wait, so it lands before, during or after a fold of the journal
     into the store): the re-run sends exactly the requests that were in flight, never a reply that
     had arrived. (Issue 21: 0-10 re-sent beyond what was in flight at ten moments.)"""
     import random
@@ -380,13 +383,18 @@ def test_kill_at_many_moments_resends_only_what_was_in_flight(tmp_path, step):
     for k in range(8):
         d = tmp_path / f"moment{k}"
         d.mkdir()
-        wire, script, total, make = _kill_step(d, step)
+        wire, script, total, make, conc = _kill_step(d, step)
         gate = Gated(script, close_at=1 + k * ((total or 20) - 2) // 8)  # this request and later are held
         with Loopback(wire, gate) as srv:
             db, argv = make(srv.base_url)
             proc = _cli(db, *argv, "--json")
             assert gate.closed.wait(120), proc.communicate(timeout=30)
-            time.sleep(rnd.uniform(0.1, 0.8))  # past any reply being read; anywhere in a fold's cycle
+            # Every worker holding a request has handled its previous reply (a worker sends its next
+            # request only then); near a phase's end fewer are busy: then allow 2 s for the last ones.
+            deadline = time.monotonic() + 2
+            while gate.held < conc and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rnd.uniform(0, 0.6))  # so the kill lands anywhere in a fold's cycle
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=60)
             if step == "augment" and k == 4:  # old: "… None seeds, None candidates, None passed"
