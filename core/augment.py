@@ -439,6 +439,9 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
     out = []
     for r in runs.list_runs(store, "augment"):
         s = r["summary"] or {}
+        if not s:  # killed or failed before its summary: count what the store holds so far
+            s = summarise(store, r["id"]) | {
+                "seeds": store.scalar("SELECT count(*) FROM structures WHERE run_id = ?", [r["id"]])}
         out.append({"run": r["id"], "mining_run": (r["config"] or {}).get("mining_run"),
                     "teacher": (r["config"] or {}).get("teacher"), "state": r["state"],
                     "seeds": s.get("seeds"), "candidates": s.get("candidates"), "passed": s.get("passed"),

@@ -12,20 +12,23 @@ folded into DuckDB in batches; a run first folds any journal a killed process le
 after a kill -9 only the requests in flight at the kill are sent again.
 
 Nothing hangs: a server's Retry-After is honoured up to the model's `max_backoff_s`, and after
-`breaker_failures` connection failures or timeouts in a row (a dead or hanging server) the run
-stops sending to that model and fails with a message that says so (a circuit breaker); what was
-not sent is sent by the next run.
+`breaker_failures` connection failures or timeouts in a row (a dead or hanging server), or after
+`max_rate_limit_wait_s` of nothing but 429s (a spent quota), the run stops sending to that model
+and fails with a message that says so (a circuit breaker); what was not sent is sent by the next run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
+import logging
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,6 +45,7 @@ from core.secrets import redact
 if TYPE_CHECKING:
     from core.store import Store
 
+log = logging.getLogger(__name__)
 FLUSH_ROWS = 64  # fold the journal into the store after this many results ...
 FLUSH_S = 0.5  # ... or this long, whichever comes first
 
@@ -161,15 +165,41 @@ class _Run:
         self.p = Progress()
         self.fatal: ProviderError | None = None
         self.unreachable = 0  # connection failures / timeouts in a row (the circuit breaker's count)
+        self.limited_since: float | None = None  # first 429 since the last answer (the breaker's clock)
         self.writer = _Writer(store)
+        self.reporter = ThreadPoolExecutor(1, thread_name_prefix="engine-progress")
+        self.progress_lock = threading.Lock()
+        self.latest: Progress | None = None
+        self.reporting = False
 
     def stopped(self) -> bool:
         return self.fatal is not None or (self.cancel is not None and self.cancel.is_set())
 
     def report(self) -> None:
+        """Hand a copy of the progress to the reporter thread: the callback writes the jobs row
+        (a DuckDB write, waiting on the store's lock during a fold), which must never hold the event
+        loop while replies wait unread (unjournaled) in their sockets. Only the latest copy is kept."""
         self.p.done = self.p.cached + self.p.sent
-        if self.on_progress:
-            self.on_progress(self.p)
+        if not self.on_progress:
+            return
+        with self.progress_lock:
+            idle = self.latest is None and not self.reporting
+            self.latest = dataclasses.replace(self.p)
+            self.reporting = True
+        if idle:
+            self.reporter.submit(self._deliver)
+
+    def _deliver(self) -> None:
+        while True:
+            with self.progress_lock:
+                snap, self.latest = self.latest, None
+                if snap is None:
+                    self.reporting = False
+                    return
+            try:
+                self.on_progress(snap)
+            except Exception:  # a progress display must not fail the run
+                log.exception("progress callback failed")
 
     def ref(self, key: str, req: Request) -> dict[str, Any] | None:
         if req.dataset is None or req.qid is None:
@@ -221,6 +251,7 @@ class _Run:
                 limits.settle(est + (self.gen.max_tokens or 0),
                               (res.input_tokens or est) + (res.output_tokens or 0))
                 self.unreachable = 0
+                self.limited_since = None
                 return res, attempt + 1
             except TimeoutError:
                 err = ProviderError(f"timed out after {params.timeout_s:g} s", retryable=True, connection=True)
@@ -238,13 +269,22 @@ class _Run:
             cap = params.max_backoff_s
             delay = min(cap, params.retry_base_s * 2 ** attempt) * random.uniform(0.5, 1.5)
             delay = min(cap, max(delay, err.retry_after or 0.0))  # Retry-After, but never past the cap
+            if self.limited_since is not None:  # retry by the breaker's deadline, so it trips on time
+                left = self.limited_since + params.max_rate_limit_wait_s - time.monotonic()
+                delay = max(0.0, min(delay, left))
             if not await self.sleep(delay):
                 return None
             attempt += 1
 
     def trip(self, err: ProviderError) -> None:
         """The circuit breaker: a server that is down or hangs fails every request the same way;
-        after `breaker_failures` in a row, stop sending to it instead of working through the list."""
+        after `breaker_failures` in a row, stop sending to it instead of working through the list.
+        A server that answers only 429 is up but will not serve: after `max_rate_limit_wait_s` of
+        nothing else, the model is paused too (waits are capped one by one; this caps their sum)."""
+        if err.rate_limited:
+            self.rate_limited(err)
+            return
+        self.limited_since = None  # the server answered something other than 429
         if not err.connection:
             self.unreachable = 0  # an answer came back (even an HTTP error): the server is up
             return
@@ -257,6 +297,20 @@ class _Run:
                 f"(last: {err.message}); {self.p.sent} finished, the rest were not sent",
                 fatal=True, hint=f"check that {where} is up and answering, then run again: finished replies "
                 "are stored and are not sent twice (breaker_failures sets how many failures pause a model)")
+
+    def rate_limited(self, err: ProviderError) -> None:
+        now, bound = time.monotonic(), self.model.params.max_rate_limit_wait_s
+        if self.limited_since is None:
+            self.limited_since = now
+        waited = now - self.limited_since
+        if waited >= bound and self.fatal is None:
+            self.fatal = ProviderError(
+                f"model {self.model.name!r} paused: rate limited (HTTP 429) on every request for {waited:.0f} s, "
+                f"past max_rate_limit_wait_s = {bound:g} s (last: {err.message}); {self.p.sent} finished, "
+                "the rest were not sent",
+                fatal=True, hint="the provider's quota or rate limit is spent: run again later (finished replies "
+                "are stored and are not sent twice), lower this model's concurrency or set its rpm / tpm, or raise "
+                "max_rate_limit_wait_s")
 
     async def sleep(self, seconds: float) -> bool:
         end = time.monotonic() + seconds
@@ -324,6 +378,7 @@ class _Run:
             await flusher
             if self.provider is not None:
                 await self.provider.aclose()
+            await asyncio.to_thread(self.reporter.shutdown)  # the last progress is delivered before we return
         rows = [out.get(k) for k in keys]
         if self.fatal is not None:
             raise CoreError(self.fatal.message, hint=self.fatal.hint)

@@ -19,6 +19,18 @@ class StoreLocked(CoreError):
     """The DuckDB file is held by another process (DuckDB allows one writer per file)."""
 
 
+class StoreCorrupt(CoreError):
+    """The DuckDB file is damaged (cut short, overwritten, not a DuckDB file) or cannot be read."""
+
+
+class StoreTooNew(CoreError):
+    """The store's schema (or DuckDB storage format) is newer than this code can read."""
+
+
+class MigrationFailed(CoreError):
+    """A schema migration raised; the store was left as it was."""
+
+
 class ImportFailed(CoreError):
     """A file could not be imported; `issues` lists (row, message) for each problem found."""
 

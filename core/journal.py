@@ -1,7 +1,8 @@
 """A crash journal for generation replies: nothing paid for is lost to a kill -9.
 
 The engine appends each reply to a journal file the moment it arrives (one JSON line, one
-write(), fsync'd) and folds the replies into DuckDB in batches (a DuckDB transaction costs
+write(): from then on a kill -9 cannot lose it, the page cache outlives the process) and folds the
+replies into DuckDB in batches (a DuckDB transaction costs
 milliseconds; a line costs microseconds). A run's journal is a series of segment files under
 `<store file>.journal/`: a batch fold starts a new segment, writes the closed segment's rows to
 the store, then deletes it. A process killed at any moment leaves at most the unfolded segments
@@ -26,7 +27,11 @@ from core import generations
 if TYPE_CHECKING:
     from core.store import Store
 
-FSYNC = True  # each line reaches the disk, not only the page cache (power loss, not just kill -9)
+# Lines also reach the disk, not only the page cache (power loss, not just kill -9): a syncer thread
+# fdatasyncs what was written, a few milliseconds behind. Never on the event loop: an fsync there
+# (milliseconds each, one per reply) held the next replies unread in their sockets, where a kill
+# lost them although they had arrived.
+FSYNC = True
 _TIMESTAMPS = {c for c, t in generations.COLUMNS if t == "TIMESTAMP"}
 _NAMES = {c for c, _ in generations.COLUMNS}
 
@@ -74,6 +79,9 @@ class Journal:
         self.fd: int | None = None
         self.path: Path | None = None
         self.lines = 0  # in the open segment
+        self._dirty = threading.Event()  # written, not yet synced
+        self._closed = False
+        self._syncer: threading.Thread | None = None
 
     def _open(self) -> None:
         """The next segment, made on the first line it gets (a cached run writes no file)."""
@@ -97,9 +105,29 @@ class Journal:
             view = memoryview(data)
             while view:
                 view = view[os.write(self.fd, view):]
-            if FSYNC:
-                os.fdatasync(self.fd)
             self.lines += 1
+            if FSYNC:
+                self._dirty.set()
+                if self._syncer is None:
+                    self._syncer = threading.Thread(target=self._sync_loop, name="journal-sync", daemon=True)
+                    self._syncer.start()
+
+    def _sync_loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            self._dirty.clear()
+            with self.lock:
+                if self._closed:
+                    return
+                try:
+                    fd = os.dup(self.fd) if self.fd is not None else None  # rotate may close ours meanwhile
+                except OSError:
+                    continue  # closed under us (a test's dead writer): nothing left to sync
+            if fd is not None:
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
 
     def rotate(self) -> Path | None:
         """Close the open segment (None when it holds nothing) and start the next one. Call it in
@@ -126,8 +154,12 @@ class Journal:
         """End of the run. An empty last segment goes; one with rows stays for `recover` (the run
         failed before folding it)."""
         with self.lock:
+            self._closed = True
+            self._dirty.set()  # the syncer ends
             if self.fd is None:
                 return
+            if FSYNC and self.lines:
+                os.fdatasync(self.fd)  # rows a failed run could not fold wait on disk for `recover`
             os.close(self.fd)
             self.fd = None
             path, empty = self.path, not self.lines

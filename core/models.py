@@ -40,6 +40,8 @@ class ModelParams(GenParams):
                                  "Retry-After included (a longer Retry-After is cut to this)")
     breaker_failures: int = Field(5, ge=1, le=1000, description="circuit breaker: after this many connection "
                                   "failures or timeouts in a row the run pauses this model")
+    max_rate_limit_wait_s: float = Field(120.0, ge=0, le=86400, description="circuit breaker for rate limits: "
+                                         "a model that answers only 429 for this many seconds is paused")
     concurrency: int = Field(16, ge=1, le=1024, description="requests in flight (remote providers)")
     rpm: float | None = Field(None, gt=0, description="requests per minute limit")
     tpm: float | None = Field(None, gt=0, description="tokens per minute limit")

@@ -7,8 +7,11 @@ lock. See DESIGN.md §3.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,10 +19,61 @@ from typing import Any
 
 import duckdb
 
-from core.errors import StoreLocked
+from core import store_owner
+from core.errors import CoreError, MigrationFailed, StoreCorrupt, StoreLocked, StoreTooNew
 from core.migrations import all_migrations
 
-_LOCK_PID = re.compile(r"PID (\d+)")
+_NOT_READABLE = ("permission denied", "read-only file system", "is a directory")
+
+
+def migration_number(name: str) -> int:
+    """m015_job_traceback -> 15: the schema version a store has once that migration ran."""
+    return int(name[1:4])
+
+
+def backups(path: str | Path) -> list[Path]:
+    """The copies kept before migrations (`<db>.v<N>.bak`), newest schema first."""
+    p = Path(path)
+    found = [(int(m.group(1)), b) for b in p.parent.glob(p.name + ".v*.bak")
+             if (m := re.fullmatch(re.escape(p.name) + r"\.v(\d+)\.bak", b.name))]
+    return [b for _, b in sorted(found, reverse=True)]
+
+
+def corrupt_error(path: str, exc: BaseException) -> StoreCorrupt:
+    reason = str(exc).split("\n")[0].removeprefix("IO Error: ")
+    copies = backups(path)
+    if copies:
+        todo = (f"the copy kept before the last migration opens: `python -m core --db {copies[0]} data list` "
+                "(take sets out with `data export NAME`, or move the damaged file aside and copy that one in "
+                "its place), or ")
+    else:
+        todo = "restore the file from a backup of your own, or "
+    return StoreCorrupt(f"The store {path} is damaged and cannot be opened ({reason})",
+                        hint=f"{todo}start a new store with --db / CSAT_DB; the damaged file is left as it is")
+
+
+def open_error(path: str, exc: duckdb.Error) -> CoreError:
+    """Why DuckDB could not open the file, in words a user can act on."""
+    text = str(exc)
+    low = text.lower()
+    if "lock" in low and ("conflicting" in low or "could not set lock" in low):
+        h = store_owner.holder(path, text)
+        if h["kind"] == "a CLI run":
+            todo = "wait for it to finish, or stop it (Ctrl-C, or kill " + str(h["pid"]) + "; finished work is kept)"
+        elif h["kind"].startswith("the dashboard"):
+            todo = "use the dashboard for this, or stop it (Ctrl-C where it runs)"
+        else:
+            todo = "stop it" + (f" (kill {h['pid']})" if h.get("pid") else "")
+        return StoreLocked(f"The store {path} is in use by {store_owner.describe(h)}",
+                           hint=f"{todo}, or pass --db / CSAT_DB to use another file")
+    if "version number" in low or "newer version" in low or "storage version" in low:
+        return StoreTooNew(f"The store {path} was written by a newer DuckDB than this one "
+                           f"({duckdb.__version__}): {text.splitlines()[0]}",
+                           hint="upgrade duckdb (pip install -U -r requirements.txt), or pass --db / CSAT_DB")
+    if any(k in low for k in _NOT_READABLE):
+        return StoreCorrupt(f"The store {path} cannot be opened: {text.splitlines()[0]}",
+                            hint="check the file's permissions and the disk, or pass --db / CSAT_DB")
+    return corrupt_error(path, exc)
 
 
 class Store:
@@ -27,44 +81,82 @@ class Store:
 
     def __init__(self, path: str | Path = ":memory:"):
         self.path = str(path)
+        self._token: str | None = None
+        self.backup: Path | None = None  # the copy kept before this open migrated the store
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(self.path)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            pid = _LOCK_PID.search(str(exc))
-            holder = f" by process {pid.group(1)}" if pid else ""
-            raise StoreLocked(
-                f"The store {self.path} is in use{holder} (probably the dashboard)",
-                hint="stop it, or pass --db / CSAT_DB to use another file",
-            ) from None
+        except duckdb.Error as exc:
+            raise open_error(self.path, exc) from None
         self.lock = threading.RLock()
-        self.migrate()
+        try:
+            self.migrate()
+        except CoreError:
+            self.con.close()
+            raise
+        except duckdb.Error as exc:  # a damaged block found while reading the schema
+            self.con.close()
+            raise corrupt_error(self.path, exc) from None
+        if self.path != ":memory:":
+            self._token = store_owner.claim(self.path)
+            # A process that never calls close (the dashboard) still removes its sidecar at exit.
+            self._release = weakref.finalize(self, store_owner.release, self.path, self._token)
 
     # -- migrations -------------------------------------------------------------------------
     def migrate(self) -> list[str]:
+        """Apply the pending migrations all-or-nothing, after copying an existing store to
+        `<db>.v<N>.bak` (N: the schema version it had). A failure rolls every one back."""
         with self.lock:
-            self.con.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(name VARCHAR PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)"
-            )
-            done = {r[0] for r in self.con.execute("SELECT name FROM schema_migrations").fetchall()}
-            applied = []
-            for name, fn in all_migrations():
-                if name in done:
-                    continue
-                self.con.execute("BEGIN")
-                try:
+            has_table = self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_migrations' "
+                "AND schema_name = 'main'").fetchone()[0]
+            done = {r[0] for r in self.con.execute("SELECT name FROM schema_migrations").fetchall()} \
+                if has_table else set()
+            known = all_migrations()
+            unknown = sorted(done - {n for n, _ in known})
+            if unknown:
+                mine = known[-1][0] if known else "m000"
+                raise StoreTooNew(
+                    f"The store {self.path} has schema version {migration_number(max(done))} ({max(done)}), "
+                    f"newer than this code's version {migration_number(mine)} ({mine}): it was made by a "
+                    f"later version of this project (migrations this code lacks: {', '.join(unknown)})",
+                    hint="update this checkout (git pull, then make run) to open it, or pass --db / CSAT_DB "
+                         "to use another file; the store was not changed")
+            pending = [(n, fn) for n, fn in known if n not in done]
+            if not pending:
+                return []
+            version = migration_number(max(done)) if done else 0
+            if done and self.path != ":memory:":
+                self.backup = self._copy(f"{self.path}.v{version}.bak")
+            name = ""
+            self.con.execute("BEGIN")
+            try:
+                if not has_table:
+                    self.con.execute(
+                        "CREATE TABLE schema_migrations "
+                        "(name VARCHAR PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)")
+                for name, fn in pending:
                     fn(self.con)
                     self.con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
-                    self.con.execute("COMMIT")
-                except Exception:
-                    self.con.execute("ROLLBACK")
-                    raise
-                applied.append(name)
-            return applied
+                self.con.execute("COMMIT")
+            except Exception as exc:
+                self.con.execute("ROLLBACK")
+                kept = f"; a copy of it as it was is {self.backup}" if self.backup else ""
+                raise MigrationFailed(
+                    f"Migration {name} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                    f"no migration was applied and the store {self.path} is as it was (schema version {version}){kept}",
+                    hint="keep using the previous version of the code with this store, and report the message "
+                         "above as a bug") from exc
+            return [n for n, _ in pending]
+
+    def _copy(self, target: str) -> Path:
+        """A consistent copy of the file: checkpoint (the WAL into the file), then copy the bytes."""
+        self.con.execute("CHECKPOINT")
+        tmp = f"{target}.{os.getpid()}.tmp"
+        shutil.copyfile(self.path, tmp)
+        os.replace(tmp, target)
+        return Path(target)
 
     def schema_version(self) -> int:
         return self.scalar("SELECT count(*) FROM schema_migrations")
@@ -109,3 +201,5 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.con.close()
+        if self._token is not None:
+            self._release()

@@ -47,11 +47,13 @@ def _open_store(path: str) -> Store:
 
 
 def open_store() -> Store:
-    """The one Store of this process (DESIGN.md §3); a held file stops the page with one line."""
+    """The one Store of this process (DESIGN.md §3). A store that cannot be opened (held by another
+    process, damaged, newer than this code) stops the page with what happened and what to do."""
     try:
         return _open_store(str(db_path()))
     except CoreError as exc:
-        st.error(f"{exc.message}. {exc.hint or ''}")
+        st.error(text(exc.message) + (f"\n\n**Hint:** {text(exc.hint)}" if exc.hint else ""),
+                 icon=":material/database:")
         st.stop()
 
 

@@ -372,7 +372,7 @@ def test_store_in_use_by_another_process(tmp_path):
         assert len(errors) == 1
         assert " in use" in errors[0] and str(db) in errors[0]
         assert r.stderr.splitlines()[0] == errors[0]
-        assert f"by process {holder.pid}" in errors[0]
+        assert f"another program, PID {holder.pid}" in errors[0]  # from DuckDB's message (no sidecar)
     finally:
         holder.kill()
         holder.wait(timeout=10)

@@ -59,7 +59,7 @@ def imports(path: Path, module_level_only: bool) -> set[str]:
 def layer(name: str) -> int:
     if name.startswith(BOTTOM):
         return 0
-    if name == "core.store":
+    if name in ("core.store", "core.store_owner"):
         return 1
     if name == "core.cli" or name.startswith(("core.cli.", "core.__main__")):
         return 3

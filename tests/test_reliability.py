@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,41 @@ def test_a_server_that_answers_resets_the_breaker(store):
     assert all(r is not None and r["error"] is None for r in run.rows)
 
 
+@pytest.mark.parametrize("step", ["solve", "mine", "eval"])
+def test_a_model_that_only_answers_429_is_paused_within_the_bound(db_env, tmp_path, capsys, step):
+    """Old: 429s never counted toward the breaker (each wait capped, their sum not), so a server
+    answering 429 for ever held a 45-question solve for about 15 minutes."""
+    from core.cli import main
+    from core.store import Store
+
+    bound, conc, wait = 1.5, 4, 0.2  # every retry waits `wait` (the server's Retry-After)
+    s = Store(db_env)
+    import_mini(s, tmp_path, n=45, name="pool")
+    with Loopback("openai", lambda n, b: Reply(status=429, headers={"Retry-After": str(wait)})) as srv, \
+            Loopback("openai") as ok:
+        add(s, srv.base_url, name="limited", concurrency=conc, max_backoff_s=wait, max_rate_limit_wait_s=bound)
+        add(s, ok.base_url, name="teacher")
+        s.close()
+        args = {"solve": ["solve", "--dataset", "pool", "--model", "limited"],
+                "mine": ["mine", "--pool", "pool", "--teacher", "teacher", "--student", "limited"],
+                "eval": ["eval", "run", "--dataset", "pool", "--model", "limited"]}[step]
+        code = main(["--db", str(db_env), *args, "--json"])
+        out, err = capsys.readouterr()
+        # Attempts in the window: one per worker per `wait`, plus each worker's first attempt on the
+        # questions whose retries ran out (max_retries 5). Old: 45 questions x 6 attempts = 270.
+        assert srv.count <= conc * (bound / wait + 1 + bound / (5 * wait) + 2), srv.count
+    assert code == 1
+    failed = json.loads(out)
+    assert failed["state"] == "failed"
+    for text in (failed["error"], err):
+        assert "model 'limited' paused: rate limited (HTTP 429) on every request for" in text
+        assert f"past max_rate_limit_wait_s = {bound:g} s (last: HTTP 429" in text
+    assert [line for line in err.splitlines() if line.startswith("Error:")][0].startswith("Error: model 'limited'")
+    s = Store(db_env)
+    assert s.scalar("SELECT count(*) FROM generations WHERE error IS NULL AND model = 'limited'") == 0
+    s.close()
+
+
 def test_retry_after_is_capped_by_max_backoff(store):
     script = lambda n, body: Reply(status=429, headers={"Retry-After": "3600"}) if n == 0 else Reply()  # noqa: E731
     with Loopback("openai", script) as srv:
@@ -207,7 +243,8 @@ def test_journal_recovers_replies_a_dead_run_left_behind(store):
 
 
 def _cli(db: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CSAT_DB": str(db), "PYTHONUNBUFFERED": "1"}
+    env = {"GEMINI_API_KEY": "test-key-for-loopback", **os.environ, "HF_HUB_OFFLINE": "1", "CSAT_DB": str(db),
+           "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "core", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -248,9 +285,13 @@ def test_after_a_kill_the_rerun_sends_only_what_was_in_flight(tmp_path, how):
         proc = _cli(db, "solve", "--dataset", "pool", "--model", "student", "--json")
         assert arrived.wait(120), proc.communicate(timeout=30)
         proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
+        head = ""
         if how == "term":
+            while "Cancelling" not in (line := proc.stderr.readline()) and line:  # the cancel is set
+                head += line
             release.set()  # the requests in flight come back: they are paid for, so they are stored
         out, err = proc.communicate(timeout=120)
+        err = head + err
         release.set()
         first = [_question(r["body"]) for r in srv.requests]
         in_flight = set(first[answered:])
@@ -265,6 +306,161 @@ def test_after_a_kill_the_rerun_sends_only_what_was_in_flight(tmp_path, how):
     assert resent == (in_flight if how == "kill" else set())
     assert len(second) == n - len(first) + len(resent)
     assert json.loads(out)["cached"] == n - len(second)
+
+
+class Gated:
+    """A server script wrapper that, from request number `close_at` on, holds every reply until
+    `release` (so "in flight" is exact: received, no reply written), and records what it answered."""
+
+    def __init__(self, script, close_at: float = float("inf")):
+        self.script, self.close_at = script, close_at
+        self.closed, self.release = threading.Event(), threading.Event()
+        self.lock = threading.Lock()
+        self.answered: list[str] = []
+        self.held = 0
+
+    def __call__(self, i, body):
+        reply = self.script(i, body)
+        if i >= self.close_at:
+            self.closed.set()
+        if self.closed.is_set():
+            with self.lock:
+                self.held += 1
+            self.release.wait(120)
+        with self.lock:
+            self.answered.append(json.dumps(body, sort_keys=True, ensure_ascii=False))
+        return reply
+
+
+def _bodies(srv: Loopback, start: int = 0) -> list[str]:
+    return [json.dumps(r["body"], sort_keys=True, ensure_ascii=False) for r in srv.requests[start:]]
+
+
+def _kill_step(d: Path, step: str):
+    """(wire, script, requests a whole run sends or None, make(base_url) -> (db, argv), concurrency)
+    for a step over a small pool, its store prepared in d."""
+    from core.store import Store
+
+    if step == "augment":
+        from tests.augmentdata import FAST as AUGMENT_FAST
+        from tests.augmentdata import Teacher, mine, seed_data
+
+        db = d / "kill.duckdb"
+        s = Store(db)
+        teacher = Teacher(seed_data(s, d))
+        mining_run = mine(s)
+        s.close()
+
+        def make(base_url):
+            s = Store(db)
+            models.add_model(s, "writer", "gemini", "gemini-2.5-flash", base_url=base_url, params=AUGMENT_FAST)
+            s.close()
+            return db, ["augment", "--run", mining_run, "--teacher", "writer", "--per-seed", "2"]
+
+        return "gemini", teacher, None, make, AUGMENT_FAST["concurrency"]
+
+    def make(base_url):
+        db = _prepare(d, base_url, 40, 4)
+        s = Store(db)
+        models.add_model(s, "teacher", "openai", "teacher-model", base_url=base_url,  # not the student's id
+                         params={**FAST, "concurrency": 4}, replace=True)
+        s.close()
+        return db, (["solve", "--dataset", "pool", "--model", "student"] if step == "solve" else
+                    ["mine", "--pool", "pool", "--teacher", "teacher", "--student", "student"])
+
+    return "openai", lambda i, body: Reply(), 40 if step == "solve" else 80, make, 4
+
+
+@pytest.mark.parametrize("step", ["solve", "mine", "augment"])
+def test_kill_at_many_moments_resends_only_what_was_in_flight(tmp_path, step):
+    """kill -9 at 8 moments spread over the run (after a different number of requests each, and a
+    different pause once the workers wait, so it lands before, during or after a fold of the journal
+    into the store): the re-run sends exactly the requests that were in flight, never a reply that
+    had arrived. (Issue 21: 0-10 re-sent beyond what was in flight at ten moments.)"""
+    import random
+
+    rnd = random.Random(21)
+    for k in range(8):
+        d = tmp_path / f"moment{k}"
+        d.mkdir()
+        wire, script, total, make, conc = _kill_step(d, step)
+        gate = Gated(script, close_at=1 + k * ((total or 20) - 2) // 8)  # this request and later are held
+        with Loopback(wire, gate) as srv:
+            db, argv = make(srv.base_url)
+            proc = _cli(db, *argv, "--json")
+            assert gate.closed.wait(120), proc.communicate(timeout=30)
+            # Every worker holding a request has handled its previous reply (a worker sends its next
+            # request only then); near a phase's end fewer are busy: then allow 2 s for the last ones.
+            deadline = time.monotonic() + 2
+            while gate.held < conc and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rnd.uniform(0, 0.6))  # so the kill lands anywhere in a fold's cycle
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+            if step == "augment" and k == 4:  # old: "… None seeds, None candidates, None passed"
+                listed, _ = _cli(db, "augment", "list").communicate(timeout=60)
+                assert "None" not in listed and " seeds, " in listed, listed
+            first = _bodies(srv)
+            with gate.lock:
+                in_flight = set(first) - set(gate.answered)
+            gate.close_at, gate.closed = float("inf"), threading.Event()
+            gate.release.set()
+            again = _cli(db, *argv, "--json")
+            out, err = again.communicate(timeout=180)
+            assert again.returncode == 0, err
+            second = _bodies(srv, len(first))
+        resent = set(first) & set(second)
+        assert in_flight and resent == in_flight, (k, len(resent - in_flight), len(in_flight))
+        assert len(second) == len(set(second)) and len(first) == len(set(first))
+        if total is not None:
+            assert len(set(first) | set(second)) == total
+
+
+def test_replies_reach_the_journal_while_the_store_is_busy(store, monkeypatch):
+    """A reply that arrived is journaled at once, whatever else the run waits on: the store's lock
+    (held by a fold, or by the CLI reading its job row) or the disk. Old: the progress callback
+    (the job row's UPDATE, waiting on that lock) and one fdatasync per reply ran on the event loop,
+    so later replies sat unread in their sockets, and a kill -9 lost them although they had arrived
+    (issue 21: up to 10 re-sent beyond what was in flight)."""
+    synced_on: list[str] = []
+    real_sync = os.fdatasync
+
+    def slow_sync(fd):
+        synced_on.append(threading.current_thread().name)
+        time.sleep(0.005)
+        real_sync(fd)
+
+    monkeypatch.setattr(journal.os, "fdatasync", slow_sync)
+    started, busy = threading.Event(), threading.Event()
+
+    def script(i, body):
+        started.set()
+        busy.wait(30)  # every reply comes while the store is held
+        return Reply()
+
+    def lines() -> int:
+        return sum(p.read_bytes().count(b"\n") for p in journal.journal_dir(store).glob("*.jsonl"))
+
+    box: dict = {}
+    with Loopback("openai", script) as srv:
+        m = add(store, srv.base_url, concurrency=4)
+        progress = lambda p: store.execute("SELECT 1")  # noqa: E731 (as the job row's write: needs the lock)
+        loop = threading.Thread(target=lambda: box.update(run=engine.run(store, m, reqs(20), progress=progress)),
+                                name="engine-loop")
+        loop.start()
+        assert started.wait(30)
+        with store.lock:  # the store is busy (a fold, a reader) for as long as the replies take
+            busy.set()
+            for _ in range(300):
+                if lines() == 20:
+                    break
+                time.sleep(0.05)
+            journaled = lines()
+        loop.join(60)
+    assert journaled == 20  # old: 1 (the loop waited on the lock after the first reply)
+    assert synced_on and "engine-loop" not in synced_on  # old: every fdatasync on the event loop
+    assert all(r["error"] is None for r in box["run"].rows)
+    assert store.scalar("SELECT count(*) FROM generations") == 20 and not journal.leftovers(store)
 
 
 # ---- item 1: an API failure is never an answer ------------------------------------------------------

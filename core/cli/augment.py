@@ -45,7 +45,7 @@ def augment(ctx: typer.Context, **kwargs: Any) -> None:
     est = augmenting.estimate(store, config)
     cost = f", ≈ ${est['est_cost_usd']:.4f} at most" if est["est_cost_usd"] is not None else ""
     typer.echo(f"{est['seeds']} seeds: up to {est['requests_max']} requests to send{cost}.", err=True)
-    job = run_job(store, augmenting.start_job(store, config))
+    job = run_job(store, augmenting.start_job(store, config), as_json)
     summary = job["result"]
     if summary:
         print_json({k: summary[k] for k in SUMMARY_KEYS}) if as_json else typer.echo(_human(summary))

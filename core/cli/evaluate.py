@@ -21,7 +21,7 @@ def run(ctx: typer.Context, config: EvalConfig, as_json: bool = False) -> None:
     store = store_of(ctx)
     if warn := eval_run.prompt_warning(store, config):
         typer.echo(f"Warning: {warn}", err=True)
-    job = run_job(store, eval_run.start_job(store, config))
+    job = run_job(store, eval_run.start_job(store, config), as_json)
     s = job["result"]
     if s and as_json:
         print_json(s)

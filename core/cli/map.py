@@ -23,16 +23,16 @@ app.add_typer(map_app, name="map")
 EMBED_KEYS = ("dataset", "embedder", "items", "computed", "cached")
 
 
-def _job(ctx: typer.Context, config: StepConfig) -> dict[str, Any]:
+def _job(ctx: typer.Context, config: StepConfig, as_json: bool = False) -> dict[str, Any]:
     store = store_of(ctx)
-    job = run_job(store, mapping.start_job(store, config))
+    job = run_job(store, mapping.start_job(store, config), as_json)
     exit_if_cancelled(job)
     return job["result"] or {}
 
 
 def embed(ctx: typer.Context, config: EmbedConfig, as_json: bool = False) -> None:
     """Embed every item of a set (cached by text and embedder: a re-run embeds nothing)."""
-    s = _job(ctx, config)
+    s = _job(ctx, config, as_json)
     if as_json:
         print_json({k: s[k] for k in EMBED_KEYS})
         return
@@ -42,7 +42,7 @@ def embed(ctx: typer.Context, config: EmbedConfig, as_json: bool = False) -> Non
 
 def project(ctx: typer.Context, config: MapConfig, as_json: bool = False) -> None:
     """Embed the sets and project them to 2-D with UMAP (a projection with the same inputs is reused)."""
-    s = _job(ctx, config)
+    s = _job(ctx, config, as_json)
     if as_json:
         print_json(s)
         return
@@ -53,7 +53,7 @@ def project(ctx: typer.Context, config: MapConfig, as_json: bool = False) -> Non
 
 def overlap(ctx: typer.Context, config: OverlapConfig, as_json: bool = False) -> None:
     """How much the test set overlaps the train set: nearest-neighbour cosine, near duplicates, classifier AUC."""
-    s = _job(ctx, config)
+    s = _job(ctx, config, as_json)
     if as_json:
         print_json(s)
         return
@@ -69,7 +69,7 @@ def overlap(ctx: typer.Context, config: OverlapConfig, as_json: bool = False) ->
 
 def flips(ctx: typer.Context, config: FlipsConfig, as_json: bool = False) -> None:
     """For each question fixed or broken from --a to --b: the nearest training pairs, their seeds and mining run."""
-    s = _job(ctx, config)
+    s = _job(ctx, config, as_json)
     if as_json:
         print_json(s)
         return

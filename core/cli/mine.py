@@ -24,7 +24,7 @@ def mine(ctx: typer.Context, config: MiningConfig, as_json: bool = False) -> Non
     from core import mining
 
     store = store_of(ctx)
-    job = run_job(store, mining.start_job(store, config))
+    job = run_job(store, mining.start_job(store, config), as_json)
     exit_if_cancelled(job)
     summary = job["result"]
     if as_json:

@@ -107,11 +107,12 @@ def json_option() -> inspect.Parameter:
                              annotation=bool)
 
 
-def run_job(store: Any, job_id: str) -> dict[str, Any]:
+def run_job(store: Any, job_id: str, as_json: bool = False) -> dict[str, Any]:
     """Follow a background job with a progress bar on stderr until it ends; returns its row.
 
     Ctrl-C / SIGTERM: ask the job to stop, wait until what is in flight is stored, exit 130.
-    A failed job raises its message as a CoreError (exit 1).
+    A failed job raises its message as a CoreError (exit 1); with as_json its state, job id and
+    reason are printed on stdout first, so a script reading --json learns why.
     """
     from tqdm import tqdm
 
@@ -123,8 +124,9 @@ def run_job(store: Any, job_id: str) -> dict[str, Any]:
         if stop["asked"]:
             raise KeyboardInterrupt  # a second Ctrl-C: quit now
         stop["asked"] = True
+        jobs.cancel(job_id)  # first: once the line below is out, nothing new is sent
         sys.stderr.write("\nCancelling: storing what is in flight (Ctrl-C again to quit now)…\n")
-        jobs.cancel(job_id)
+        sys.stderr.flush()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     bar = tqdm(total=0, file=sys.stderr, unit="req", dynamic_ncols=True, disable=None, leave=False)
@@ -142,6 +144,10 @@ def run_job(store: Any, job_id: str) -> dict[str, Any]:
             signal.signal(s, h)
     job = jobs.get_job(store, job_id)
     if job["state"] == "failed":
+        if as_json:
+            from core.cli import print_json
+
+            print_json({"state": "failed", "job": job_id, "kind": job["kind"], "error": job["message"]})
         raise CoreError(job["message"] or f"the {job['kind']} job failed",
                         hint=f"details: python -m core jobs show {job_id}")
     if stop["asked"] or job["state"] == "cancelled":

@@ -30,7 +30,7 @@ def solve(ctx: typer.Context, config: SolveConfig, estimate_only: bool = False, 
         print_json(est) if as_json else typer.echo(solving.estimate_text(est))
         return
     typer.echo(solving.estimate_text(est), err=True)
-    job = run_job(store, solving.start_job(store, config))
+    job = run_job(store, solving.start_job(store, config), as_json)
     summary = job["result"]
     if summary:
         print_json(summary) if as_json else typer.echo(_human(summary, config.dataset, config.model))

@@ -53,11 +53,14 @@ class ProviderError(CoreError):
     """A failed call. retryable: 429, 5xx, timeouts. fatal: every further call would fail too
     (bad key, unknown model), so the engine stops sending instead of failing 10,000 times.
     connection: the server could not be reached or did not answer in time (refused, reset, DNS,
-    timeout); the engine's circuit breaker counts these, not HTTP errors from a server that is up."""
+    timeout); the engine's circuit breaker counts these, not HTTP errors from a server that is up.
+    rate_limited: HTTP 429; the breaker bounds the total time spent waiting on these."""
 
     def __init__(self, message: str, *, retryable: bool = False, fatal: bool = False,
-                 retry_after: float | None = None, hint: str | None = None, connection: bool = False):
+                 retry_after: float | None = None, hint: str | None = None, connection: bool = False,
+                 rate_limited: bool = False):
         super().__init__(message, hint)
+        self.rate_limited = rate_limited
         self.retryable = retryable
         self.fatal = fatal
         self.retry_after = retry_after
@@ -70,7 +73,9 @@ def status_error(status: int, detail: str, retry_after: float | None = None) -> 
     if status in (502, 504):  # a proxy that cannot reach the model server: the breaker counts these
         return ProviderError(f"HTTP {status}: {detail}", retryable=True, retry_after=retry_after, connection=True,
                              hint="the gateway cannot reach the model server: is it running?")
-    if status in (408, 429) or status >= 500:
+    if status == 429:
+        return ProviderError(f"HTTP 429: {detail}", retryable=True, retry_after=retry_after, rate_limited=True)
+    if status == 408 or status >= 500:
         return ProviderError(f"HTTP {status}: {detail}", retryable=True, retry_after=retry_after)
     if status in (401, 403):
         return ProviderError(f"HTTP {status}: {detail}", fatal=True,
