@@ -61,6 +61,9 @@ else:
             st.caption(
                 (f"GPU: {gpu['name']}, {gpu['memory_gb']} GB ({gpu['used_gb']} GB in use), compute {gpu['compute']}"
                  if gpu else "No GPU found: training runs on the CPU in float32 (fine for tiny models only).")
+                + f" · effective batch {pf['effective_batch']} (per device {values['per_device_train_batch_size']} × "
+                + f"{pf['processes']} process{'es' if pf['processes'] > 1 else ''} × accumulation "
+                + f"{values['gradient_accumulation_steps']})"
                 + f" · memory ≈ {pf['estimate']['memory_gb']} GB · free disk {pf['disk_free_gb']} GB · prompt: "
                 + f"{pf['template']['kind']} template"
                 + (f", thinking {'on' if pf['template']['thinking'] else 'off'}" if pf['template']['thinking'] is not None else "")

@@ -132,3 +132,26 @@ def test_sweep_runs_each_setting_once_and_compares_them_on_heldout_pairs(tiny):
         sweep.parse_grid(["betta=0.1,0.2"])
     with pytest.raises(CoreError, match="bad train setting beta"):
         sweep.points(sweep.SweepConfig(train=base, grid={"beta": ["-1"]}))
+
+
+def test_two_processes_on_cpu_train_with_the_same_metrics_shape_as_one(tiny):
+    """The multi-GPU path (data parallel over N processes), rehearsed on a CPU with 2 processes."""
+    from core.training import preflight
+
+    one_id, _ = launcher.start(tiny, config(max_steps=2))
+    one = ingest.wait(tiny, one_id, poll_s=0.2)
+    pf = preflight.preflight(tiny, config(max_steps=2, num_processes=2))
+    assert pf["processes"] == 2 and pf["effective_batch"] == 2 * 1 * 2 and any("share its cores" in w for w in pf["warnings"])
+    two_id, _ = launcher.start(tiny, config(max_steps=2, num_processes=2))
+    run = launcher.get(tiny, two_id)
+    assert "torch.distributed.run" in " ".join(__import__("psutil").Process(run["pid"]).cmdline())
+    two = ingest.wait(tiny, two_id, poll_s=0.2)
+    assert one["state"] == "done" and two["state"] == "done", two["message"]
+    m1, m2 = ingest.metrics(tiny, one_id), ingest.metrics(tiny, two_id)
+    assert [m["step"] for m in m2] == [1, 2] == [m["step"] for m in m1]
+    assert {k for k, v in m2[-1].items() if v is not None} >= {k for k, v in m1[-1].items() if v is not None} - {
+        "tokens_per_s", "steps_per_s"}
+    assert two["heldout"]["tuned"] is not None and two["heldout"]["pairs"] == one["heldout"]["pairs"] == 1
+    assert Path(two["run_dir"], files.ADAPTER, "adapter_model.safetensors").is_file()
+    log = "\n".join(files.log_tail(Path(two["run_dir"]), 200))
+    assert "another worker holds" not in log

@@ -206,6 +206,8 @@ def preflight_cmd(ctx: typer.Context, **kwargs: Any) -> None:
     typer.echo(f"device: {gpu['name'] + ' ' + str(gpu['memory_gb']) + ' GB, compute ' + str(gpu['compute']) if gpu else 'no GPU (CPU)'}; "
                f"backend {pf['backend']}, {pf['precision']}; estimate ≈ {pf['estimate']['memory_gb']} GB, "
                f"≈ {pf['estimate']['seconds']} s for {pf['estimate']['steps']} steps; free disk {pf['disk_free_gb']} GB")
+    typer.echo(f"effective batch {pf['effective_batch']} = {config.per_device_train_batch_size} per device × "
+               f"{pf['processes']} process(es) × {config.gradient_accumulation_steps} accumulation")
     for d in pf["dropped"]:
         typer.echo(f"  dropped pair {d['idx']}: {d['reason']}")
     for d in pf["truncated"]:

@@ -66,6 +66,9 @@ class TrainConfig(StepConfig):
     gradient_checkpointing: bool = Field(True, description="recompute activations: far less memory, ~30% slower")
     thinking: Literal["model", "on", "off"] = Field(
         "model", description="Qwen3 thinking in the chat template: the base model's own setting, or on/off")
+    num_processes: int = Field(1, ge=1, le=64, description=(
+        "data-parallel worker processes, one per GPU (accelerate launch; TRL + PEFT, Unsloth stays single-GPU); "
+        "on a CPU they share its cores (a trial of the multi-GPU path)"))
     backend: Literal["auto", "unsloth", "trl", "cpu"] = Field(
         "auto", description="auto: Unsloth if CUDA + unsloth, else TRL + PEFT on CUDA, else CPU")
 

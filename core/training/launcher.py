@@ -73,8 +73,23 @@ def live_runs(store: Store) -> list[str]:
             if alive(r["run_dir"])]
 
 
+def worker_argv(run_dir: Path, num_processes: int = 1, backend: str = "cpu") -> list[str]:
+    """The worker's command: one process, or N data-parallel ones (accelerate launch on GPUs; torchrun,
+    which accelerate itself runs underneath, on a CPU, where accelerate launches one process only)."""
+    worker = ["-m", "core.training.worker", str(run_dir)]
+    if num_processes <= 1:
+        return [sys.executable, *worker]
+    if backend == "cpu":
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(num_processes),
+                *worker]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
+            *worker]
+
+
 def _spawn(run_dir: Path) -> int:
-    """Start the worker holding the run's lock from before its first instruction. Returns its pid."""
+    """Start the worker holding the run's lock from before its first instruction. Returns its pid.
+
+    With several processes the launcher (accelerate / torchrun) holds the lock for them all."""
     try:
         fd = liveness.acquire(run_dir)
     except liveness.Held:
@@ -87,7 +102,10 @@ def _spawn(run_dir: Path) -> int:
         with open(run_dir / files.LOG, "ab") as log:
             log.write(f"\n=== worker started {datetime.now().isoformat(timespec='seconds')} ===\n".encode())
             log.flush()
-            proc = subprocess.Popen([sys.executable, "-m", "core.training.worker", str(run_dir)], cwd=str(ROOT),
+            spec = files.read_json(run_dir / files.CONFIG) or {}
+            cfg = spec.get("config") or {}
+            argv = worker_argv(run_dir, int(cfg.get("num_processes") or 1), spec.get("backend") or "cpu")
+            proc = subprocess.Popen(argv, cwd=str(ROOT),
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True, pass_fds=(fd,))
     finally:
@@ -147,7 +165,7 @@ def start(store: Store, config: TrainConfig) -> tuple[str, str]:
             "base": {"name": base.name, "model_id": base.model_id, "folder": base.folder, "params": base.params,
                      "registered": base.registered},
             "template": prepared["template"], "dropped": prepared["dropped"], "truncated": prepared["truncated"],
-            "heldout": [r["idx"] for r in prepared["heldout"]]}
+            "heldout": [r["idx"] for r in prepared["heldout"]], "backend": check["backend"]}
     files.write_json(run_dir / files.CONFIG, spec)
     data.write_pairs(run_dir / files.PAIRS, prepared["rows"])
     data.write_pairs(run_dir / files.HELDOUT, prepared["heldout"])

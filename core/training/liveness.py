@@ -62,8 +62,12 @@ def acquire(run_dir: str | Path, wait_s: float = 0.0) -> int:
             time.sleep(0.05)
 
 
+PARENT = -1  # the lock is held by the process that launched this one (accelerate / torchrun)
+
+
 def inherited(run_dir: str | Path) -> int | None:
-    """The locked descriptor the launcher handed over, if it is this run's lock file."""
+    """The locked descriptor the launcher handed over, if it is this run's lock file; PARENT when the
+    launcher handed it to a process launcher (whose children inherit the variable, not the file)."""
     raw = os.environ.pop(ENV_FD, None)
     if not raw or not raw.isdigit():
         return None
@@ -71,9 +75,9 @@ def inherited(run_dir: str | Path) -> int | None:
     try:
         mine, lock = os.fstat(fd), os.stat(Path(run_dir) / files.LOCK)
     except OSError:
-        return None
+        return PARENT
     if (mine.st_dev, mine.st_ino) != (lock.st_dev, lock.st_ino):
-        return None
+        return PARENT
     os.set_inheritable(fd, False)  # programs the worker runs must not keep the run "alive"
     return fd
 

@@ -53,7 +53,7 @@ def backend_for(config: TrainConfig, gpu: dict[str, Any] | None) -> str:
     """What the worker will pick (it decides again where it runs; the run records what ran)."""
     if config.backend == "cpu" or gpu is None:
         return "cpu"
-    if config.backend in ("auto", "unsloth") and importlib.util.find_spec("unsloth") is not None:
+    if config.backend in ("auto", "unsloth") and config.num_processes == 1 and importlib.util.find_spec("unsloth") is not None:
         return "unsloth"
     return "trl"
 
@@ -112,10 +112,10 @@ def estimate(config: TrainConfig, size: dict[str, Any], pairs: int, mean_tokens:
     memory = (weights + lora + per_layer_inputs + one_layer + logits + overhead) / 1e9
     steps = planned_steps(config, pairs)
     tokens = pairs * config.num_train_epochs * mean_tokens if config.max_steps < 0 else \
-        steps * config.per_device_train_batch_size * config.gradient_accumulation_steps * mean_tokens
+        steps * config.per_device_train_batch_size * config.num_processes * config.gradient_accumulation_steps * mean_tokens
     tflops = _EFFECTIVE_TFLOPS.get(gpu["compute"], 25.0) if (cuda and gpu) else CPU_EFFECTIVE_TFLOPS
     speedup = 2.0 if backend == "unsloth" else 1.0
-    seconds = 8 * n * tokens / (tflops * 1e12 * speedup)
+    seconds = 8 * n * tokens / (tflops * 1e12 * speedup * (config.num_processes if cuda else 1))
     return {"memory_gb": round(memory, 1), "seconds": round(seconds), "steps": steps, "tokens": int(tokens),
             "weights_gb": round(weights / 1e9, 2), "logits_gb": round(logits / 1e9, 2)}
 
@@ -124,7 +124,7 @@ def planned_steps(config: TrainConfig, pairs: int) -> int:
     """Optimizer steps as transformers' Trainer counts them."""
     if config.max_steps > 0:
         return config.max_steps
-    batches = math.ceil(pairs / config.per_device_train_batch_size)
+    batches = math.ceil(pairs / (config.per_device_train_batch_size * config.num_processes))
     per_epoch = max(batches // config.gradient_accumulation_steps + int(batches % config.gradient_accumulation_steps > 0), 1)
     return math.ceil(config.num_train_epochs * per_epoch)
 
@@ -179,6 +179,11 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
         warnings.append(f"the GPU already has {gpu['used_gb']} GB in use by another process")
     if free_gb < need_disk:
         warnings.append(f"only {free_gb} GB of free disk for checkpoints")
+    if config.num_processes > 1 and backend != "cpu" and len(found) < config.num_processes:
+        warnings.append(f"num_processes {config.num_processes} needs as many GPUs; {len(found)} found")
+    if config.num_processes > 1 and backend == "cpu":
+        warnings.append(f"{config.num_processes} processes on a CPU share its cores: a trial of the multi-GPU path, "
+                        "not faster")
     busy = launcher.live_runs(store)
     if busy and backend != "cpu":
         warnings.append(f"run {busy[0]} is training on this GPU: a second run is refused until it ends")
@@ -194,4 +199,6 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
                               "max_completion_length": config.max_completion_length}},
         "missing_modules": missing, "gpu": gpu, "gpus": len(found), "backend": backend, "precision": precision_for(backend, gpu),
         "estimate": est | {"disk_gb": need_disk}, "disk_free_gb": free_gb, "warnings": warnings,
+        "processes": config.num_processes,
+        "effective_batch": config.per_device_train_batch_size * config.num_processes * config.gradient_accumulation_steps,
     }

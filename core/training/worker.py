@@ -62,6 +62,8 @@ def pick_backend(requested: str) -> tuple[str, str | None]:
         return "cpu", None
     if not cuda:
         return "cpu", None if requested == "auto" else f"{requested} needs CUDA; none found"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # Unsloth trains on one GPU only
+        return "trl", "unsloth is single-GPU: several processes train with TRL + PEFT" if requested == "unsloth" else None
     if requested in ("auto", "unsloth"):
         if importlib.util.find_spec("unsloth") is not None:
             return "unsloth", None
@@ -193,7 +195,7 @@ class Heldout:
             self.cfg = cfg | {"heldout_gen_tokens": base["gen_tokens"]}
 
     def run(self, model: Any, tok: Any, step: int, which: str) -> None:
-        if not self.rows or (which, step) in self.done or (which == "base" and any(w == "base" for w, _ in self.done)):
+        if not MAIN or not self.rows or (which, step) in self.done or (which == "base" and any(w == "base" for w, _ in self.done)):
             return
         from core.training import heldout
 
