@@ -160,3 +160,21 @@ class Loopback:
                     pass  # the client gave up (a timeout test): nothing to tell it
 
         return Handler
+
+
+def answer_batch_file(src: str, dst: str, script: Callable[[int, dict[str, Any]], Reply] = ok) -> int:
+    """Play the batch engine (OpenAI Batch API / `vllm run-batch`) outside the product: answer each
+    request line of `src` with `script(n, body)` and write the batch output JSONL to `dst`
+    ({"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}). Returns lines."""
+    n = 0
+    with open(src, encoding="utf-8") as f, open(dst, "w", encoding="utf-8") as out:
+        for n, line in enumerate(f, 1):
+            req = json.loads(line)
+            assert req["method"] == "POST" and req["url"] == "/v1/chat/completions"
+            reply = script(n - 1, req["body"])
+            body = (openai_body(reply, req["body"]["model"]) if reply.status == 200
+                    else error_body("openai", reply.status))
+            out.write(json.dumps({"id": f"batch_req_{n}", "custom_id": req["custom_id"],
+                                  "response": {"status_code": reply.status, "request_id": f"req_{n}",
+                                               "body": body}, "error": None}, ensure_ascii=False) + "\n")
+    return n
