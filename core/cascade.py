@@ -63,6 +63,7 @@ MODEL: list[tuple[str, str, str]] = [
     ("solve", "generation_refs", "model = $1"),
     ("solve", "generations", "model = $1"),
     ("solve", "batch_requests", "model = $1"),
+    ("solve", "provider_batches", "model = $1"),
     ("registry", "models", "name = $1"),
 ]
 MODEL_BLOCKERS: list[tuple[str, str, str, str]] = [

@@ -322,6 +322,14 @@ class _Run:
             for (key, req), res in zip(chunk, results):
                 self.finish(key, req, res, 1, out)
 
+    async def send_batch_api(self, todo: list[tuple[str, Request]], out: dict[str, dict]) -> None:
+        """The provider's Batch API (params batch=true): one batch, re-attached after a kill."""
+        from core import batchapi
+
+        await batchapi.send(self.store, self.model, self.provider, self.gen, todo,
+                            lambda key, req, res: self.finish(key, req, res, 1, out), self.stopped,
+                            self.on_progress, self.job_id)
+
     async def execute(self, requests: list[Request], keys: list[str], refresh: bool) -> RunResult:
         self.p.total = len(requests)
         await asyncio.to_thread(journal.recover, self.store)  # a killed run's replies are paid for
@@ -336,6 +344,8 @@ class _Run:
             if todo and not self.stopped():
                 self.provider = providers.make(self.model)
                 send = self.send_batched if self.provider.batched else self.send_concurrent
+                if self.model.params.batch and self.provider.batch_api:
+                    send = self.send_batch_api
                 await send(list(todo.items()), out)
             # The stored row names one question; the others that asked the same thing get refs.
             self.writer.refs += [self.ref(k, r) for k, r in zip(keys, requests)

@@ -46,8 +46,11 @@ def prices(model: Model) -> tuple[float, float] | None:
     return GEMINI_PRICES[match] if match else None
 
 
-def cost_usd(model: Model, input_tokens: float, output_tokens: float, batch: bool = False) -> float | None:
-    """batch: at the batch price (OpenAI's Batch API and Gemini's both charge half the live price)."""
+def cost_usd(model: Model, input_tokens: float, output_tokens: float, batch: bool | None = None) -> float | None:
+    """batch: at the batch price (OpenAI's Batch API and Gemini's both charge half the live price);
+    default: whether the model is set to use its provider's Batch API (params batch=true)."""
+    if batch is None:
+        batch = bool(getattr(model.params, "batch", False))
     price = prices(model)
     if price is None:
         return None
