@@ -35,9 +35,10 @@ def digest(keys: list[str]) -> str:
 
 def attached(store: Store, model: str, keys: list[str]) -> dict[str, Any] | None:
     """The batch already submitted for exactly these requests (still running, or done but not yet
-    stored), if any."""
+    stored), if any. A stored batch is never re-attached: what is still asked failed in it."""
     rows = store.rows("SELECT name, keys, state FROM provider_batches WHERE model = ? AND digest = ? "
-                      "AND state NOT IN ('failed', 'cancelled', 'expired') ORDER BY created_at DESC LIMIT 1",
+                      "AND state NOT IN ('failed', 'cancelled', 'expired', 'stored') "
+                      "ORDER BY created_at DESC LIMIT 1",
                       [model, digest(keys)])
     return rows[0] if rows else None
 

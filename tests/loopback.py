@@ -234,15 +234,18 @@ class GeminiBatchLoopback:
         meta: dict[str, Any] = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
                                 "name": name, "model": b["model"], "displayName": b["display"], "state": state}
         if state == "BATCH_STATE_SUCCEEDED":
-            answers = [{"key": key, "response": gemini_body(self.script(i, req), b["model"])}
-                       for i, (key, req) in enumerate(b["requests"])]
+            answers = []
+            for i, (key, req) in enumerate(b["requests"]):
+                r = self.script(i, req)
+                answers.append({"key": key, "response": gemini_body(r, b["model"])} if r.status == 200 else
+                               {"key": key, "error": {"code": r.status, "message": f"scripted {r.status}"}})
             if b["file"]:
                 out = f"files/out-{name.split('/')[-1]}"
                 self.downloads[out] = "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in answers).encode()
                 meta["output"] = {"responsesFile": out}
             else:
                 meta["output"] = {"inlinedResponses": {"inlinedResponses": [
-                    {"response": a["response"], "metadata": {"key": a["key"]}} for a in answers]}}
+                    {**{k: v for k, v in a.items() if k != "key"}, "metadata": {"key": a["key"]}} for a in answers]}}
         return {"name": name, "metadata": meta, "done": state != "BATCH_STATE_PENDING" and self.release.is_set()}
 
     def _create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

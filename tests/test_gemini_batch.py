@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from loopback import GeminiBatchLoopback
+from loopback import GeminiBatchLoopback, Reply
 from minidata import import_mini
 
 from core import jobs, models, pricing, solve
@@ -112,3 +112,15 @@ def test_batch_price_is_half_and_only_gemini_has_a_batch_api(store):
     assert pricing.cost_usd(batch, 1e6, 1e6) == pricing.cost_usd(live, 1e6, 1e6) / 2 == 1.4
     with pytest.raises(CoreError, match="no batch API"):
         models.add_model(store, "o", "openai", "qwen", base_url="http://127.0.0.1:9/v1", params={"batch": True})
+
+
+def test_requests_that_failed_inside_a_batch_go_in_a_new_batch(store, tmp_path):
+    import_mini(store, tmp_path, n=2)
+    with GeminiBatchLoopback(script=lambda n, req: Reply(status=500)) as srv:
+        register(store, srv)
+        srv.release.set()
+        with pytest.raises(CoreError, match="every one of the 2 requests"):
+            solve.solve(store, "mini", "flash")  # the batch succeeded, each of its replies is an error
+        srv.script = lambda n, req: Reply()
+        assert solve.solve(store, "mini", "flash")["answered"] == 2
+        assert len(srv.creates) == 2  # not the stored batch again (its errors would come back forever)
