@@ -47,6 +47,7 @@ class ModelParams(GenParams):
     price_output_per_m: float | None = Field(None, ge=0, description="USD per 1M output tokens")
     batch_size: int = Field(8, ge=1, description="prompts per generate call (local provider)")
     load_in_4bit: bool = Field(False, description="bitsandbytes 4-bit on CUDA (local provider)")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm provider: GPUs one model is spread over")
     batch: bool = Field(False, description="Gemini: send through the Batch API (half price, answers within 24 h; "
                         "a stopped or killed run re-attaches to the same batch)")
     batch_poll_s: float = Field(30.0, gt=0, le=3600, description="Batch API: seconds between state checks")
