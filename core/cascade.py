@@ -42,6 +42,7 @@ DATASET: list[tuple[str, str, str]] = [
     ("solve", "generations", "dataset = $1 AND cache_key NOT IN "
                              "(SELECT cache_key FROM generation_refs WHERE dataset <> $1)"),
     ("solve", "generation_refs", "dataset = $1"),
+    ("solve", "batch_requests", "dataset = $1"),
     ("data", "questions", "dataset = $1"),
     ("data", "passages", "dataset = $1"),
     ("data", "datasets", "name = $1"),
@@ -61,6 +62,8 @@ MODEL: list[tuple[str, str, str]] = [
     ("steps", "runs", "step IN ('solve', 'evaluate') AND json_extract_string(config, '$.model') = $1"),
     ("solve", "generation_refs", "model = $1"),
     ("solve", "generations", "model = $1"),
+    ("solve", "batch_requests", "model = $1"),
+    ("solve", "provider_batches", "model = $1"),
     ("registry", "models", "name = $1"),
 ]
 MODEL_BLOCKERS: list[tuple[str, str, str, str]] = [

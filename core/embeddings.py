@@ -192,10 +192,11 @@ def embed(store: Store, embedder: Embedder, texts: Sequence[str], ctx: JobContex
         if h not in have and h not in todo:
             todo[h] = unicodedata.normalize("NFC", t)
     counts = {"items": len(texts), "computed": 0, "cached": sum(h in have for h in hashes)}
-    pending = list(todo.items())
+    # Similar lengths in one call: less padding (the C engine pads a batch to its longest text).
+    pending = sorted(todo.items(), key=lambda ht: len(ht[1]))
+    label = f"embedding with {embedder.name} ({counts['cached']} cached)"
     if ctx:
-        ctx.progress(done=0, total=len(pending), message=f"{counts['cached']} cached, {len(pending)} to embed "
-                     f"with {embedder.name}", force=True)
+        ctx.progress(done=0, total=len(pending), message=label, eta_s=None, force=True)
     for start in range(0, len(pending), batch):
         if ctx and ctx.cancelled():
             return None, counts
@@ -211,7 +212,7 @@ def embed(store: Store, embedder: Embedder, texts: Sequence[str], ctx: JobContex
             have[h] = v
         counts["computed"] += len(chunk)
         if ctx:
-            ctx.progress(done=counts["computed"], total=len(pending))
+            ctx.progress(done=counts["computed"], total=len(pending), message=label)
     if not texts:
         return np.zeros((0, embedder.dim), dtype=np.float32), counts
     return np.stack([have[h] for h in hashes]).astype(np.float32), counts

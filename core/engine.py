@@ -98,6 +98,44 @@ def cache_key(model: Model, output_params: dict[str, Any], gen: GenParams, req: 
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def params_json(gen: GenParams) -> str:
+    """The params column of a generations row (what the run's settings were)."""
+    return json.dumps(gen.key_dict(), sort_keys=True, ensure_ascii=False)
+
+
+def request_keys(model: Model, requests: list[Request],
+                 params: GenParams | dict[str, Any] | None = None) -> tuple[GenParams, list[str]]:
+    """The run's resolved params and each request's cache key, exactly as `run` computes them
+    (batch files are keyed by these, so a reply read back is a cache hit for the live step)."""
+    gen = resolve_params(model, params)
+    cls = providers.provider_class(model.provider)
+    cls.check(gen)
+    out = cls.output_params(model)
+    return gen, [cache_key(model, out, gen, r) for r in requests]
+
+
+def result_row(model: Model, params_json: str, key: str, req: Request, res: Result, attempts: int,
+               job_id: str | None) -> dict[str, Any]:
+    """One generations row for a reply (the answer extracted when the request names its choices);
+    the one shape every write path (live calls, batch files, batch APIs) stores."""
+    answer = reason = method = None
+    if req.n_choices and res.error is None:
+        ext = extract_answer(res.text, req.n_choices)
+        answer, reason, method = ext.answer, ext.reason, ext.method
+        if res.truncated:  # kept (base models never stop by themselves) but flagged for review
+            reason = f"truncated output; {reason}"
+    return {"cache_key": key, "task": req.task, "dataset": req.dataset, "qid": req.qid,
+            "model": model.name, "provider": model.provider, "model_id": model.model_id,
+            "params": params_json, "prompt_hash": req.prompt_hash, "sample": req.sample,
+            "messages": json.dumps(req.messages, ensure_ascii=False),
+            "response": res.text if res.error is None else (res.text or None),
+            "reasoning": res.reasoning, "answer": answer, "answer_reason": reason,
+            "answer_method": method, "finish_reason": res.finish_reason, "truncated": res.truncated,
+            "input_tokens": res.input_tokens, "output_tokens": res.output_tokens,
+            "latency_s": res.latency_s, "attempts": attempts, "error": redact(res.error),
+            "created_at": datetime.now(), "job_id": job_id}
+
+
 def plan(store: Store, model: Model, requests: list[Request],
          params: GenParams | dict[str, Any] | None = None) -> dict[str, Any]:
     """How many requests are cached and how many would be sent (with their prompt tokens)."""
@@ -161,7 +199,7 @@ class _Run:
         self.store, self.model, self.gen = store, model, gen
         self.provider: Provider | None = None  # made only when something must be sent: cached runs need no key
         self.job_id, self.cancel, self.on_progress = job_id, cancel, progress
-        self.params_json = json.dumps(gen.key_dict(), sort_keys=True, ensure_ascii=False)
+        self.params_json = params_json(gen)
         self.p = Progress()
         self.fatal: ProviderError | None = None
         self.unreachable = 0  # connection failures / timeouts in a row (the circuit breaker's count)
@@ -208,22 +246,7 @@ class _Run:
                 "sample": req.sample, "cache_key": key, "job_id": self.job_id, "used_at": datetime.now()}
 
     def row(self, key: str, req: Request, res: Result, attempts: int) -> dict[str, Any]:
-        answer = reason = method = None
-        if req.n_choices and res.error is None:
-            ext = extract_answer(res.text, req.n_choices)
-            answer, reason, method = ext.answer, ext.reason, ext.method
-            if res.truncated:  # kept (base models never stop by themselves) but flagged for review
-                reason = f"truncated output; {reason}"
-        return {"cache_key": key, "task": req.task, "dataset": req.dataset, "qid": req.qid,
-                "model": self.model.name, "provider": self.model.provider, "model_id": self.model.model_id,
-                "params": self.params_json, "prompt_hash": req.prompt_hash, "sample": req.sample,
-                "messages": json.dumps(req.messages, ensure_ascii=False),
-                "response": res.text if res.error is None else (res.text or None),
-                "reasoning": res.reasoning, "answer": answer, "answer_reason": reason,
-                "answer_method": method, "finish_reason": res.finish_reason, "truncated": res.truncated,
-                "input_tokens": res.input_tokens, "output_tokens": res.output_tokens,
-                "latency_s": res.latency_s, "attempts": attempts, "error": redact(res.error),
-                "created_at": datetime.now(), "job_id": self.job_id}
+        return result_row(self.model, self.params_json, key, req, res, attempts, self.job_id)
 
     def finish(self, key: str, req: Request, res: Result, attempts: int, out: dict[str, dict]) -> None:
         row = self.row(key, req, res, attempts)
@@ -354,6 +377,14 @@ class _Run:
             for (key, req), res in zip(chunk, results):
                 self.finish(key, req, res, 1, out)
 
+    async def send_batch_api(self, todo: list[tuple[str, Request]], out: dict[str, dict]) -> None:
+        """The provider's Batch API (params batch=true): one batch, re-attached after a kill."""
+        from core import batchapi
+
+        await batchapi.send(self.store, self.model, self.provider, self.gen, todo,
+                            lambda key, req, res: self.finish(key, req, res, 1, out), self.stopped,
+                            self.on_progress, self.job_id)
+
     async def execute(self, requests: list[Request], keys: list[str], refresh: bool) -> RunResult:
         self.p.total = len(requests)
         await asyncio.to_thread(journal.recover, self.store)  # a killed run's replies are paid for
@@ -368,6 +399,8 @@ class _Run:
             if todo and not self.stopped():
                 self.provider = providers.make(self.model)
                 send = self.send_batched if self.provider.batched else self.send_concurrent
+                if self.model.params.batch and self.provider.batch_api:
+                    send = self.send_batch_api
                 await send(list(todo.items()), out)
             # The stored row names one question; the others that asked the same thing get refs.
             self.writer.refs += [self.ref(k, r) for k, r in zip(keys, requests)

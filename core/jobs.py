@@ -41,6 +41,9 @@ _LIVE: dict[str, tuple[threading.Event, threading.Event]] = {}
 _LIVE_LOCK = threading.Lock()
 
 
+_AUTO = object()  # JobContext.progress: estimate the ETA from the rate of `done`
+
+
 class JobContext:
     """What a step gets from whoever runs it: its job id, the cancel flag, a throttled progress recorder.
 
@@ -87,12 +90,16 @@ class JobContext:
 
     def progress(self, p: Any = None, *, done: int | None = None, total: int | None = None,
                  errors: int | None = None, input_tokens: int | None = None,
-                 output_tokens: int | None = None, message: str | None = None, force: bool = False) -> None:
-        """Record progress: an engine Progress object, or the fields as keywords."""
+                 output_tokens: int | None = None, message: str | None = None, force: bool = False,
+                 eta_s: Any = _AUTO) -> None:
+        """Record progress: an engine Progress object, or the fields as keywords.
+
+        eta_s: by default estimated from the rate of `done`; a step in a phase that `done` does not
+        measure (UMAP compiling, projecting) passes its own estimate, or None for "unknown"."""
         if self.store is None:
             return
         self._latest = dict(p=p, done=done, total=total, errors=errors, input_tokens=input_tokens,
-                            output_tokens=output_tokens, message=message)
+                            output_tokens=output_tokens, message=message, eta_s=eta_s)
         if p is not None:
             done, total, errors = p.done, p.total, p.errors
             input_tokens, output_tokens = p.input_tokens, p.output_tokens
@@ -110,6 +117,8 @@ class JobContext:
         sets = {"done": done, "total": total, "errors": errors, "input_tokens": input_tokens,
                 "output_tokens": output_tokens, "eta_s": eta, "message": redact(message), "est_cost_usd": cost}
         sets = {k: v for k, v in sets.items() if v is not None}
+        if eta_s is not _AUTO:
+            sets["eta_s"] = None if eta_s is None else round(float(eta_s), 1)  # None clears a stale ETA
         cols = ", ".join(f"{k} = ?" for k in sets)
         self.store.execute(f"UPDATE jobs SET {cols}, updated_at = ? WHERE id = ?",
                            [*sets.values(), datetime.now(), self.job_id])

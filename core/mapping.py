@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from core import embeddings, jobs, runs
+from core import embeddings, jitcache, jobs, runs
 from core.errors import CoreError, NotFound
 from core.jobs import JobContext
 from core.render import choice_label
@@ -203,15 +204,20 @@ def items(store: Store, name: str, fields: Sequence[str] = TEXT_FIELDS) -> list[
 
 
 def _embed_sets(store: Store, names: Sequence[str], embedder: str, fields: Sequence[str],
-                ctx: JobContext | None = None) -> tuple[str, dict[str, list[dict[str, Any]]], np.ndarray | None,
-                                                        dict[str, Any]]:
-    """Items of every set and their vectors (one matrix, sets in order); missing vectors are computed."""
+                ctx: JobContext | None = None, on_compute: Callable[[], None] | None = None,
+                ) -> tuple[str, dict[str, list[dict[str, Any]]], np.ndarray | None, dict[str, Any]]:
+    """Items of every set and their vectors (one matrix, sets in order); missing vectors are computed.
+    on_compute: called once before anything is embedded (the map loads UMAP meanwhile)."""
     per = {n: items(store, n, fields) for n in dict.fromkeys(names)}
     texts = [it["text"] for n in per for it in per[n]]
     resolved = embeddings.resolve_name(embedder)
     mat = embeddings.vectors(store, resolved, texts)
     if mat is not None:
         return resolved, per, mat, {"items": len(texts), "computed": 0, "cached": len(texts)}
+    if on_compute:
+        on_compute()
+    if ctx:
+        ctx.progress(message=f"loading the embedder {resolved}", eta_s=None, force=True)
     model = embeddings.load(embedder)
     mat, counts = embeddings.embed(store, model, texts, ctx)
     return model.name, per, mat, counts
@@ -303,13 +309,61 @@ def umap_2d(mat: np.ndarray, n_neighbors: int, min_dist: float, metric: str, see
         return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1]))), "pca"
     import warnings
 
-    import umap
-
+    umap = _import_umap()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by setting random_state": expected
         reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist, metric=metric,
                             random_state=seed)
-        return np.asarray(reducer.fit_transform(mat), dtype=float), "umap"
+        xy = np.asarray(reducer.fit_transform(mat), dtype=float)
+    jitcache.mark_warm()  # its compiled code is on disk now: the next process loads it
+    return xy, "umap"
+
+
+def _import_umap() -> Any:
+    """umap, with numba's compiled code cached on disk (core/jitcache.py)."""
+    jitcache.enable()
+    import umap
+
+    return umap
+
+
+class _Preload:
+    """Import umap (and load its cached code) in a thread while the embedder runs."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        def target() -> None:
+            try:
+                _import_umap()
+            except Exception:  # the fit imports it again and reports what is wrong
+                pass
+
+        self.thread = threading.Thread(target=target, name="umap-preload", daemon=True)
+        self.thread.start()
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+
+def _projection_eta(store: Store, n: int) -> float | None:
+    """Seconds a warm UMAP fit of n points should take, from the last fits on this store."""
+    rows = store.rows("SELECT n_points, seconds FROM projection_runs WHERE method = 'umap' AND seconds IS NOT NULL "
+                      "ORDER BY created_at DESC LIMIT 5")
+    if not rows:
+        return None
+    per_point = min(r["seconds"] / max(r["n_points"], 1) for r in rows)
+    return max(1.0, per_point * n)
+
+
+def projection_message(n: int, warm: bool) -> str:
+    """What the map's job says while UMAP runs: compiling is named, never hidden behind "ETA 0 s"."""
+    if warm:
+        return f"projecting {n} points with UMAP"
+    return (f"compiling UMAP's code, then projecting {n} points (the first map on this machine only: "
+            "1-2 min; `python -m core map warm` does it ahead)")
 
 
 def project(store: Store, config: MapConfig, ctx: JobContext | None = None) -> dict[str, Any] | None:
@@ -317,16 +371,22 @@ def project(store: Store, config: MapConfig, ctx: JobContext | None = None) -> d
     ctx = ctx or JobContext.local()
     if not config.sets:
         raise CoreError("choose at least one set to map", hint="sets: " + (", ".join(available_sets(store)) or "none"))
-    used, per, mat, counts = _embed_sets(store, config.sets, config.embedder, config.text_fields, ctx)
-    if mat is None:
+    preload = _Preload()
+    used, per, mat, counts = _embed_sets(store, config.sets, config.embedder, config.text_fields, ctx,
+                                         on_compute=preload.start)
+    if mat is None:  # cancelled: the import finishes on its own, nobody waits for it
         return None
+    preload.join()
     key = projection_key(used, per, config)
     summary = {"sets": list(per), "embedder": used, "points": len(mat), **{f"embed_{k}": v for k, v in counts.items()
                                                                           if k != "items"}, "projection": key}
     meta = store.rows("SELECT method, seconds FROM projection_runs WHERE key = ?", [key])
     if meta:
         return summary | {"method": meta[0]["method"], "umap_seconds": meta[0]["seconds"], "projection_cached": True}
-    ctx.progress(message=f"projecting {len(mat)} points with UMAP", force=True)
+    if len(mat) >= 8:
+        warm = jitcache.is_warm()
+        ctx.progress(message=projection_message(len(mat), warm), force=True,
+                     eta_s=_projection_eta(store, len(mat)) if warm else None)
     t0 = time.perf_counter()
     xy, method = umap_2d(mat, config.n_neighbors, config.min_dist, config.metric, config.seed)
     seconds = round(time.perf_counter() - t0, 3)

@@ -49,6 +49,10 @@ class ModelParams(GenParams):
     price_output_per_m: float | None = Field(None, ge=0, description="USD per 1M output tokens")
     batch_size: int = Field(8, ge=1, description="prompts per generate call (local provider)")
     load_in_4bit: bool = Field(False, description="bitsandbytes 4-bit on CUDA (local provider)")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm provider: GPUs one model is spread over")
+    batch: bool = Field(False, description="Gemini: send through the Batch API (half price, answers within 24 h; "
+                        "a stopped or killed run re-attaches to the same batch)")
+    batch_poll_s: float = Field(30.0, gt=0, le=3600, description="Batch API: seconds between state checks")
 
     @field_validator("api_key_env")
     @classmethod
@@ -162,6 +166,9 @@ def add_model(store: Store, name: str, provider: str, model_id: str, *, base_url
     parsed = parse_params(params)
     model = Model(name, provider, model_id.strip(), base_url or None, parsed, adapter or None, description)
     cls.check(parsed.gen_defaults())
+    if parsed.batch and not cls.batch_api:
+        raise CoreError(f"the {provider} provider has no batch API (batch=true)",
+                        hint="for OpenAI or vLLM use `batch write` / `batch read` (OpenAI Batch JSONL files)")
     exists = store.scalar("SELECT count(*) FROM models WHERE name = ?", [name])
     if exists and not replace:
         raise CoreError(f"a model named {name!r} already exists", hint="choose another name, or delete it first")

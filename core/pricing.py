@@ -26,6 +26,8 @@ GEMINI_PRICES: dict[str, tuple[float, float]] = {
 CHARS_PER_TOKEN = 2.0
 # A reasoning reply is typically ~1k tokens; replaced by the model's own mean once it has one.
 DEFAULT_OUTPUT_TOKENS = 1000
+# Batch APIs (OpenAI Batch, Gemini Batch Mode) bill half the live price per token.
+BATCH_DISCOUNT = 0.5
 
 
 def estimate_tokens(text: str) -> int:
@@ -44,8 +46,13 @@ def prices(model: Model) -> tuple[float, float] | None:
     return GEMINI_PRICES[match] if match else None
 
 
-def cost_usd(model: Model, input_tokens: float, output_tokens: float) -> float | None:
+def cost_usd(model: Model, input_tokens: float, output_tokens: float, batch: bool | None = None) -> float | None:
+    """batch: at the batch price (OpenAI's Batch API and Gemini's both charge half the live price);
+    default: whether the model is set to use its provider's Batch API (params batch=true)."""
+    if batch is None:
+        batch = bool(getattr(model.params, "batch", False))
     price = prices(model)
     if price is None:
         return None
-    return round((input_tokens * price[0] + output_tokens * price[1]) / 1e6, 4)
+    factor = BATCH_DISCOUNT if batch else 1.0
+    return round((input_tokens * price[0] + output_tokens * price[1]) * factor / 1e6, 4)

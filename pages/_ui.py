@@ -245,7 +245,9 @@ def job_panel(store: Store, key: str, kind: str | None = None,
                 f"{(job['input_tokens'] or 0) + (job['output_tokens'] or 0):,} tokens"]
         if job.get("est_cost_usd") is not None:
             bits.append("no API cost" if job["est_cost_usd"] == 0 else f"≈ ${job['est_cost_usd']:.4f}")
-        if job["state"] == "running" and done == 0 and not (job["input_tokens"] or job["output_tokens"]):
+        if job["state"] == "running" and job.get("message"):
+            bits.insert(0, job["message"])  # the phase a step is in (embedding, compiling, projecting…)
+        elif job["state"] == "running" and done == 0 and not (job["input_tokens"] or job["output_tokens"]):
             bits.insert(0, "loading model / waiting for the first reply…")  # a local model loads first
         if job.get("eta_s") is not None and job["state"] == "running":
             bits.append(f"ETA {job['eta_s']:.0f} s")

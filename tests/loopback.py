@@ -160,3 +160,168 @@ class Loopback:
                     pass  # the client gave up (a timeout test): nothing to tell it
 
         return Handler
+
+
+def answer_batch_file(src: str, dst: str, script: Callable[[int, dict[str, Any]], Reply] = ok) -> int:
+    """Play the batch engine (OpenAI Batch API / `vllm run-batch`) outside the product: answer each
+    request line of `src` with `script(n, body)` and write the batch output JSONL to `dst`
+    ({"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}). Returns lines."""
+    n = 0
+    with open(src, encoding="utf-8") as f, open(dst, "w", encoding="utf-8") as out:
+        for n, line in enumerate(f, 1):
+            req = json.loads(line)
+            assert req["method"] == "POST" and req["url"] == "/v1/chat/completions"
+            reply = script(n - 1, req["body"])
+            body = (openai_body(reply, req["body"]["model"]) if reply.status == 200
+                    else error_body("openai", reply.status))
+            out.write(json.dumps({"id": f"batch_req_{n}", "custom_id": req["custom_id"],
+                                  "response": {"status_code": reply.status, "request_id": f"req_{n}",
+                                               "body": body}, "error": None}, ensure_ascii=False) + "\n")
+    return n
+
+
+class GeminiBatchLoopback:
+    """A loopback server for the Gemini Batch API calls google-genai makes: batches.create
+    (`POST /v1beta/models/M:batchGenerateContent`, inlined requests or an uploaded file), batches.get
+    (`GET /v1beta/batches/ID`), files.upload (the resumable protocol: start, then upload+finalize) and
+    files.download (`GET …/files/ID:download`). A batch stays pending (then running) until
+    `release` is set; then it succeeds with `script(n, request)` answering the n-th request. Live
+    calls (`:generateContent`) are answered too and counted in `live`, so a test sees what was paid."""
+
+    def __init__(self, script: Callable[[int, dict[str, Any]], Reply] = ok, lifetime_s: float = 120.0,
+                 end_state: str = "BATCH_STATE_SUCCEEDED"):
+        self.script, self.end_state = script, end_state
+        self.creates: list[dict[str, Any]] = []  # the create bodies, in order
+        self.gets = 0
+        self.live = 0
+        self.uploads: dict[str, bytes] = {}  # files/ID -> content
+        self.downloads: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.server = _Server(("127.0.0.1", 0), self._handler())
+        self.server.handle_error = lambda request, address: None
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.timer = threading.Timer(lifetime_s, self.stop)
+        self.timer.daemon = True
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> GeminiBatchLoopback:
+        self.thread.start()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _operation(self, name: str) -> dict[str, Any]:
+        b = self.batches[name]
+        if not self.release.is_set():
+            state = "BATCH_STATE_PENDING" if b["gets"] < 2 else "BATCH_STATE_RUNNING"
+        else:
+            state = self.end_state
+        b["gets"] += 1
+        meta: dict[str, Any] = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+                                "name": name, "model": b["model"], "displayName": b["display"], "state": state}
+        if state == "BATCH_STATE_SUCCEEDED":
+            answers = []
+            for i, (key, req) in enumerate(b["requests"]):
+                r = self.script(i, req)
+                answers.append({"key": key, "response": gemini_body(r, b["model"])} if r.status == 200 else
+                               {"key": key, "error": {"code": r.status, "message": f"scripted {r.status}"}})
+            if b["file"]:
+                out = f"files/out-{name.split('/')[-1]}"
+                self.downloads[out] = "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in answers).encode()
+                meta["output"] = {"responsesFile": out}
+            else:
+                meta["output"] = {"inlinedResponses": {"inlinedResponses": [
+                    {**{k: v for k, v in a.items() if k != "key"}, "metadata": {"key": a["key"]}} for a in answers]}}
+        return {"name": name, "metadata": meta, "done": state != "BATCH_STATE_PENDING" and self.release.is_set()}
+
+    def _create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        model = "models/" + path.split("/models/")[-1].split(":")[0]
+        source = body["batch"]["inputConfig"]
+        if "fileName" in source:
+            lines = self.uploads[source["fileName"]].decode("utf-8").splitlines()
+            requests = [(x["key"], x["request"]) for x in map(json.loads, lines)]
+        else:
+            requests = [(r.get("metadata", {}).get("key"), r["request"]) for r in source["requests"]["requests"]]
+        name = f"batches/b{len(self.creates) + 1}"
+        self.creates.append(body)
+        self.batches[name] = {"model": model, "display": body["batch"].get("displayName"), "requests": requests,
+                              "file": "fileName" in source, "gets": 0}
+        return self._operation(name)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path.split("?")[0]
+                with srv.lock:
+                    if path.endswith(":batchGenerateContent"):
+                        return self._json(200, srv._create(path, json.loads(raw)))
+                    if path.endswith(":generateContent"):
+                        srv.live += 1
+                        model = path.split("/models/")[-1].split(":")[0]
+                        return self._json(200, gemini_body(srv.script(srv.live - 1, json.loads(raw)), model))
+                    if path == "/upload/v1beta/files":  # resumable upload: start
+                        sid = f"s{len(srv.uploads) + 1}"
+                        srv.uploads[f"files/{sid}"] = b""
+                        return self._json(200, {}, {"x-goog-upload-url": f"{srv.base_url}/upload-session/{sid}"})
+                    if path.startswith("/upload-session/"):
+                        name = f"files/{path.rsplit('/', 1)[-1]}"
+                        srv.uploads[name] += raw
+                        final = "finalize" in (self.headers.get("X-Goog-Upload-Command") or "")
+                        return self._json(200, {"file": {"name": name, "mimeType": "jsonl", "state": "ACTIVE",
+                                                         "sizeBytes": str(len(srv.uploads[name]))}},
+                                          {"X-Goog-Upload-Status": "final" if final else "active"})
+                self._json(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?")[0]
+                with srv.lock:
+                    if "/batches/" in path:
+                        srv.gets += 1
+                        name = "batches/" + path.rsplit("/", 1)[-1]
+                        if name in srv.batches:
+                            return self._json(200, srv._operation(name))
+                    if path.endswith(":download"):
+                        name = "files/" + path.rsplit("/", 1)[-1].removesuffix(":download")
+                        if name in srv.downloads:
+                            return self._send(200, srv.downloads[name], {}, "application/octet-stream")
+                self._json(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
+
+            def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+                self._send(status, json.dumps(obj, ensure_ascii=False).encode(), headers or {}, "application/json")
+
+            def _send(self, status: int, payload: bytes, headers: dict[str, str], ctype: str) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(payload)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        return Handler

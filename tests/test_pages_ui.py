@@ -140,3 +140,44 @@ def test_a_failed_job_shows_its_traceback_under_details(db_env):
         assert "Traceback (most recent call last)" in at.code[0].value and "in boom" in at.code[0].value
     finally:
         clear_cached_store()
+
+
+def phase_script():
+    import threading
+
+    import streamlit as st
+
+    from core import jobs, mapping
+    from pages._ui import job_panel, open_store
+
+    store = open_store()
+    if "demo-job" not in st.session_state:
+        held = threading.Event()
+        st.session_state["hold"] = held
+
+        def compiling(ctx):
+            ctx.progress(done=125, total=125, force=True)  # embedding finished: a rate-based ETA reads 0
+            ctx.progress(message=mapping.projection_message(125, warm=False), eta_s=None, force=True)
+            held.wait(20)
+
+        st.session_state["demo-job"] = jobs.start(store, "demo", "map", compiling, total=125)
+        for _ in range(100):
+            if (jobs.get_job(store, st.session_state["demo-job"]) or {}).get("message"):
+                break
+            threading.Event().wait(0.05)
+    job_panel(store, "demo-job")
+
+
+def test_a_running_job_shows_its_phase_and_no_eta_while_compiling(db_env):
+    from tests.pagetest import clear_cached_store
+
+    clear_cached_store()
+    try:
+        at = AppTest.from_function(phase_script, default_timeout=30)
+        at.run()
+        assert not at.exception
+        text = " ".join(str(p.proto.text) for p in at.get("progress"))
+        assert "125/125" in text and "compiling UMAP's code" in text and "ETA" not in text, text
+        at.session_state["hold"].set()
+    finally:
+        clear_cached_store()

@@ -48,9 +48,52 @@ def print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, ensure_ascii=False, indent=1, default=str))
 
 
-def _register() -> None:
-    # Imported here so each noun lives in its own module and registers itself.
-    from core.cli import augment, data, evaluate, jobs, map, mine, models, pairs, solve, train  # noqa: F401
+# noun -> (module of core.cli, its one-line help). A command imports only its noun's module; the root
+# --help lists these without importing any (no numpy, no step configs). tests/test_cli_help.py checks
+# that each line matches the module's own help.
+NOUNS: dict[str, tuple[str, str]] = {
+    "augment": ("augment", "Augment: new questions with the same logic as each hard negative, gated."),
+    "batch": ("batch", "Batch files (OpenAI Batch JSONL): write a step's requests, read the replies back."),
+    "data": ("data", "Import, browse, export and delete question sets."),
+    "eval": ("evaluate", "Score models on a test set and compare them."),
+    "jobs": ("jobs", "Background jobs: state, progress, errors."),
+    "map": ("map", "Visualise: embed sets, map them with UMAP, measure overlap, neighbours, flips."),
+    "mine": ("mine", "Hard-negative mining: teacher ✓ / student ✗, both reasoning paths kept."),
+    "models": ("models", "Register, list, test and delete models."),
+    "pairs": ("pairs", "Review preference pairs and manage frozen preference sets (what training reads)."),
+    "solve": ("solve", "Solve every question of a dataset with a registered model."),
+    "train": ("train", "ORPO fine-tuning as a background worker: start, follow, cancel, resume."),
+}
+
+
+def _noun(argv: list[str]) -> str | None:
+    """The first word that is not a root option (or its value): the noun, or None for root help."""
+    args = iter(argv)
+    for a in args:
+        if a == "--db":
+            next(args, None)
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
+def _register(noun: str | None = None) -> None:
+    """Import the noun's module (it registers itself on `app`); every noun's when none is known."""
+    import importlib
+
+    names = [NOUNS[noun][0]] if noun in NOUNS else [m for m, _ in NOUNS.values()]
+    for module in names:
+        importlib.import_module(f"core.cli.{module}")
+
+
+def _root_help_app() -> typer.Typer:
+    """`app` as root --help shows it, each noun a stub with its help line: nothing heavy imported."""
+    listing = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                          help=app.info.help)
+    listing.callback()(_root)
+    for name, (_, help_) in NOUNS.items():
+        listing.add_typer(typer.Typer(help=help_), name=name)
+    return listing
 
 
 def _say(text: str) -> None:
@@ -59,13 +102,19 @@ def _say(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _register()
+    args = sys.argv[1:] if argv is None else list(argv)
+    noun = _noun(args)
+    target = app
+    if noun is None:
+        target = _root_help_app()
+    else:
+        _register(noun)
     if not os.environ.get("CSAT_DEBUG") and not logging.getLogger().handlers:
         # A failed job logs its traceback (kept in `jobs show`); without a handler Python's last-resort
         # one would print it on stderr before the one `Error:` line the CLI promises.
         logging.getLogger("core").addHandler(logging.NullHandler())
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = target(args=args, standalone_mode=False)
         return code if isinstance(code, int) else 0  # click returns typer.Exit's code here
     except CoreError as exc:
         _say(f"Error: {exc.message}")

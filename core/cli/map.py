@@ -114,3 +114,16 @@ def neighbours(ctx: typer.Context,
     typer.echo(f"{s['dataset']}/{s['id']} ({s['subject']}): {s['start']}")
     for n in s["neighbours"]:
         typer.echo(f"  {n['similarity']:.3f}  {s['in']}/{n['id']} ({n['subject']}): {n['start']}")
+
+
+@map_app.command("warm")
+def warm(as_json: bool = typer.Option(False, "--json", help="print what it took as JSON")) -> None:
+    """Compile UMAP's code once and keep it on disk, so the first map opens in seconds (make install runs it)."""
+    from core import jitcache
+
+    s = jitcache.warm()
+    if as_json:
+        print_json(s)
+    else:
+        typer.echo(f"UMAP's compiled code is cached in {s['cache_dir']} ({'loaded' if s['was_warm'] else 'compiled'} "
+                   f"in {s['seconds']} s).")

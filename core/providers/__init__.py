@@ -6,6 +6,7 @@ Entries are "module:Class" strings so that choosing Gemini never imports torch, 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 
 from core.errors import CoreError
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from core.models import Model
 
 __all__ = ["GenParams", "Provider", "ProviderError", "Result", "PROVIDERS", "register_provider",
-           "provider_class", "make"]
+           "provider_class", "make", "register_optional"]
 
 PROVIDERS: dict[str, str] = {}
 
@@ -28,6 +29,15 @@ def register_provider(name: str, target: str) -> None:
 register_provider("gemini", "core.providers.gemini:GeminiProvider")
 register_provider("openai", "core.providers.openai_compat:OpenAICompatProvider")
 register_provider("local", "core.providers.local:LocalProvider")
+
+
+def register_optional() -> None:
+    """Providers whose library is not always installed: offered only where it is (found, not imported)."""
+    if importlib.util.find_spec("vllm") is not None:  # CUDA machines with vLLM installed
+        register_provider("vllm", "core.providers.vllm_offline:VLLMProvider")
+
+
+register_optional()
 
 
 def provider_class(name: str) -> type[Provider]:

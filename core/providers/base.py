@@ -133,6 +133,7 @@ class Provider:
 
     name: ClassVar[str] = ""
     batched: ClassVar[bool] = False  # True: the engine hands over batches instead of concurrent calls
+    batch_api: ClassVar[bool] = False  # True: batch_create / batch_get (a provider Batch API, core/batchapi.py)
     unsupported: ClassVar[frozenset[str]] = frozenset()  # GenParams fields this backend cannot honour
 
     def __init__(self, model: Model):

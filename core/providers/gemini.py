@@ -3,7 +3,10 @@ so that the engine's retry policy is the only one in force and every attempt is 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from google import genai
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from core.models import Model
 
 _ROLES = {"user": "user", "assistant": "model", "model": "model"}
+INLINE_LIMIT = 20_000_000  # bytes: the Batch API takes inlined requests up to 20 MB, a file beyond
 
 
 def _retry_after(exc: errors.APIError) -> float | None:
@@ -37,6 +41,7 @@ def _retry_after(exc: errors.APIError) -> float | None:
 class GeminiProvider(Provider):
     unsupported: ClassVar[frozenset[str]] = frozenset({"prefill"})
     name: ClassVar[str] = "gemini"
+    batch_api: ClassVar[bool] = True
 
     def __init__(self, model: Model):
         super().__init__(model)
@@ -65,21 +70,97 @@ class GeminiProvider(Provider):
             cfg["response_json_schema"] = params.json_schema
         return types.GenerateContentConfig(**{k: v for k, v in cfg.items() if v is not None})
 
-    async def generate(self, messages: list[dict[str, str]], params: GenParams) -> Result:
+    def request(self, messages: list[dict[str, str]],
+                params: GenParams) -> tuple[list[types.Content], types.GenerateContentConfig]:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
         contents = [types.Content(role=_ROLES.get(m["role"], "user"), parts=[types.Part(text=m["content"])])
                     for m in messages if m["role"] != "system"]
-        try:
+        return contents, self.config(params, system)
+
+    async def generate(self, messages: list[dict[str, str]], params: GenParams) -> Result:
+        contents, config = self.request(messages, params)
+        async with _calling():
             resp = await self.client.aio.models.generate_content(
-                model=self.model.model_id, contents=contents, config=self.config(params, system))
-        except errors.APIError as exc:
-            raise status_error(exc.code or 0, exc.message or str(exc), _retry_after(exc)) from None
-        except transport_errors() as exc:
-            raise ProviderError(transport_message(exc), retryable=True, connection=True,
-                                hint="is the API reachable? check the network or base URL") from None
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise ProviderError(f"malformed response: {exc}") from None
+                model=self.model.model_id, contents=contents, config=config)
         return self.result(resp)
+
+    # The Batch API (half price, answers within 24 h): core/batchapi.py drives these three.
+
+    @staticmethod
+    def rest_request(contents: list[types.Content], config: types.GenerateContentConfig) -> dict[str, Any]:
+        """A GenerateContentRequest as the REST JSON a batch input file line holds."""
+        req: dict[str, Any] = {"contents": [c.model_dump(mode="json", by_alias=True, exclude_none=True)
+                                            for c in contents]}
+        if config.system_instruction:
+            req["systemInstruction"] = {"parts": [{"text": config.system_instruction}]}
+        gen = config.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"system_instruction"})
+        if gen:
+            req["generationConfig"] = gen
+        return req
+
+    async def batch_create(self, items: list[tuple[str, list[dict[str, str]]]], params: GenParams,
+                           display_name: str) -> str:
+        """Submit (key, messages) pairs as one batch: inlined under 20 MB, else an uploaded JSONL
+        file; returns the batch's name (batches/…)."""
+        built = [(key, *self.request(messages, params)) for key, messages in items]
+        lines = [json.dumps({"key": key, "request": self.rest_request(c, cfg)}, ensure_ascii=False)
+                 for key, c, cfg in built]
+        async with _calling():
+            if sum(len(x.encode()) for x in lines) < INLINE_LIMIT:
+                src: Any = [types.InlinedRequest(contents=c, config=cfg, metadata={"key": key})
+                            for key, c, cfg in built]
+            else:
+                src = await self._upload("\n".join(lines) + "\n", display_name)
+            job = await self.client.aio.batches.create(model=self.model.model_id, src=src,
+                                                       config=types.CreateBatchJobConfig(display_name=display_name))
+        return job.name
+
+    async def _upload(self, text: str, display_name: str) -> str:
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8", delete=False) as f:
+            f.write(text)
+        try:
+            up = await self.client.aio.files.upload(
+                file=f.name, config=types.UploadFileConfig(mime_type="jsonl", display_name=display_name))
+        finally:
+            Path(f.name).unlink(missing_ok=True)
+        return up.name
+
+    async def batch_get(self, name: str, keys: list[str]) -> tuple[str, dict[str, Result] | None]:
+        """(state, replies by key once it succeeded). state: pending, running, succeeded, failed,
+        cancelled or expired. keys: the batch's keys in order (for replies that carry no key)."""
+        async with _calling():
+            job = await self.client.aio.batches.get(name=name)
+            state = str(getattr(job.state, "value", job.state) or "").removeprefix("JOB_STATE_").lower()
+            if state != "succeeded":
+                return state, None
+            dest = job.dest
+            out: dict[str, Result] = {}
+            if dest is not None and dest.inlined_responses:
+                for i, r in enumerate(dest.inlined_responses):
+                    key = (r.metadata or {}).get("key") or (keys[i] if i < len(keys) else None)
+                    out[key] = self._reply(r.response, r.error)
+            elif dest is not None and dest.file_name:
+                data = await self.client.aio.files.download(file=dest.file_name)
+                for line in data.decode("utf-8").splitlines():
+                    try:
+                        obj = json.loads(line)
+                        resp = (types.GenerateContentResponse.model_validate(obj["response"])
+                                if obj.get("response") else None)
+                    except (ValueError, KeyError, TypeError):
+                        continue  # a torn line: its request is sent again by the next run
+                    out[obj.get("key")] = self._reply(resp, obj.get("error"))
+        return state, out
+
+    def _reply(self, resp: types.GenerateContentResponse | None, error: Any) -> Result:
+        if resp is None or error:
+            detail = error.get("message", error) if isinstance(error, dict) else error
+            return Result(error=f"batch: {str(detail or 'no response')[:300]}")
+        try:
+            return self.result(resp)
+        except ProviderError as exc:
+            return Result(error=exc.message)
 
     @staticmethod
     def result(resp: types.GenerateContentResponse) -> Result:
@@ -106,3 +187,17 @@ class GeminiProvider(Provider):
 
     async def aclose(self) -> None:
         await self.client.aio.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _calling() -> AsyncIterator[None]:
+    """SDK failures as the engine's ProviderErrors (retryable, fatal, connection)."""
+    try:
+        yield
+    except errors.APIError as exc:
+        raise status_error(exc.code or 0, exc.message or str(exc), _retry_after(exc)) from None
+    except transport_errors() as exc:
+        raise ProviderError(transport_message(exc), retryable=True, connection=True,
+                            hint="is the API reachable? check the network or base URL") from None
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise ProviderError(f"malformed response: {exc}") from None

@@ -53,17 +53,7 @@ class OpenAICompatProvider(Provider):
         )
 
     def request(self, messages: list[dict[str, str]], params: GenParams) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model.model_id, "messages": messages}
-        for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p"), ("max_tokens", "max_tokens")):
-            value = getattr(params, ours)
-            if value is not None:
-                body[theirs] = value
-        if params.json_schema is not None:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "output", "schema": params.json_schema}}
-        if params.thinking is not None:  # Qwen3 on vLLM/SGLang: the chat template's switch
-            body["extra_body"] = {"chat_template_kwargs": {"enable_thinking": params.thinking}}
-        return body
+        return chat_request(self.model.model_id, messages, params)
 
     async def generate(self, messages: list[dict[str, str]], params: GenParams) -> Result:
         try:
@@ -101,3 +91,25 @@ class OpenAICompatProvider(Provider):
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def chat_request(model_id: str, messages: list[dict[str, str]], params: GenParams) -> dict[str, Any]:
+    """The SDK arguments of one chat-completions call (`extra_body` merges into the JSON)."""
+    body: dict[str, Any] = {"model": model_id, "messages": messages}
+    for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p"), ("max_tokens", "max_tokens")):
+        value = getattr(params, ours)
+        if value is not None:
+            body[theirs] = value
+    if params.json_schema is not None:
+        body["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "output", "schema": params.json_schema}}
+    if params.thinking is not None:  # Qwen3 on vLLM/SGLang: the chat template's switch
+        body["extra_body"] = {"chat_template_kwargs": {"enable_thinking": params.thinking}}
+    return body
+
+
+def wire_body(model_id: str, messages: list[dict[str, str]], params: GenParams) -> dict[str, Any]:
+    """The JSON body the SDK puts on the wire for `chat_request` (a batch file line's `body`)."""
+    body = chat_request(model_id, messages, params)
+    extra = body.pop("extra_body", {})
+    return {**body, **extra}

@@ -1,0 +1,122 @@
+"""The first map, as a new user meets it: 125 questions, fresh processes, side by side.
+
+    .venv/bin/python bench/bench_first_map.py [--n 125]
+
+Each figure is the wall time of the map step (embed + UMAP + store) plus reading the points back,
+each in a fresh process, on a fresh store unless said otherwise:
+
+  cold         empty numba cache and empty embedding cache (what a new user met before the cache)
+  first        numba cache warmed by `python -m core map warm` (what `make install` runs), fresh
+               embeddings: the first map of a new user now
+  warm         the same process again after `first`, embeddings cached, another UMAP seed: the
+               warm path every ratio is measured against
+  reopen       a fresh process opening the map made by `first` (projection read back)
+
+The 125 questions are the bundled samples (passages included) made distinct by a suffix. A
+benchmark, not a test: it prints figures and ratios and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+from core import mapping
+from core.mapping import MapConfig
+from core.store import Store
+store = Store(sys.argv[2])
+out = {}
+def once(seed):
+    t = time.perf_counter()
+    cfg = MapConfig(sets=["bench125"], seed=seed)
+    s = mapping.run(store, cfg)
+    pts = mapping.map_points(store, cfg)
+    mapping.map_figure(pts, [p["set"] for p in pts], title="bench", method=s["method"])
+    return round(time.perf_counter() - t, 2), s
+out["first_s"], s = once(42)
+out["process_s"] = round(time.perf_counter() - t0, 2)
+out["summary"] = {k: s.get(k) for k in ("points", "embed_computed", "projection_cached", "umap_seconds")}
+if sys.argv[3] == "again":
+    out["warm_s"], _ = once(7)
+print(json.dumps(out))
+"""
+
+
+def make_set(db: Path, tmp: Path, n: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from core import datasets
+    from core.store import Store
+
+    store = Store(db)
+    rows = []
+    for f in ("test.json", "train_pool.json"):
+        for p in json.loads((ROOT / "data" / "sample" / f).read_text(encoding="utf-8")):
+            for q in p["problems"]:
+                rows.append((p.get("paragraph") or "", q))
+    path = tmp / "bench125.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            para, q = rows[i % len(rows)]
+            fh.write(json.dumps({"id": f"b{i}", "paragraph": para, "question": f"{q['question']} [{i}]",
+                                 "choices": list(q["choices"]), "answer": q.get("answer"), "subject": "국어"},
+                                ensure_ascii=False) + "\n")
+    datasets.import_file(store, path, "bench125", "train", fmt="generic")
+    store.close()
+
+
+def child(db: Path, numba_dir: Path, again: bool) -> dict:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_dir), "HF_HUB_OFFLINE": "1"}
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(db), "again" if again else "once"],
+                         env=env, capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["wall_s"] = round(time.perf_counter() - t0, 2)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=125)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for name in ("cold", "first"):
+            make_set(tmp / f"{name}.duckdb", tmp, args.n)
+        cold = child(tmp / "cold.duckdb", tmp / "numba-cold", again=False)
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp / "numba-warm")}
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "core", "map", "warm"], cwd=ROOT, env=env, check=True,
+                       capture_output=True)
+        warm_install = round(time.perf_counter() - t0, 1)
+        first = child(tmp / "first.duckdb", tmp / "numba-warm", again=True)
+        reopen = child(tmp / "first.duckdb", tmp / "numba-warm", again=False)
+    warm = first["warm_s"]
+    print(f"{args.n} questions · embedder as the page's default · one process per row (wall incl. imports)")
+    print(f"  cold  (empty numba + embedding caches): map {cold['first_s']:7.1f} s, process {cold['wall_s']:7.1f} s"
+          f"  {cold['summary']}")
+    print(f"  `map warm` once at install:             {warm_install:7.1f} s")
+    print(f"  first (numba cache warm, new embeds):   map {first['first_s']:7.1f} s, process {first['wall_s']:7.1f} s"
+          f"  {first['summary']}")
+    print(f"  warm  (same process, cached vectors):   map {warm:7.2f} s")
+    print(f"  reopen (fresh process, cached map):     map {reopen['first_s']:7.2f} s, process {reopen['wall_s']:7.1f} s"
+          f"  {reopen['summary']}")
+    print("ratios to the warm map:")
+    print(f"  cold first map / warm map   {cold['first_s'] / warm:8.1f}×")
+    print(f"  first map now / warm map    {first['first_s'] / warm:8.1f}×")
+    print(f"  cached re-open / warm map   {reopen['first_s'] / warm:8.2f}×")
+
+
+if __name__ == "__main__":
+    main()

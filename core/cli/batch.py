@@ -1,0 +1,65 @@
+"""`batch write` / `batch read`: a step's requests as an OpenAI Batch JSONL file, answered by an
+outside engine (OpenAI's Batch API, `vllm run-batch`), and its replies read back into the store."""
+
+from __future__ import annotations
+
+import typer
+
+from core.cli import app, print_json, store_of
+
+batch_app = typer.Typer(no_args_is_help=True,
+                        help="Batch files (OpenAI Batch JSONL): write a step's requests, read the replies back.")
+app.add_typer(batch_app, name="batch")
+
+
+@batch_app.command("write")
+def write(ctx: typer.Context,
+          dataset: str = typer.Option(..., "--dataset", help="dataset the step runs on (mine: the pool)"),
+          model: str = typer.Option(..., "--model", help="registered model that will answer (one per file)"),
+          out: str = typer.Option(..., "--out", help="batch input file to write (.jsonl)"),
+          step: str = typer.Option("solve", "--step", help="solve | mine (mine: questions with a gold answer)"),
+          samples: int = typer.Option(1, "--samples", help="replies per question (the step's K)"),
+          temperature: float = typer.Option(None, "--temperature", help="the step's temperature (default: the model's)"),
+          limit: int = typer.Option(None, "--limit", help="only the first N questions (solve)"),
+          as_json: bool = typer.Option(False, "--json", help="print the counts as JSON")) -> None:
+    """Write every request the step would send and the store lacks (custom_id = cache key)."""
+    from core import batchfile
+    from core.models import get_model
+
+    store = store_of(ctx)
+    reqs = batchfile.step_requests(store, step, dataset, samples, limit)
+    params = None if temperature is None else {"temperature": temperature}
+    s = batchfile.write(store, get_model(store, model), reqs, out, params)
+    if as_json:
+        print_json(s)
+    else:
+        typer.echo(f"Wrote {s['written']} request(s) to {s['file']} ({s['cached']} of {s['requests']} already "
+                   f"stored). Answer it with the OpenAI Batch API or `vllm run-batch -i {s['file']} -o OUT "
+                   f"--model …`, then `batch read OUT --model {model}`.")
+
+
+@batch_app.command("read")
+def read(ctx: typer.Context, file: str = typer.Argument(..., help="batch output file (.jsonl)"),
+         model: str = typer.Option(..., "--model", help="the model the batch file was written for"),
+         as_json: bool = typer.Option(False, "--json", help="print the counts as JSON")) -> None:
+    """Store each reply as a live call would; the step then sends nothing for them."""
+    from core import batchfile
+    from core.errors import CoreError
+    from core.models import get_model
+
+    store = store_of(ctx)
+    s = batchfile.read(store, get_model(store, model), file)
+    if as_json:
+        print_json(s)
+    else:
+        cost = "" if not s["cost_usd"] else f", ≈ ${s['cost_usd']:.4f} at the batch price"
+        typer.echo(f"Read {s['lines']} line(s): {s['recorded']} reply(ies) stored ({s['answered']} with an answer), "
+                   f"{s['already_stored']} already stored; {s['input_tokens']:,} input + "
+                   f"{s['output_tokens']:,} output tokens{cost}.")
+    for p in s["problems"][:50]:
+        typer.echo(f"  {p}", err=True)
+    if len(s["problems"]) > 50:
+        typer.echo(f"  … and {len(s['problems']) - 50} more", err=True)
+    if s["problems"]:
+        raise CoreError(f"{len(s['problems'])} line(s) of {file} were not stored (the other replies are)",
+                        hint="write the batch again: only the requests still missing are written")
