@@ -106,13 +106,17 @@ def answers_label(answers: list[int | None] | None) -> str:
 # renderer: Streamlit Markdown (pages/_ui.py `text`, `label_text`, `table`) and Plotly's pseudo-HTML
 # (`plotly_text`, applied to whole figures by core/figures.py:escape_figure).
 
-# Every ASCII punctuation mark that starts Markdown or a Streamlit extension gets a backslash
-# (CommonMark: any ASCII punctuation may be escaped): links/images []() !, HTML <>, entities &,
-# emphasis * _ ~, code `, headings # and setext = -, lists + - . ), quotes >, tables |, KaTeX $,
-# footnotes ^, braces {}. A colon before a word starts a directive (:red[…], :blue-badge[…]), an
-# icon (:material/home:) or an emoji shortcode (:smile:): it gets a backslash and a word joiner
-# (U+2060, invisible), since icons and emoji are found in the parsed text, after escapes are gone.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&=^]|:(?=[A-Za-z0-9_+\-]))")
+# A backslash before each mark that starts Markdown or a Streamlit extension (CommonMark lets any
+# ASCII punctuation be escaped). Anywhere in a line: links and images [ ], HTML and autolinks < >,
+# entities &, emphasis * _, strikethrough ~, code and fences `, KaTeX $, tables |, and a colon
+# before a word, which starts a directive (:red[…], :blue-badge[…]), an icon (:material/home:) or
+# an emoji (:smile:); the colon also gets a word joiner (U+2060, invisible), since icons and emoji
+# are found in the parsed text, after escapes are gone. At the start of a line only: ATX headings #,
+# setext underlines and rules = -, lists - + and "1." "1)", quotes >. Marks that mean nothing
+# elsewhere (a "." in 25.00%, the "( )" of "(단위: %)") stay as they are, so text reads unchanged.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>~$&|]|:(?=[A-Za-z0-9_+\-]))")
+_MD_LINE_START = re.compile(r"(?m)^([ \t]*)(?:(#(?=#{0,5}(?:[ \t]|$))|[+\-](?=[ \t]|$)|[=\-](?=[=\-]*[ \t]*$))"
+                            r"|(\d{1,9})([.)])(?=[ \t]|$))")
 # GFM autolinks (http://…, www.…, a@b.c) are found in the parsed text too: a word joiner after the
 # word breaks them and changes nothing a reader sees.
 _AUTOLINK = re.compile(r"(?i)(?<![a-z])(https?|ftp|mailto|www|xmpp)(?=[:.])|(@)")
@@ -137,6 +141,8 @@ def markdown_text(value: Any) -> str:
     value = visible_controls("" if value is None else str(value))
     value = _AUTOLINK.sub(lambda m: m.group() + "\u2060", value)
     value = _MD_SPECIAL.sub(lambda m: "\\:\u2060" if m.group() == ":" else "\\" + m.group(), value)
+    value = _MD_LINE_START.sub(lambda m: m.group(1) + (f"\\{m.group(2)}" if m.group(2) else f"{m.group(3)}\\{m.group(4)}"),
+                               value)
     # four leading spaces (or a tab) start a code block, where backslashes show: no-break spaces instead
     return re.sub(r"(?m)^[ \t]+", lambda m: "\u00a0" * len(m.group().expandtabs(4)), value)
 

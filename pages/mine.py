@@ -108,8 +108,8 @@ st.caption(f"K = {cfg['samples']}, rule: {rule_text}; judge: {label_text(cfg['ju
 
 rows = mining.by_subject(store, run_id)
 if rows:
-    chart = [{"subject": r["subject"], "outcome": OUTCOME_LABELS[r["outcome"]], "questions": r["n"]} for r in rows]
-    fig = px.bar(chart, x="subject", y="questions", color="outcome", barmode="stack", text="questions",
+    counts = [{"subject": r["subject"], "outcome": OUTCOME_LABELS[r["outcome"]], "questions": r["n"]} for r in rows]
+    fig = px.bar(counts, x="subject", y="questions", color="outcome", barmode="stack", text="questions",
                  title=f"Outcomes per subject (n = {s['questions']})")
     chart(fig, width="stretch")
     subjects = sorted({r["subject"] for r in rows})

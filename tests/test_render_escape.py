@@ -73,8 +73,8 @@ def test_markdown_escape_leaves_only_plain_text(raw):
 
 
 def test_markdown_escape_keeps_korean_and_plain_text_readable():
-    assert text("정답은 ③이다.\n다음 줄") == "정답은 ③이다\\.  \n다음 줄"
-    assert markdown_text("1: 옳은 것은? (단위: %)") == "1: 옳은 것은? \\(단위: %\\)"
+    assert text("정답은 ③이다.\n다음 줄") == "정답은 ③이다.  \n다음 줄"
+    assert markdown_text("1: 옳은 것은? (단위: %)") == "1: 옳은 것은? (단위: %)"
     assert visible_controls("a\u202eb") == "a⟨U+202E⟩b"
     assert text(None) == "" and label_text("  a \n b  ", 2) == "a …"
 
