@@ -1,6 +1,6 @@
 """Hostile data in a real browser: questions, choices, subjects and model replies full of Markdown,
 HTML, LaTeX, Streamlit directives, setext headings, bidi and zero-width marks are shown as the
-characters they are on Data, Mine, Review, Evaluate and Visualise (README "Data is shown as text").
+characters they are on Data, Mine, Review, Augment, Evaluate and Visualise (README "Data is shown as text").
 
 The store is filled through core functions before the dashboard starts: a pool and a test set
 imported from JSONL, a mining run and an evaluation by loopback models whose replies are hostile
@@ -200,6 +200,10 @@ def test_hostile_data_is_shown_as_text_on_every_page(tmp_path, monkeypatch):
             check(page, "review", [f"![x]({host}/aug-question-img.png)", f"<img src={host}/aug-choice-tag.png>",
                                    f"[link]({host}/chosen-md)", f'<a href="{host}/rejected-a">a</a>',
                                    f"{host}/target-auto"], tmp_path)
+
+            page.goto(f"{url}/augment")
+            check(page, "augment", [f"![x]({host}/aug-question-img.png)", f"<img src={host}/rejected-tag.png>",
+                                    f"[link]({host}/chosen-md)"], tmp_path)
 
             page.goto(f"{url}/evaluate")
             wait_idle(page)
