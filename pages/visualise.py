@@ -125,7 +125,7 @@ else:
                                                     key=[f"{p['set']} / {p['id']}" for p in points])
                 embedding_atlas(frame, row_id="key", text="start", x="x", y="y", key="vis-atlas")
             except Exception as exc:  # an optional component: its failure never breaks the page
-                st.caption(f"Embedding Atlas could not open: {type(exc).__name__}: {exc}")
+                st.caption(text(f"Embedding Atlas could not open: {type(exc).__name__}: {exc}"))
 
 # ---- overlap ------------------------------------------------------------------------------
 st.header("Overlap")
