@@ -138,7 +138,8 @@ def markdown_text(value: Any) -> str:
     controls, and keeps leading spaces from making an indented code block (they become no-break
     spaces). Line breaks are left to the caller (pages/_ui.py:text keeps them, label_text joins).
     """
-    value = visible_controls("" if value is None else str(value))
+    # CR and CRLF end lines in Markdown too: as "\n", the line-start rules below see every line
+    value = visible_controls(re.sub(r"\r\n?", "\n", "" if value is None else str(value)))
     value = _AUTOLINK.sub(lambda m: m.group() + "\u2060", value)
     value = _MD_SPECIAL.sub(lambda m: "\\:\u2060" if m.group() == ":" else "\\" + m.group(), value)
     value = _MD_LINE_START.sub(lambda m: m.group(1) + (f"\\{m.group(2)}" if m.group(2) else f"{m.group(3)}\\{m.group(4)}"),
