@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from core.errors import CoreError
-from core.render import CIRCLED
+from core.render import CIRCLED, plotly_text
 
 # Answer choices are categories, never numbers: a numeric axis drops "none" and thins the ticks.
 CHOICES = ["1", "2", "3", "4", "5", "none"]
@@ -67,6 +69,40 @@ def confusion_heatmap(conf: dict[str, Any]) -> go.Figure:
     return fig
 
 
+# The markup our own templates use; everything else in a figure's strings is data.
+_TEMPLATE_TAGS = re.compile(r"(<br>|<extra>|</extra>)")
+
+
+def _escape(value: Any, template: bool = False) -> Any:
+    if isinstance(value, str):
+        if template:  # keep the line breaks and <extra> of a hover template; its data parts (px writes
+            # the colour group's value into it) are escaped like the rest
+            return "".join(p if _TEMPLATE_TAGS.fullmatch(p) else plotly_text(p) for p in _TEMPLATE_TAGS.split(value))
+        return plotly_text(value)
+    if isinstance(value, dict):
+        return {k: v if k == "template" else _escape(v, k in ("hovertemplate", "texttemplate"))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape(v, template) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OU":  # customdata, category labels
+        return np.vectorize(plotly_text, otypes=[object])(value) if value.size else value
+    return value
+
+
+def escape_figure(fig: go.Figure) -> go.Figure:
+    """A copy of `fig` in which every string Plotly would read as pseudo-HTML shows as text.
+
+    Plotly draws <a href> as a clickable link and <b>, <i>, <span style> as formatting in ticks,
+    legends, hover labels and titles, so a subject, model name or question start must never reach
+    it raw. One walk over the whole figure, not a call per label, so a new figure cannot forget a
+    field: axis ticks, category orders (escaped alike, so they still match), legend names, hover
+    text, customdata (pages/visualise.py reads a selection back with render.plotly_unescape),
+    titles and annotations. Strings without <, > or & (colours, modes, enum values) are unchanged.
+    Pages show figures through pages/_ui.py:chart and to_png exports them, both through here.
+    """
+    return go.Figure(_escape(fig.to_dict()), skip_invalid=True)
+
+
 EXPORT_TEMPLATE = "plotly_white"
 
 
@@ -74,7 +110,7 @@ def to_png(fig: go.Figure) -> bytes:
     """PNG bytes via kaleido, which drives an installed Chrome/Chromium."""
     # A process that imported Streamlit has "streamlit" as Plotly's default template, whose colours live
     # in the browser's theme: exported as-is every bar comes out black. Exports use a plain template.
-    fig = go.Figure(fig).update_layout(template=EXPORT_TEMPLATE)
+    fig = escape_figure(fig).update_layout(template=EXPORT_TEMPLATE)
     try:
         return fig.to_image(format="png", width=1100, height=550, scale=2)
     except Exception as exc:  # kaleido raises several types when no browser is found

@@ -99,3 +99,70 @@ def answer_label(answer: int | None) -> str:
 def answers_label(answers: list[int | None] | None) -> str:
     """K samples' answers as a plain list: "③, ③, no answer" (never "[3, 3, None]")."""
     return ", ".join(answer_label(a) for a in answers or []) or "—"
+
+
+# ---- untrusted text on screen ------------------------------------------------------------------
+# Dataset text, model replies and names are data, never markup (DESIGN.md §5). Two escapers, one per
+# renderer: Streamlit Markdown (pages/_ui.py `text`, `label_text`, `table`) and Plotly's pseudo-HTML
+# (`plotly_text`, applied to whole figures by core/figures.py:escape_figure).
+
+# A backslash before each mark that starts Markdown or a Streamlit extension (CommonMark lets any
+# ASCII punctuation be escaped). Anywhere in a line: links and images [ ], HTML and autolinks < >,
+# entities &, emphasis * _, strikethrough ~, code and fences `, KaTeX $, tables |, and a colon
+# before a word, which starts a directive (:red[…], :blue-badge[…]), an icon (:material/home:) or
+# an emoji (:smile:); the colon also gets a word joiner (U+2060, invisible), since icons and emoji
+# are found in the parsed text, after escapes are gone. At the start of a line only: ATX headings #,
+# setext underlines and rules = -, lists - + and "1." "1)", quotes >. Marks that mean nothing
+# elsewhere (a "." in 25.00%, the "( )" of "(단위: %)") stay as they are, so text reads unchanged.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>~$&|]|:(?=[A-Za-z0-9_+\-]))")
+_MD_LINE_START = re.compile(r"(?m)^([ \t]*)(?:(#(?=#{0,5}(?:[ \t]|$))|[+\-](?=[ \t]|$)|[=\-](?=[=\-]*[ \t]*$))"
+                            r"|(\d{1,9})([.)])(?=[ \t]|$))")
+# GFM autolinks (http://…, www.…, a@b.c) are found in the parsed text too: a word joiner after the
+# word breaks them and changes nothing a reader sees.
+_AUTOLINK = re.compile(r"(?i)(?<![a-z])(https?|ftp|mailto|www|xmpp)(?=[:.])|(@)")
+# Bidi embeddings/overrides/isolates reorder every character after them up to the end of the
+# paragraph (a Right-to-Left Override makes "abc" read "cba", and the rest of the line with it):
+# shown as their code point so the text reads in the order it is stored.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def visible_controls(value: str) -> str:
+    """Bidi control characters as ⟨U+202E⟩; every other character (Hangul, zero-width marks) kept."""
+    return _BIDI.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", value)
+
+
+def markdown_text(value: Any) -> str:
+    """Untrusted text as Streamlit Markdown that renders as the literal characters it holds.
+
+    Backslash-escapes every Markdown-significant mark, defuses autolinks and shortcodes, shows bidi
+    controls, and keeps leading spaces from making an indented code block (they become no-break
+    spaces). Line breaks are left to the caller (pages/_ui.py:text keeps them, label_text joins).
+    """
+    # CR and CRLF end lines in Markdown too: as "\n", the line-start rules below see every line
+    value = visible_controls(re.sub(r"\r\n?", "\n", "" if value is None else str(value)))
+    value = _AUTOLINK.sub(lambda m: m.group() + "\u2060", value)
+    value = _MD_SPECIAL.sub(lambda m: "\\:\u2060" if m.group() == ":" else "\\" + m.group(), value)
+    value = _MD_LINE_START.sub(lambda m: m.group(1) + (f"\\{m.group(2)}" if m.group(2) else f"{m.group(3)}\\{m.group(4)}"),
+                               value)
+    # four leading spaces (or a tab) start a code block, where backslashes show: no-break spaces instead
+    return re.sub(r"(?m)^[ \t]+", lambda m: "\u00a0" * len(m.group().expandtabs(4)), value)
+
+
+_PLOTLY_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def plotly_text(value: Any) -> Any:
+    """Untrusted text in a Plotly label (tick, legend, hover, title): its pseudo-HTML (<a href>, <b>,
+    <br>, <img>…) shown as characters. Plotly decodes these entities back to <, >, & when drawing.
+    Non-strings (numbers on an axis) pass through unchanged."""
+    if not isinstance(value, str):
+        return value
+    return visible_controls(re.sub(r"[&<>]", lambda m: _PLOTLY_SPECIAL[m.group()], value))
+
+
+def plotly_unescape(value: Any) -> Any:
+    """The inverse of plotly_text for values a chart hands back (a selected point's customdata)."""
+    if not isinstance(value, str):
+        return value
+    value = re.sub("⟨U\\+(202[A-E]|206[6-9])⟩", lambda m: chr(int(m.group(1), 16)), value)
+    return re.sub(r"&(amp|lt|gt);", lambda m: {"amp": "&", "lt": "<", "gt": ">"}[m.group(1)], value)

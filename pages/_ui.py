@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,17 +11,8 @@ import streamlit as st
 from core import pipeline
 from core.config import db_path
 from core.errors import CoreError, ImportFailed
-from core.render import boxed_extra, choice_label, passage_blocks, stem
+from core.render import boxed_extra, choice_label, markdown_text, passage_blocks, stem
 from core.store import Store
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$]|:(?=[A-Za-z]))")  # ":red" starts a directive
-# What backslash escapes cannot stop: GFM autolinks (http://…, www.…, a@b.c) and Streamlit's
-# :material/icon: are found in the text itself. An invisible word joiner (U+2060) breaks them.
-_AUTOLINK = re.compile(r"(?i)(?<![a-z])(https?|ftp|mailto|www)(?=[:.])|(@)|(:)(?=material/)")
-
-
-def _defuse(value: str) -> str:
-    return _AUTOLINK.sub(lambda m: m.group() + "\u2060", value)
 
 
 def use_navigation() -> None:
@@ -64,21 +54,33 @@ def get_store() -> Store:
 
 
 def text(value: str | None) -> str:
-    """Untrusted dataset text as Markdown that renders literally (no HTML, no markup)."""
-    return _MD_SPECIAL.sub(r"\\\1", _defuse(value or "")).replace("\n", "  \n")
-
-
-_LABEL_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^])")
+    """Untrusted text (a question, a reply, a name) as Markdown that renders literally: no link, image,
+    HTML, heading, list, emphasis, math or directive (core/render.py:markdown_text); lines kept."""
+    return markdown_text(value).replace("\n", "  \n")
 
 
 def label_text(value: Any, limit: int | None = None) -> str:
     """Untrusted data inside a label (expander, checkbox, caption, metric, button): one line, cut
-    to `limit` characters, Markdown escaped so links, images, :red[colour], $math$ and
-    :material/icons: show as the literal characters they are."""
+    to `limit` characters, escaped as `text` is."""
     line = " ".join(str("" if value is None else value).split())
     if limit is not None and len(line) > limit:
         line = line[:limit] + "…"
-    return _LABEL_SPECIAL.sub(r"\\\1", _defuse(line))
+    return markdown_text(line)
+
+
+def table(rows: list[dict[str, Any]], **kwargs: Any) -> None:
+    """st.table with every header and cell shown as text: st.table renders Markdown in both (a
+    subject "[x](http://…)" would be a live link). Pages call this, never st.table (tests/test_layers.py)."""
+    st.table([{label_text(k): label_text(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows],
+             **kwargs)
+
+
+def chart(fig: Any, where: Any = None, **kwargs: Any) -> Any:
+    """st.plotly_chart of a copy whose every label is text (core/figures.py:escape_figure); `where`
+    is a column or container to draw in. Pages call this, never st.plotly_chart (tests/test_layers.py)."""
+    from core.figures import escape_figure
+
+    return (where or st).plotly_chart(escape_figure(fig), **kwargs)
 
 
 def show_question(q: dict[str, Any], number: str | None = None, highlight: dict[int, str] | None = None) -> None:
@@ -106,8 +108,7 @@ def show_passage(value: str) -> None:
     """
     for kind, block in passage_blocks(value):
         if kind == "table":
-            st.table([dict(zip((text(c) for c in block["columns"]), (text(c) for c in row))) for row in block["rows"]],
-                     hide_header=False)
+            table([dict(zip(block["columns"], row)) for row in block["rows"]], hide_header=False)
         else:
             st.markdown(text(block))
 
@@ -122,27 +123,27 @@ def run_action(fn: Callable[[], Any], success: str | Callable[[Any], str] | None
     try:
         result = fn()
     except ImportFailed as exc:
-        st.error(exc.message)
+        st.error(text(exc.message))
         if exc.issues:
             st.dataframe([{"where": i.where, "problem": i.message} for i in exc.issues],
                          hide_index=True, width="stretch")
         if exc.hint:
-            st.caption(f"Hint: {exc.hint}")
+            st.caption(f"Hint: {text(exc.hint)}")
         return None
-    except CoreError as exc:
-        st.error(exc.message + (f" — {exc.hint}" if exc.hint else ""))
+    except CoreError as exc:  # messages quote names and cells of the data: shown as text
+        st.error(text(exc.message + (f" — {exc.hint}" if exc.hint else "")))
         return None
     except Exception as exc:  # unexpected: a plain line, the traceback folded away (keys masked in both)
         import traceback
 
         from core.secrets import redact
 
-        st.error(redact(f"Unexpected error: {type(exc).__name__}: {exc}"))
+        st.error(text(redact(f"Unexpected error: {type(exc).__name__}: {exc}")))
         with st.expander("Details"):
             st.code(redact("".join(traceback.format_exception(exc))), language=None)
         return None
     if success:
-        st.success(success(result) if callable(success) else success)
+        st.success(text(success(result) if callable(success) else success))
     return True if result is None else result
 
 
@@ -197,11 +198,12 @@ def saved_upload(upload: Any, key: str) -> Any:
 
 
 def flash(message: str | None = None) -> None:
-    """Keep a success message across st.rerun(): set it with a message, show it with none."""
+    """Keep a success message across st.rerun(): set it with a message, show it with none. The
+    message is plain text (it names datasets, sets, models): shown escaped, so callers pass it raw."""
     if message:
         st.session_state["_flash"] = message
     elif "_flash" in st.session_state:
-        st.success(st.session_state.pop("_flash"))
+        st.success(text(st.session_state.pop("_flash")))
 
 
 def empty_state(what_it_does: str, needs: str, issue: str | None = None) -> None:
@@ -215,7 +217,7 @@ def sidebar_status(store: Store) -> None:
             mark = ":material/check_circle:" if row["holds"] else ":material/radio_button_unchecked:"
             st.caption(f"{mark} {row['step']}: {row['holds'] or '—'}")
         # The file name only (a long path wrapped mid-word); the full path in the tooltip.
-        st.caption(f"Store: {text(Path(store.path).name)}", help=f"DuckDB file: {store.path}")
+        st.caption(f"Store: {text(Path(store.path).name)}", help=f"DuckDB file: {text(str(store.path))}")
 
 
 def job_panel(store: Store, key: str, kind: str | None = None,
@@ -251,7 +253,8 @@ def job_panel(store: Store, key: str, kind: str | None = None,
             bits.insert(0, "loading model / waiting for the first reply…")  # a local model loads first
         if job.get("eta_s") is not None and job["state"] == "running":
             bits.append(f"ETA {job['eta_s']:.0f} s")
-        st.progress(min(done / total, 1.0) if total else 0.0, text=f"{job['label']} — {job['state']} · " + " · ".join(bits))
+        st.progress(min(done / total, 1.0) if total else 0.0,
+                    text=f"{label_text(job['label'])} — {job['state']} · " + " · ".join(bits))
         if job["state"] in jobs.ACTIVE:
             if st.button("Cancel", key=f"{key}-cancel"):
                 jobs.cancel(job["id"])
@@ -261,11 +264,11 @@ def job_panel(store: Store, key: str, kind: str | None = None,
             res = job.get("result") if isinstance(job.get("result"), dict) else {}
             sent = (f": {res['requests_sent']} request(s) sent, {res['cached']} served from the cache"
                     if "requests_sent" in res and "cached" in res else f": {done}/{total}")
-            st.success(job["message"] or f"Done{sent}.")
+            st.success(text(job["message"] or f"Done{sent}."))  # a job's message names its data
         elif job["state"] == "cancelled":
-            st.warning(job["message"] or "Cancelled; run again to resume (finished work is cached).")
+            st.warning(text(job["message"] or "Cancelled; run again to resume (finished work is cached)."))
         else:
-            st.error(job["message"] or job["state"])
+            st.error(text(job["message"] or job["state"]))
             if job.get("traceback"):
                 with st.expander("details"):
                     st.code(job["traceback"], language=None)
@@ -367,7 +370,7 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
     try:
         return cls.parse({k: v for k, v in values.items() if v is not None or k in cls.model_fields} | fixed)
     except CoreError as exc:
-        st.error(exc.message + (f" — {exc.hint}" if exc.hint else ""))
+        st.error(text(exc.message + (f" — {exc.hint}" if exc.hint else "")))
         return None
 
 

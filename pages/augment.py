@@ -6,7 +6,18 @@ import streamlit as st
 from core import augment, models
 from core.augment import AugmentConfig
 from core.gates import GATES
-from pages._ui import config_form, flash, get_store, job_panel, made_by, run_action, show_question, text
+from pages._ui import (
+    chart,
+    config_form,
+    flash,
+    get_store,
+    job_panel,
+    label_text,
+    made_by,
+    run_action,
+    show_question,
+    text,
+)
 
 # Words in the table, Material icons in text: both render without an emoji font.
 BADGE = {True: "pass", False: "FAIL", None: "—"}
@@ -86,7 +97,7 @@ if summary["candidates"]:
                    "reached": r["reached"]} for r in rates], x="gate", y="pass rate", text="failed here",
                  hover_data=["reached"], range_y=[0, 1],
                  title="Pass rate per gate, in order (label: candidates counted as failing there)")
-    st.plotly_chart(fig, width="stretch")
+    chart(fig, width="stretch")
 
 # ---- structures per seed -----------------------------------------------------------------------
 with st.expander("Structures per seed"):
@@ -97,7 +108,7 @@ with st.expander("Structures per seed"):
             st.markdown("구조: " + text(stc.get("structure")) + "  \n오류 유형: " + text(stc.get("error_pattern")))
             st.markdown("  \n".join(f"{i}. {text(x)}" for i, x in enumerate(stc.get("golden_steps") or [], 1)))
         else:
-            st.warning(f"No usable structure: {srow['error']}")
+            st.warning(f"No usable structure: {text(srow['error'])}")
 
 # ---- candidates --------------------------------------------------------------------------------
 st.header("Candidates")
@@ -120,8 +131,8 @@ st.dataframe([{"id": c["id"], "seed": c["seed_qid"], "#": c["idx"], "first failu
 cid = st.selectbox(f"Open one of {len(listed)}", [c["id"] for c in listed])
 c = next(x for x in listed if x["id"] == cid)
 with st.container(border=True):
-    st.caption(f"{c['subject']} · seed {c['seed_qid']} (mining run {c['mining_run']}) · target: {c['target']} · "
-               f"review: {c['status']} · version {c['version']}")
+    st.caption(f"{label_text(c['subject'])} · seed {label_text(c['seed_qid'])} (mining run {c['mining_run']}) · "
+               f"target: {label_text(c['target'])} · review: {c['status']} · version {c['version']}")
     if c["question"]:
         show_question({"paragraph": c["passage"], "question": c["question"], "extra": c["extra"],
                        "choices": c["choices"] or [], "points": None}, highlight={c["answer"]: "정답"}
@@ -131,10 +142,10 @@ with st.container(border=True):
         st.code(str((c["raw"] or {}).get("_reply") or c["raw"])[:2000], language=None)
 for g in GATES:
     r = (c["gates"] or {}).get(g) or {"ok": None, "reason": "not checked"}
-    st.markdown(f"{ICON[r['ok']]} **{g}** — {text(r['reason'])}")
+    st.markdown(f"{ICON[r['ok']]} **{label_text(g)}** — {text(r['reason'])}")
 if c["nearest_test"]:
     n = c["nearest_test"]
-    st.caption(f"Nearest test question: {n['dataset']}/{n['qid']} at similarity {n['similarity']:.2f} ({n['method']}).")
+    st.caption(f"Nearest test question: {label_text(n['dataset'])}/{label_text(n['qid'])} at similarity {n['similarity']:.2f} ({label_text(n['method'])}).")
 if c["question"]:
     left, right = st.columns(2)
     with left:

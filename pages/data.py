@@ -10,7 +10,7 @@ from core.datasets import parse_mapping
 from core.formats import FORMATS, parse_file
 from core.formats.base import sha256_of
 from core.pipeline import plural
-from pages._ui import flash, get_store, label_text, run_action, saved_upload, show_question
+from pages._ui import chart, flash, get_store, label_text, run_action, saved_upload, show_question, table
 
 store = get_store()
 st.title("Data")
@@ -20,16 +20,16 @@ flash()
 sets = datasets.list_datasets(store)
 if sets:
     # st.table, not st.dataframe: a handful of rows, and readable text in the DOM.
-    st.table([{"name": s["name"], "split": s["split"], "questions": s["questions"],
+    table([{"name": s["name"], "split": s["split"], "questions": s["questions"],
                "points": s["points"] if s["points"] is not None else "—", "format": s["format"],
                "source": s["source"]} for s in sets])
     counts = [{"dataset": s["name"], "subject": subj, "questions": n}
               for s in sets for subj, n in s["subjects"].items()]
     subjects_all = sorted({c["subject"] for c in counts})
-    st.table([{"subject": subj} | {s["name"]: s["subjects"].get(subj, 0) for s in sets} for subj in subjects_all])
+    table([{"subject": subj} | {s["name"]: s["subjects"].get(subj, 0) for s in sets} for subj in subjects_all])
     fig = px.bar(counts, x="subject", y="questions", color="dataset", barmode="group", text="questions",
                  title="Questions per subject")
-    st.plotly_chart(fig, width="stretch")
+    chart(fig, width="stretch")
 else:
     st.info("No datasets yet: import a file below, or load the bundled samples on the Home page.")
 
@@ -85,11 +85,11 @@ if src:
                 store, parsed, name, split, source=label, sha256=sha256_of(path),
                 subject=subject or None, skip_bad=skip_bad))
             if result and result.already:
-                st.info(f"{label} is already imported as {name!r}; nothing changed.")
+                st.info(f"{label_text(label)} is already imported as {label_text(repr(name))}; nothing changed.")
             elif result:
-                flash(f"Imported {result.imported} questions into {label_text(repr(name))}"
+                flash(f"Imported {result.imported} questions into {name!r}"
                       + (f"; skipped {len(result.skipped)} bad row(s): "
-                         + label_text("; ".join(str(i) for i in result.skipped), 500) if result.skipped else "."))
+                         + "; ".join(str(i) for i in result.skipped)[:500] if result.skipped else "."))
                 st.rerun()
 
 # ---- browse -------------------------------------------------------------------------------
@@ -128,6 +128,6 @@ if sets:
     if st.button("Delete dataset", disabled=not sure or not plan or bool(plan.blockers)):
         n = run_action(lambda: datasets.delete_dataset(store, victim))
         if n:
-            flash(f"Deleted {label_text(repr(victim))} ({plan.counts.get('questions', 0)} questions"
+            flash(f"Deleted {victim!r} ({plan.counts.get('questions', 0)} questions"
                   + (f"; also {', '.join(x for x in plan.lines() if 'questions' not in x)}" if plan.total else "") + ").")
             st.rerun()

@@ -5,6 +5,7 @@ import streamlit as st
 from core import datasets, eval_run, evaluation, figures, generations, gold_labels, models, predictions, solve
 from core.pipeline import plural
 from pages._ui import (
+    chart,
     config_form,
     estimate_caption,
     flash,
@@ -15,6 +16,7 @@ from pages._ui import (
     run_action,
     saved_upload,
     show_question,
+    table,
     text,
 )
 
@@ -45,7 +47,7 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
                                                     float(shown["temperature"]) if shown["temperature"] else None))
         if shown["model"] and (warn := eval_run.prompt_warning(
                 store, eval_run.EvalConfig(dataset=dataset, model=shown["model"]))):
-            st.warning(warn)
+            st.warning(text(warn))
         if cfg:
             job = run_action(lambda: eval_run.start_job(store, cfg))
             if job:
@@ -100,7 +102,7 @@ if rep["questions"] == 0:
 
 # ---- report ----------------------------------------------------------------------------------
 st.header("Report")
-st.table([{"model": m["model"], "n": m["questions"], "correct": m["correct"], "accuracy": f"{m['accuracy']:.2%}",
+table([{"model": m["model"], "n": m["questions"], "correct": m["correct"], "accuracy": f"{m['accuracy']:.2%}",
            "macro-F1": f"{m['macro_f1']:.3f}",
            "CSAT points": f"{m['points']:g} / {m['max_points']:g}" if m["points"] is not None else "—",
            "unanswered": m["unanswered"], "of which errors": m.get("errors", 0), "truncated": m["truncated"]}
@@ -109,16 +111,16 @@ for m in rep["models"]:
     made_by(eval_run.run_for(store, dataset, m["model"]))  # imported predictions have no run: no line
 metric = st.radio("Metric", ["accuracy", "macro_f1"], horizontal=True)
 bars = figures.subject_bars(rep, metric)
-st.plotly_chart(bars, width="stretch")
-st.table([{"subject": s, "n": m["by_subject"][s]["questions"]} | {
+chart(bars, width="stretch")
+table([{"subject": s, "n": m["by_subject"][s]["questions"]} | {
     k: v for mm in rep["models"] for k, v in subject_cells(mm, s).items()}
     for m in rep["models"][:1] for s in m["by_subject"]])
 
 left, right = st.columns(2)
 pos = figures.position_bars(evaluation.positions(store, dataset))
-left.plotly_chart(pos, width="stretch")
+chart(pos, left, width="stretch")
 cm_model = right.selectbox("Confusion matrix for", [m["model"] for m in rep["models"]])
-right.plotly_chart(figures.confusion_heatmap(evaluation.confusion(store, dataset, cm_model)), width="stretch")
+chart(figures.confusion_heatmap(evaluation.confusion(store, dataset, cm_model)), right, width="stretch")
 
 d1, d2 = st.columns(2)
 d1.download_button("Report CSV", evaluation.report_csv(rep).encode("utf-8"), f"{dataset}_report.csv", "text/csv")
@@ -141,7 +143,7 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
         mc, bt = cmp["mcnemar"], cmp["bootstrap"]
         m1, m2, m3, m4 = st.columns([1, 1, 1, 1.8])  # the CI ("[+100.0, +100.0] %p") is clipped in a quarter
         # Numeric deltas: Streamlit picks the arrow and colour from the sign (zero: grey, no arrow).
-        m1.metric(f"{b} accuracy", f"{cmp['accuracy_b']:.2%}", round((cmp['accuracy_b'] - cmp['accuracy_a']) * 100, 2),
+        m1.metric(f"{label_text(b)} accuracy", f"{cmp['accuracy_b']:.2%}", round((cmp['accuracy_b'] - cmp['accuracy_a']) * 100, 2),
                   delta_description="%p vs A")
         m2.metric("fixed / broken", f"{mc['b_only']} / {mc['a_only']}", mc["b_only"] - mc["a_only"],
                   delta_description="net")
@@ -149,7 +151,7 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
         m4.metric("95% CI of the difference", f"[{bt['low'] * 100:+.1f}, {bt['high'] * 100:+.1f}] %p")
         st.caption(f"n = {cmp['questions']}; bootstrap over {bt['n_clusters']} passages (questions sharing a passage "
                    f"are resampled together), {bt['n_resamples']:,} resamples, seed {bt['seed']}.")
-        st.table([{"subject": r["subject"], "n": r["questions"], a: f"{r['accuracy_a']:.2%}", b: f"{r['accuracy_b']:.2%}",
+        table([{"subject": r["subject"], "n": r["questions"], a: f"{r['accuracy_a']:.2%}", b: f"{r['accuracy_b']:.2%}",
                    "diff (%p)": f"{r['diff'] * 100:+.1f}", "fixed": r["fixed"], "broken": r["broken"],
                    "p": f"{r['p_value']:.3f}", "p (Holm)": f"{r['p_holm']:.3f}"} for r in cmp["by_subject"]])
         kind = st.radio("Questions", ["fixed", "broken"], horizontal=True,
@@ -169,7 +171,7 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
             ra, rb = st.columns(2)
             for col, label in ((ra, a), (rb, b)):
                 gens = predictions.reasoning_for(store, dataset, label, pick)
-                col.subheader(label)
+                col.subheader(label_text(label))
                 if not gens:
                     col.caption("Imported predictions carry no reasoning.")
                 for g in gens:
@@ -193,7 +195,7 @@ if v and v["dataset"] == dataset:
              f"mean agreement {mean}{kappa}.")
     decisions = {}
     for d in v["disagreements"][:100]:
-        decided = st.number_input(f"{d['qid']}: votes {d['votes']}", 0, 5, d["label"] or 0, key=f"settle-{d['qid']}",
+        decided = st.number_input(f"{label_text(d['qid'])}: votes {d['votes']}", 0, 5, d["label"] or 0, key=f"settle-{d['qid']}",
                                   help="0 = leave unlabelled")
         if decided and decided != d["label"]:
             decisions[d["qid"]] = decided

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import datasets, jobs, pipeline
-from pages._ui import get_store, run_action
+from pages._ui import get_store, run_action, table
 
 store = get_store()
 st.title("CSAT reasoning distillation")
@@ -29,6 +29,6 @@ if not datasets.pipeline_counts(store)["datasets"]:
 recent = jobs.list_jobs(store, limit=8)
 if recent:
     st.subheader("Recent jobs")
-    st.table([{"job": j["label"], "kind": j["kind"], "state": j["state"], "progress": f"{j['done']}/{j['total']}",
+    table([{"job": j["label"], "kind": j["kind"], "state": j["state"], "progress": f"{j['done']}/{j['total']}",
                "errors": j["errors"], "started": f"{j['started_at']:%Y-%m-%d %H:%M}" if j["started_at"] else "—",
                "message": j["message"] or ""} for j in recent])

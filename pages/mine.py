@@ -5,7 +5,19 @@ import streamlit as st
 
 from core import datasets, mining, models, solve
 from core.render import answer_label, answers_label
-from pages._ui import config_form, flash, get_store, job_panel, made_by, run_action, show_question, text
+from pages._ui import (
+    chart,
+    config_form,
+    flash,
+    get_store,
+    job_panel,
+    label_text,
+    made_by,
+    run_action,
+    show_question,
+    table,
+    text,
+)
 
 OUTCOME_LABELS = {"hard_negative": "teacher ✓ student ✗ (hard negative)", "both_correct": "both ✓",
                   "both_wrong": "both ✗", "student_only": "teacher ✗ student ✓", "no_answer": "no gold answer",
@@ -45,13 +57,13 @@ with st.expander("New mining run", expanded=not any(r["state"] == "done" for r i
              (("pool", pools[0]), ("teacher", teacher), ("student", student), ("samples", 1), ("temperature", None))}
     no_answer = run_action(lambda: mining.unanswerable(store, shown["pool"]))
     if isinstance(no_answer, int) and not isinstance(no_answer, bool) and no_answer:
-        st.warning(f"{no_answer} question(s) in {shown['pool']!r} have no answer and cannot be mined: they will be "
+        st.warning(f"{no_answer} question(s) in {label_text(repr(shown['pool']))} have no answer and cannot be mined: they will be "
                    "skipped (listed, not sent to any model).")
     missing_keys = [p for p in (models.key_problem(models.get_model(store, who))
                                 for who in dict.fromkeys((shown["teacher"], shown["student"]))
                                 if who in registered) if p]
     for problem in missing_keys:
-        st.warning(f"{problem}: mining cannot start. Set it before starting the dashboard "
+        st.warning(f"{label_text(problem)}: mining cannot start. Set it before starting the dashboard "
                    "(e.g. `export GEMINI_API_KEY=…`), or choose another model.")
     for who in dict.fromkeys((shown["teacher"], shown["student"])):
         if any(p.startswith(f"{who} has no API key") for p in missing_keys):
@@ -60,7 +72,7 @@ with st.expander("New mining run", expanded=not any(r["state"] == "done" for r i
                                                        float(shown["temperature"]) if shown["temperature"] else None,
                                                        gold_only=True))
         if isinstance(est, dict):
-            st.caption(f"{who}: {solve.estimate_text(est)}.")
+            st.caption(f"{label_text(who)}: {label_text(solve.estimate_text(est))}.")
     if cfg and cfg.teacher == cfg.student:
         st.error("Choose two different models for the teacher and the student.")
     elif cfg:
@@ -87,7 +99,7 @@ m3.metric("hard negatives", s["hard_negatives"])
 m4.metric("both ✓ (judge kept)", f"{s['both_correct']} ({s['judged_kept']})")
 m5.metric("both ✗ / student only", f"{s['both_wrong']} / {s['student_only']}")
 rule_text = ("majority of K" if cfg["rule"] == "majority" else f"student wrong in ≥ {cfg['min_wrong']} of K")
-st.caption(f"K = {cfg['samples']}, rule: {rule_text}; judge: {cfg['judge'] or 'none'}; "
+st.caption(f"K = {cfg['samples']}, rule: {rule_text}; judge: {label_text(cfg['judge'] or 'none')}; "
            f"{s['no_answer']} question(s) without gold answers skipped. "
            + (f"{s['errors']} question(s) errored (no outcome; re-sent on the next run): "
               + "; ".join(f"{n}× {text(r)}" for r, n in (s.get("error_reasons") or {}).items()) + ". "
@@ -96,12 +108,12 @@ st.caption(f"K = {cfg['samples']}, rule: {rule_text}; judge: {cfg['judge'] or 'n
 
 rows = mining.by_subject(store, run_id)
 if rows:
-    chart = [{"subject": r["subject"], "outcome": OUTCOME_LABELS[r["outcome"]], "questions": r["n"]} for r in rows]
-    fig = px.bar(chart, x="subject", y="questions", color="outcome", barmode="stack", text="questions",
+    counts = [{"subject": r["subject"], "outcome": OUTCOME_LABELS[r["outcome"]], "questions": r["n"]} for r in rows]
+    fig = px.bar(counts, x="subject", y="questions", color="outcome", barmode="stack", text="questions",
                  title=f"Outcomes per subject (n = {s['questions']})")
-    st.plotly_chart(fig, width="stretch")
+    chart(fig, width="stretch")
     subjects = sorted({r["subject"] for r in rows})
-    st.table([{"subject": subj} | {OUTCOME_LABELS[o]: next((r["n"] for r in rows if r["subject"] == subj
+    table([{"subject": subj} | {OUTCOME_LABELS[o]: next((r["n"] for r in rows if r["subject"] == subj
                                                              and r["outcome"] == o), 0) for o in mining.OUTCOMES}
               for subj in subjects])
 
@@ -134,17 +146,17 @@ marks = {q["answer"]: "정답"} if q["answer"] else {}
 if item["failed_answer"] and item["failed_answer"] != q["answer"]:
     marks[item["failed_answer"]] = "student's answer"
 with st.container(border=True):
-    st.caption(f"{q['subject']} ({q['subject_source']}) · 정답 {q['answer']}" + (f" · {q['points']:g}점" if q["points"] else ""))
+    st.caption(f"{label_text(q['subject'])} ({q['subject_source']}) · 정답 {q['answer']}" + (f" · {q['points']:g}점" if q["points"] else ""))
     show_question(q, q["qid"], marks)
 left, right = st.columns(2)
 with left:
-    st.subheader(f"Golden path · {cfg['teacher']}")
+    st.subheader(f"Golden path · {label_text(cfg['teacher'])}")
     st.caption(f"answer: {answer_label(item['golden_answer'])} · samples: {answers_label(item['teacher_answers'])}")
     st.markdown(text(item["golden_response"] or "(no correct teacher sample)"))
 with right:
     label = "Failed path" if item["outcome"] == "hard_negative" else "Student path"
-    st.subheader(f"{label} · {cfg['student']}")
+    st.subheader(f"{label} · {label_text(cfg['student'])}")
     st.caption(f"answer: {answer_label(item['failed_answer'])} · samples: {answers_label(item['student_answers'])}")
     st.markdown(text(item["failed_response"] or "(no wrong student sample)"))
 if item["judge_key"]:
-    st.info(f"Judge ({cfg['judge']}): prefers **{item['judge_preferred'] or 'unparseable'}** — {text(item['judge_reason'])}")
+    st.info(f"Judge ({label_text(cfg['judge'])}): prefers **{label_text(item['judge_preferred'] or 'unparseable')}** — {text(item['judge_reason'])}")

@@ -15,7 +15,7 @@ from core.errors import NotFound
 from core.pipeline import plural
 from core.render import choice_label
 from core.runs import get_run
-from pages._ui import config_form, flash, get_store, made_by, run_action, show_question, text
+from pages._ui import config_form, flash, get_store, label_text, made_by, run_action, show_question, text
 
 store = get_store()
 st.title("Review")
@@ -45,11 +45,11 @@ def gate_badges(gates: dict) -> None:
     for gate, res in gates.items():
         ok = res.get("ok") if isinstance(res, dict) else res
         color, icon = ("green", "check") if ok else ("red", "close") if ok is False else ("gray", "remove")
-        badges.append(f":{color}-badge[:material/{icon}: {gate}]")
+        badges.append(f":{color}-badge[:material/{icon}: {label_text(gate)}]")
     st.markdown(" ".join(badges))
     for gate, res in gates.items():
         if isinstance(res, dict) and res.get("ok") is False:
-            st.caption(f":red[**{gate}**]: {text(res.get('reason'))}")
+            st.caption(f":red[**{label_text(gate)}**]: {text(res.get('reason'))}")
 
 
 def box_height(*texts: str) -> int | str:
@@ -148,7 +148,7 @@ if run_id:
                     rerun_panel()
 
         if msg := st.session_state.pop("review-said", None):
-            st.success(msg)
+            st.success(text(msg))
 
         pairs = review.list_pairs(store, **filters)
         if not pairs:
@@ -199,7 +199,7 @@ if run_id:
             reasoning_column("Rejected", d["rejected"], d["answers"][1], d["answers"][0], height)
 
         if pair.get("failed_gate"):
-            st.caption(f":orange[This pair failed the **{pair['failed_gate']}** gate: accepting it overrides the gate "
+            st.caption(f":orange[This pair failed the **{label_text(pair['failed_gate'])}** gate: accepting it overrides the gate "
                        "(recorded in its history).]")
         a1, a2, a3 = st.columns([1, 3, 1])
         if a1.button("Accept", type="primary", key="review-accept", width="stretch",
@@ -262,7 +262,7 @@ if run_id:
             if prov["siblings"]:
                 st.markdown(f"**Other pairs from this seed** ({len(prov['siblings'])})")
                 for sib in prov["siblings"]:
-                    label = f"{sib['id']} · {sib['status']} · {(sib.get('question') or '')[:50]}"
+                    label = label_text(f"{sib['id']} · {sib['status']} · {sib.get('question') or ''}", 70)
                     if st.button(label, key=f"review-sib-{sib['id']}"):
                         if sib["id"] in ids:
                             st.session_state["review-cur"] = sib["id"]
@@ -358,7 +358,7 @@ with t_export:
         if st.button("Export", key="export-go"):
             r = run_action(lambda: ps.export(store, xname, fmt, out))
             if r:
-                st.success(f"Wrote {plural(r['pairs'], 'pair')} to {r['out']}.")
+                st.success(text(f"Wrote {plural(r['pairs'], 'pair')} to {r['out']}."))
                 if fmt != "hf":
                     st.download_button("Download", Path(r["out"]).read_bytes(), file_name=Path(r["out"]).name,
                                        key="export-download")

@@ -3,7 +3,18 @@
 import streamlit as st
 
 from core import config, datasets, generations, models, prompts, solve
-from pages._ui import config_form, estimate_caption, flash, get_store, job_panel, made_by, run_action, text
+from pages._ui import (
+    config_form,
+    estimate_caption,
+    flash,
+    get_store,
+    job_panel,
+    label_text,
+    made_by,
+    run_action,
+    table,
+    text,
+)
 
 store = get_store()
 st.title("Settings")
@@ -13,41 +24,41 @@ flash()
 st.header("API keys")
 st.caption("Keys are read from the environment or .streamlit/secrets.toml, never stored in the database, "
            "logs or exports. Set them before starting the dashboard, e.g. `export GEMINI_API_KEY=…`.")
-st.table([{"variable": k, "value": config.mask(config.secret(k))} for k in ("GEMINI_API_KEY", "OPENAI_API_KEY")])
+table([{"variable": k, "value": config.mask(config.secret(k))} for k in ("GEMINI_API_KEY", "OPENAI_API_KEY")])
 
 # ---- models ------------------------------------------------------------------------------------
 st.header("Models")
 registered = models.list_models(store)
 if registered:
-    st.table([{"name": m["name"], "provider": m["provider"], "model id": m["model_id"],
+    table([{"name": m["name"], "provider": m["provider"], "model id": m["model_id"],
                "base URL": m["base_url"] or "—", "adapter": m["adapter"] or "—",
                "key": (f"{m['key_env']}: {'set' if m['key_set'] else 'NOT SET'}" if m["key_env"] else "—"),
                "params": ", ".join(f"{k}={v}" for k, v in m["params"].items()) or "—"} for m in registered])
     for m in registered:
         if m["description"]:
-            st.caption(f"**{m['name']}**: {text(m['description'])}")
+            st.caption(f"**{label_text(m['name'])}**: {text(m['description'])}")
     c1, c2, c3 = st.columns([2, 1, 1])
     chosen = c1.selectbox("Model", [m["name"] for m in registered])
     if c2.button("Test connection", help="one real call with the model's own settings (its max_tokens); "
                  "the latency and a short reply, or the error in plain words"):
         local = next(m for m in registered if m["name"] == chosen)["provider"] == "local"
-        with st.spinner(f"Calling {chosen}…" + (" (a local model loads into memory first)" if local else "")):
+        with st.spinner(f"Calling {label_text(chosen)}…" + (" (a local model loads into memory first)" if local else "")):
             res = run_action(lambda: models.test_model(store, chosen))
         if isinstance(res, dict) and res["ok"]:
             reply = " ".join((res["text"] or "").split())
             reply = reply if len(reply) <= 120 else reply[:120] + "…"
-            st.success(f"{chosen} answered in {res['latency_s']:.1f} s ({res['finish_reason'] or 'done'}): "
+            st.success(f"{label_text(chosen)} answered in {res['latency_s']:.1f} s ({label_text(res['finish_reason'] or 'done')}): "
                        f"{text(reply)}")
         elif isinstance(res, dict):
-            st.error(f"{chosen} failed: {res['error']}")
+            st.error(f"{label_text(chosen)} failed: {text(res['error'])}")
     plan = run_action(lambda: models.delete_plan(store, chosen))
     if c3.button("Delete model", disabled=not plan or bool(plan.blockers)):
         st.session_state["delete-model"] = chosen
     if plan and plan.blockers:
-        st.caption(f"{chosen} cannot be deleted: used by {'; '.join(plan.blockers)}.")
+        st.caption(f"{label_text(chosen)} cannot be deleted: used by {label_text('; '.join(plan.blockers))}.")
     if plan and st.session_state.get("delete-model") == chosen:
-        st.warning(f"Deleting {chosen!r} removes: {', '.join(plan.lines())}.")
-        if st.button(f"Yes, delete {chosen}", type="primary"):
+        st.warning(f"Deleting {label_text(repr(chosen))} removes: {', '.join(plan.lines())}.")
+        if st.button(f"Yes, delete {label_text(chosen)}", type="primary"):
             st.session_state.pop("delete-model", None)
             if run_action(lambda: models.delete_model(store, chosen)):
                 flash(f"Deleted {chosen!r} ({', '.join(plan.lines())}).")

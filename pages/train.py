@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import jobs
 from core.training import PRESETS, TrainConfig, data, figures, health, ingest, launcher, preflight, sweep
-from pages._ui import config_form, flash, get_store, job_panel, made_by, run_action, text
+from pages._ui import chart, config_form, flash, get_store, job_panel, made_by, run_action, text
 
 store = get_store()
 st.title("Train")
@@ -169,7 +169,7 @@ def heldout_panel(run) -> None:
     if warn and run["state"] != "running":
         st.warning(warn)
     if len(h.get("history") or []) >= 2:
-        st.plotly_chart(figures.heldout(h), width="stretch", key=f"train-heldout-fig-{run['id']}")
+        chart(figures.heldout(h), width="stretch", key=f"train-heldout-fig-{run['id']}")
 
 
 def health_badges(rows, h) -> None:
@@ -219,7 +219,7 @@ def run_panel() -> None:
     rows = ingest.metrics(store, run_id)
     if rows:
         health_badges(rows, run.get("heldout"))
-        st.plotly_chart(figures.curves(rows, title=f"run {run_id}"), width="stretch", key=f"train-curves-{run_id}")
+        chart(figures.curves(rows, title=f"run {run_id}"), width="stretch", key=f"train-curves-{run_id}")
     else:
         st.caption("No logged step yet: the worker is loading the model.")
     with st.expander("Log (last lines)", expanded=state == "failed"):
@@ -246,7 +246,7 @@ if done_sweeps:
                                                    if s["id"] == i))
     res = next(s for s in done_sweeps if s["id"] == pick)["summary"]["results"]
     if res:
-        st.plotly_chart(figures.sweep(res), width="stretch", key=f"train-sweep-fig-{pick}")
+        chart(figures.sweep(res), width="stretch", key=f"train-sweep-fig-{pick}")
         st.dataframe([{"setting": r["label"], "state": r["state"], "held-out pairs": r["heldout_pairs"],
                        "margin base → tuned": f"{_num(r['base_margin'], '+.4f')} → {_num(r['tuned_margin'], '+.4f')}",
                        "accuracy base → tuned": f"{_num(r['base_accuracy'], '.0%')} → {_num(r['tuned_accuracy'], '.0%')}",
@@ -258,4 +258,4 @@ if len(runs) >= 2:
     picked = st.multiselect("Runs", ids, default=ids[:2], key="train-overlay")
     metric = st.selectbox("Metric", figures.METRICS, key="train-overlay-metric")
     if picked:
-        st.plotly_chart(figures.overlay({r: ingest.metrics(store, r) for r in picked}, metric), width="stretch")
+        chart(figures.overlay({r: ingest.metrics(store, r) for r in picked}, metric), width="stretch")

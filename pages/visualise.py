@@ -8,7 +8,9 @@ import streamlit as st
 
 from core import datasets, embeddings, mapping
 from core.mapping import FlipsConfig, MapConfig, OverlapConfig
+from core.render import plotly_unescape
 from pages._ui import (
+    chart,
     config_form,
     empty_state,
     get_store,
@@ -73,11 +75,11 @@ else:
     fig = mapping.map_figure(points, classes, title=f"{len(points):,} questions · {run['summary']['method'].upper()} "
                                                     f"of {run['summary']['embedder']}",
                                  method=run["summary"]["method"])
-    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="vis-chart",
+    event = chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="vis-chart",
                             width="stretch")
     picked = []
     for p in (event.selection.points if event and event.selection else []):
-        data = p.get("customdata")
+        data = [plotly_unescape(v) for v in p.get("customdata") or []]  # the chart holds them escaped
         if data:
             picked.append({"set": data[0], "id": str(data[1]), "subject": data[2], "start": data[3]})
     if picked:
@@ -123,7 +125,7 @@ else:
                                                     key=[f"{p['set']} / {p['id']}" for p in points])
                 embedding_atlas(frame, row_id="key", text="start", x="x", y="y", key="vis-atlas")
             except Exception as exc:  # an optional component: its failure never breaks the page
-                st.caption(f"Embedding Atlas could not open: {type(exc).__name__}: {exc}")
+                st.caption(text(f"Embedding Atlas could not open: {type(exc).__name__}: {exc}"))
 
 # ---- overlap ------------------------------------------------------------------------------
 st.header("Overlap")
@@ -181,7 +183,7 @@ else:
         c = s["counts"]
         st.markdown(f"**{text(s['dataset'])}**, {text(s['a'])} → {text(s['b'])}, pairs **{text(s['pairs'])}**: "
                     f"{c['fixed']} fixed, {c['broken']} broken, {c['both correct'] + c['both wrong']} unchanged.")
-        st.plotly_chart(mapping.flips_figure(s), width="stretch", key="vis-flips-chart")
+        chart(mapping.flips_figure(s), width="stretch", key="vis-flips-chart")
         st.markdown("- " + text(s["rank_test"]["reading"]))
         for kind in ("fixed", "broken"):
             rows = [{"question": q["qid"], "subject": q["subject"], "pair": n["pair"],

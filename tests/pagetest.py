@@ -24,6 +24,13 @@ def fresh_page_store():
     clear_cached_store()
 
 
+def shown(value: str) -> str:
+    """Markdown a page wrote, as a reader sees it: escapes (pages/_ui.py:text) and word joiners gone."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", value).replace("\u2060", "")
+
+
 def open_page(path: str) -> AppTest:
     """Run a script (app.py or a page file on its own) and fail on any exception it shows."""
     at = AppTest.from_file(str(ROOT / path), default_timeout=60)

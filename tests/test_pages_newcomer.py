@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import datasets, predictions
 from core.store import Store
-from tests.pagetest import ROOT, clear_cached_store, fresh_page_store, open_page  # noqa: F401
+from tests.pagetest import ROOT, clear_cached_store, fresh_page_store, open_page, shown  # noqa: F401
 
 C5 = ["가", "나", "다", "라", "마"]
 
@@ -130,7 +130,7 @@ def test_survey_table_in_passage_renders_as_escaped_table(db_env, tmp_path):
     assert list(survey["구분"]) == ["20대", "30대"]
     # Cells are data, not Markdown: bold markers and links stay literal (escaped for st.table).
     assert list(survey["여행"]) == ["\\*\\*60\\*\\*", "50"]
-    assert survey["운동"][1].startswith("\\[x\\]\\(")
+    assert survey["운동"][1].startswith("\\[x\\](http\u2060://")
     texts = " ".join(m.value for m in at.markdown)
     assert "| 구분 |" not in texts and "\\| 구분" not in texts  # no raw pipe rows left
     assert "무응답은 없음" in texts and "단위" in texts  # the text around the table stays
@@ -256,12 +256,12 @@ def test_mine_refuses_a_model_without_its_key(db_env, tmp_path, monkeypatch):
     s.close()
     clear_cached_store()
     at = open_page("pages/mine.py")
-    assert any("flash has no API key: GEMINI_API_KEY" in w.value and "cannot start" in w.value for w in at.warning)
+    assert any("flash has no API key: GEMINI_API_KEY" in shown(w.value) and "cannot start" in w.value for w in at.warning)
     assert not any(c.value.startswith("flash:") for c in at.caption)  # no cost estimate for a run that cannot start
     at.button(key="FormSubmitter:mine-form-Start mining").click().run() if any(
         b.key == "FormSubmitter:mine-form-Start mining" for b in at.button) else \
         next(b for b in at.button if b.label == "Start mining").click().run()
-    assert any("GEMINI_API_KEY" in e.value for e in at.error)
+    assert any("GEMINI_API_KEY" in shown(e.value) for e in at.error)
     s = Store(db_env)
     assert jobs.list_jobs(s) == []
     s.close()
@@ -436,8 +436,8 @@ def test_settings_template_defaults_to_solve_and_sidebar_store_name(db_env):
     assert next(s for s in at.selectbox if s.label == "Template").value == "solve"
     app = open_page("app.py")
     store_line = next(c for c in app.sidebar.caption if c.value.startswith("Store:"))
-    assert store_line.value == "Store: app\\.duckdb"  # the name; the full path is in the tooltip
-    assert str(db_env) in store_line.proto.help
+    assert store_line.value == "Store: app.duckdb"  # the name; the full path is in the tooltip
+    assert str(db_env) in shown(store_line.proto.help)
 
 
 def test_register_form_starts_empty_after_a_registration(db_env):

@@ -3,7 +3,7 @@
 from core import models, prompts
 from core.store import Store
 from tests.loopback import Loopback, Reply
-from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
+from tests.pagetest import clear_cached_store, fresh_page_store, open_page, shown  # noqa: F401
 
 
 def register(at, name, provider, model_id, base_url="", params=""):
@@ -59,7 +59,7 @@ def test_bad_params_and_missing_key_are_plain_messages(db_env):
     next(x for x in at.selectbox if x.label == "Model").select("t")
     next(b for b in at.button if b.label == "Test connection").click().run()
     assert not at.exception
-    assert any("GEMINI_API_KEY" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("GEMINI_API_KEY" in shown(e.value) for e in at.error), [e.value for e in at.error]
 
 
 def test_prompt_override_save_and_reset(db_env, tmp_path, monkeypatch):

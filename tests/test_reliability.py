@@ -687,14 +687,14 @@ def test_data_page_escapes_data_in_labels(db_env, tmp_path):
     browse = next(lbl for lbl in labels if "evil" in lbl and "subject" in lbl)
     # old: "[id](http://evil.example) · :red[subject] · 정답 1 — [click](http://evil.example) ![x]…"
     assert "](" not in browse.replace("\\](", "") and ":red[" not in browse and "$x" not in browse
-    assert "\\[click\\]\\(http\u2060\\:" in browse and "\\:red\\[subject\\]" in browse
+    assert "\\[click\\](http\u2060://" in browse and "\\:\u2060red\\[subject\\]" in browse
     delete = next(lbl for lbl in labels if lbl.startswith("Yes, delete"))
-    assert "\\[set\\]\\(http\u2060\\:" in delete  # old: "Yes, delete '[set](http://evil.example)' …"
+    assert "\\[set\\](http\u2060://" in delete  # old: "Yes, delete '[set](http://evil.example)' …"
     # The import preview caption of an uploaded file escapes the same way.
     next(t for t in at.text_input if "path" in t.label).set_value(str(src)).run()
     assert not at.exception
     preview = next(c.value for c in at.caption if c.value.startswith("id "))
-    assert preview.startswith("id \\[id\\]\\(http\u2060\\:") and "\\:red\\[subject\\]" in preview
+    assert preview.startswith("id \\[id\\](http\u2060://") and "\\:\u2060red\\[subject\\]" in preview
     clear_cached_store()
 
 
@@ -709,7 +709,7 @@ def test_escaping_also_defuses_autolinks_icons_and_directives():
         assert "@evil" not in out and ":material/" not in out.replace("\\", "")
         assert out.replace("\u2060", "").replace("\\", "") == \
             "see http://evil.example, www.evil.example, a@evil.example :material/home:"  # nothing else changes
-    assert text(":red[alarm] 1: 옳은 것은? (단위: %)") == "\\:red\\[alarm\\] 1: 옳은 것은? \\(단위: %\\)"
+    assert text(":red[alarm] 1: 옳은 것은? (단위: %)") == "\\:\u2060red\\[alarm\\] 1: 옳은 것은? (단위: %)"
 
 
 def test_data_show_never_echoes_stored_control_characters(db_env, tmp_path, capsys):
