@@ -75,7 +75,7 @@ def list_pairs(store: Store, run: str | None = None, status: str | None = None, 
     elif gate:
         sql += " AND failed_gate = ?"
         params.append(gate)
-    sql += " ORDER BY run_id, seed_qid, idx, id"
+    sql += " ORDER BY run_id, length(seed_qid), seed_qid, idx, id"  # seed 2 before seed 10 (ids are text)
     if limit:
         sql += f" LIMIT {int(limit)}"
     return [_decode(r) for r in store.rows(sql, params)]

@@ -155,6 +155,11 @@ if run_id:
             st.info("No pair matches these filters." + (" Every pair has been decided." if status == "pending" else ""))
             return
         ids = [p["id"] for p in pairs]
+        before = st.session_state.get("review-filters")
+        st.session_state["review-filters"] = dict(filters)
+        if before is not None and before != filters:  # another filter: start at its first pair
+            st.session_state.pop("review-cur", None)
+            st.session_state["review-pos"] = 0
         cur = st.session_state.get("review-cur")
         if cur not in ids:
             pos = min(st.session_state.get("review-pos", 0), len(ids) - 1)
@@ -202,10 +207,25 @@ if run_id:
             st.caption(f":orange[This pair failed the **{label_text(pair['failed_gate'])}** gate: accepting it overrides the gate "
                        "(recorded in its history).]")
         a1, a2, a3 = st.columns([1, 3, 1])
+        confirming = st.session_state.get("review-override") == pair["id"]
         if a1.button("Accept", type="primary", key="review-accept", width="stretch",
-                     disabled=pair["status"] == "accepted"):
-            if run_action(lambda: review.accept(store, [pair["id"]])):
+                     disabled=pair["status"] == "accepted" or confirming):
+            if pair.get("failed_gate"):  # a failed gate is never overridden by the same click as a pass
+                st.session_state["review-override"] = pair["id"]
+                rerun_panel()
+            elif run_action(lambda: review.accept(store, [pair["id"]])):
                 decided(f"Accepted {pair['id']}.")
+        if confirming:
+            st.warning(f"Accept {label_text(pair['id'])} although it failed the {label_text(pair['failed_gate'])} "
+                       "gate? The override is recorded in its history.")
+            y, n, _ = st.columns([2, 1, 3])
+            if y.button("Yes, accept despite the failed gate", key="review-override-yes", type="primary"):
+                st.session_state.pop("review-override", None)
+                if run_action(lambda: review.accept(store, [pair["id"]])):
+                    decided(f"Accepted {pair['id']} (gate {pair['failed_gate']} overridden).")  # decided() escapes
+            if n.button("Cancel", key="review-override-no"):
+                st.session_state.pop("review-override", None)
+                rerun_panel()
         reason = a2.text_input("Reason to reject", key=f"review-reason-{pair['id']}",
                                placeholder="e.g. 정답이 둘, 지문과 무관한 선지", label_visibility="collapsed")
         if a3.button("Reject", key="review-reject", width="stretch"):

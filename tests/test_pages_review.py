@@ -97,6 +97,37 @@ def test_one_click_decisions_and_history(seeded_db):
         store.close()
 
 
+def test_accepting_a_pair_that_failed_a_gate_needs_a_confirmation(seeded_db):
+    at = open_page("pages/review.py")
+    at.selectbox(key="review-gate").select("failed").run()  # a filter change starts at its first pair
+    assert "**1 / 2**" in markdown(at) and "`cand-c`" in markdown(at)
+    button(at, "Accept").click().run()
+    assert not at.exception
+    assert any("failed the resolve gate" in shown(w.value) for w in at.warning)
+    store = reopen(seeded_db)
+    try:
+        assert review.get_pair(store, "cand-c")["status"] == "pending"  # one click on Accept is not enough
+    finally:
+        store.close()
+    button(at, "Yes, accept despite the failed gate").click().run()
+    assert any("gate resolve overridden" in shown(s.value) for s in at.success)
+    store = reopen(seeded_db)
+    try:
+        assert review.get_pair(store, "cand-c")["status"] == "accepted"
+    finally:
+        store.close()
+
+
+def test_pairs_follow_seed_numbers_not_text_order(seeded_db):
+    store = reopen(seeded_db)
+    try:
+        store.execute("UPDATE candidates SET seed_qid = '10' WHERE seed_qid = 'q2'")
+        store.execute("UPDATE candidates SET seed_qid = '2' WHERE seed_qid = 'q1'")
+        assert [p["seed_qid"] for p in review.list_pairs(store, run=RUN)] == ["2", "2", "10", "10", "10"]
+    finally:
+        store.close()
+
+
 def test_edit_records_a_version_and_reruns_gates(seeded_db, teacher):
     at = open_page("pages/review.py")
     form_question = next(t for t in at.text_input if t.label == "Question")
