@@ -496,7 +496,7 @@ def mining_runs(store: Store) -> list[dict[str, Any]]:
     """Mining runs that have kept hard negatives (what augment can start from), newest first."""
     return store.rows("""
         SELECT i.run_id AS run, count(*) FILTER (WHERE i.kept) AS seeds, any_value(r.pool) AS pool,
-               any_value(r.created_at) AS created_at
+               any_value(r.teacher) AS teacher, any_value(r.created_at) AS created_at
         FROM mining_items i LEFT JOIN mining_runs r ON r.id = i.run_id
         GROUP BY i.run_id HAVING count(*) FILTER (WHERE i.kept) > 0
         ORDER BY created_at DESC NULLS LAST, run""")

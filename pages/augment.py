@@ -43,9 +43,13 @@ with st.expander("New augment run", expanded=not augment.list_runs(store)):
     st.caption("Transfer targets: leave *targets* empty to use the editable per-subject list (the 'targets' "
                "template on the Settings page), or write SUBJECT=target; another target per line.")
     labels = {s["run"]: f"{s['run']} · {s['pool']} · {s['seeds']} hard negatives" for s in sources}
+    # The teacher that mined the newest run (as Mine defaults to the registered teacher), not the first
+    # model registered (the built-in Gemma, which cannot write blueprints).
+    teacher = next((s["teacher"] for s in sources if s.get("teacher") in names), None) or next(
+        (m["name"] for m in models.list_models(store) if m["provider"] == "gemini"), names[0])
     cfg = config_form(AugmentConfig, "augment-form", submit="Estimate cost",
                       choices={"mining_run": list(labels), "teacher": names, "student": names},
-                      labels={"mining_run": labels})
+                      labels={"mining_run": labels}, defaults={"teacher": teacher})
     if cfg is not None:
         st.session_state["augment-pending"] = cfg
     pending = st.session_state.get("augment-pending")

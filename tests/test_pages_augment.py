@@ -44,6 +44,16 @@ def test_empty_state_names_what_is_needed(db_env):
     assert not at.button and not at.metric
 
 
+def test_teacher_defaults_to_the_one_that_mined_the_run(mined, db_env):
+    store = Store(db_env)
+    mined_by = store.scalar("SELECT teacher FROM mining_runs ORDER BY created_at DESC LIMIT 1")
+    first = store.scalar("SELECT name FROM models ORDER BY created_at, name LIMIT 1")
+    store.close()
+    clear_cached_store()
+    assert first != mined_by  # the built-in Gemma is registered first: it must not be the default
+    assert page().selectbox(key="augment-form-teacher").value == mined_by
+
+
 def test_start_from_the_form_then_see_every_gate(mined, db_env):
     run, tests = mined
     with Loopback("gemini", Teacher(tests)) as srv:
