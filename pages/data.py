@@ -21,7 +21,8 @@ sets = datasets.list_datasets(store)
 if sets:
     # st.table, not st.dataframe: a handful of rows, and readable text in the DOM.
     table([{"name": s["name"], "split": s["split"], "questions": s["questions"],
-               "points": s["points"] if s["points"] is not None else "—", "format": s["format"],
+               # one type per column: a number beside "—" makes pyarrow fail (and log it) on every render
+               "points": str(s["points"]) if s["points"] is not None else "—", "format": s["format"],
                "source": s["source"]} for s in sets])
     counts = [{"dataset": s["name"], "subject": subj, "questions": n}
               for s in sets for subj, n in s["subjects"].items()]

@@ -135,3 +135,28 @@ def test_home_lists_recent_jobs_and_cli_agrees(db_env, capsys):
     assert main(["--db", str(db_env), "jobs", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(j["id"], j["state"], j["done"], j["total"]) for j in listed] == [(job, "done", 3, 3)]
+
+
+def test_a_set_without_points_beside_one_with_points_logs_no_conversion_error(db_env, tmp_path):
+    seed(db_env, tmp_path)  # KICE: 3 points
+    src = tmp_path / "plain.jsonl"
+    src.write_text(json.dumps({"id": "1", "question": "옳은 것은?", "choices": ["가", "나", "다", "라", "마"],
+                               "answer": 2}, ensure_ascii=False) + "\n", encoding="utf-8")
+    s = Store(db_env)
+    datasets.import_file(s, src, "plain", "test")  # no points: shown as "—"
+    s.close()
+    clear_cached_store()
+    from streamlit import dataframe_util
+
+    seen = []
+    real = dataframe_util.fix_arrow_incompatible_column_types  # Streamlit's fallback after a failed conversion
+    dataframe_util.fix_arrow_incompatible_column_types = lambda df, *a, **k: seen.append(list(df.columns)) or real(
+        df, *a, **k)
+    try:
+        at = app(db_env, "pages/data.py")
+    finally:
+        dataframe_util.fix_arrow_incompatible_column_types = real
+    assert not at.exception
+    assert seen == [], f"tables pyarrow could not convert (logged with a traceback on every render): {seen}"
+    shown = str(at.table[0].value.to_dict())
+    assert "—" in shown and "3" in shown
