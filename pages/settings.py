@@ -20,6 +20,18 @@ store = get_store()
 st.title("Settings")
 flash()
 
+
+def key_label(m: dict) -> str:
+    """Which variable a model's key comes from and whether it is set; an OpenAI-compatible model without
+    api_key_env reads OPENAI_API_KEY, as the SDK does (optional for a local server)."""
+    if m["key_env"]:
+        return f"{m['key_env']}: {'set' if m['key_set'] else 'NOT SET'}"
+    if m["provider"] == "openai":
+        state = "set" if config.secret("OPENAI_API_KEY") else "not set"
+        return f"OPENAI_API_KEY (default): {state}" + (" — optional for a local server" if m["base_url"] else "")
+    return "—"
+
+
 # ---- keys --------------------------------------------------------------------------------------
 st.header("API keys")
 st.caption("Keys are read from the environment or .streamlit/secrets.toml, never stored in the database, "
@@ -32,7 +44,7 @@ registered = models.list_models(store)
 if registered:
     table([{"name": m["name"], "provider": m["provider"], "model id": m["model_id"],
                "base URL": m["base_url"] or "—", "adapter": m["adapter"] or "—",
-               "key": (f"{m['key_env']}: {'set' if m['key_set'] else 'NOT SET'}" if m["key_env"] else "—"),
+               "key": key_label(m),
                "params": ", ".join(f"{k}={v}" for k, v in m["params"].items()) or "—"} for m in registered])
     for m in registered:
         if m["description"]:

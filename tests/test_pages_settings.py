@@ -38,6 +38,9 @@ def test_register_test_and_delete_a_model(db_env, monkeypatch):
         clear_cached_store()
         assert (m.base_url, m.params.concurrency, m.params.temperature) == (srv.base_url, 8, 0.0)
         at = open_page("pages/settings.py")
+        keys = {r["name"]: r["key"] for r in at.table[-1].value.to_dict("records")} if "key" in at.table[-1].value \
+            else {}
+        assert shown(keys.get("student", "")).startswith("OPENAI_API_KEY (default): set"), keys  # not "—"
         next(x for x in at.selectbox if x.label == "Model").select("student")
         next(b for b in at.button if b.label == "Test connection").click().run()
         assert any("student answered" in s.value and ": 2" in s.value for s in at.success), [e.value for e in at.error]
