@@ -97,7 +97,8 @@ def show_question(q: dict[str, Any], number: str | None = None, highlight: dict[
     for i, choice in enumerate(q["choices"], 1):
         tag = highlight.get(i)
         line = f"{choice_label(i)} {text(choice)}"
-        st.markdown(f":green[**{line}**] · {tag}" if tag else line)
+        color = "green" if tag == "정답" else "orange"  # a wrong answer never looks like the key
+        st.markdown(f":{color}[**{line}**] · {label_text(tag)}" if tag else line)
 
 
 def show_passage(value: str) -> None:

@@ -146,7 +146,10 @@ marks = {q["answer"]: "정답"} if q["answer"] else {}
 if item["failed_answer"] and item["failed_answer"] != q["answer"]:
     marks[item["failed_answer"]] = "student's answer"
 with st.container(border=True):
-    st.caption(f"{label_text(q['subject'])} ({q['subject_source']}) · 정답 {q['answer']}" + (f" · {q['points']:g}점" if q["points"] else ""))
+    known = q["subject"] and q["subject"] != "unknown"
+    subject = (f"{label_text(q['subject'])}" + (f" ({label_text(q['subject_source'])})" if q.get("subject_source")
+               and q["subject_source"] != "unknown" else "")) if known else "subject unknown"
+    st.caption(f"{subject} · 정답 {q['answer']}" + (f" · {q['points']:g}점" if q["points"] else ""))
     show_question(q, q["qid"], marks)
 left, right = st.columns(2)
 with left:

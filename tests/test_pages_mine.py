@@ -18,7 +18,7 @@ from core import mining, models
 from core.store import Store
 from tests.loopback import Loopback
 from tests.minedata import STUDENT, TEACHER, VERDICTS, Script, pool, register
-from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
+from tests.pagetest import clear_cached_store, fresh_page_store, open_page, shown  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -126,6 +126,10 @@ def test_results_metrics_chart_and_paths(mined):
     assert "교사 풀이 q1" in md and "학생 풀이 q1" in md
     assert any(c.value == "answer: ① · samples: ①" for c in at.caption)
     assert any(c.value == "answer: ④ · samples: ④" for c in at.caption)
+    marked = [m.value for m in at.markdown if " · 정답" in m.value or "student's answer" in shown(m.value)]
+    assert any(v.startswith(":green[") and v.endswith("· 정답") for v in marked), marked
+    assert any(v.startswith(":orange[") and "student's answer" in shown(v) for v in marked), marked  # not green
+    assert not any("(unknown)" in c.value for c in at.caption)
 
     # Open the judge-kept pair: the student's path and the verdict.
     select(at, "Open one of 3").select("2").run()
