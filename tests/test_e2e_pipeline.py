@@ -128,12 +128,34 @@ def click(page, name: str) -> None:
     wait_idle(page)
 
 
+# Waits on events (a text, a metric), never on time; their limits allow a machine 3x slower than CI's
+# (2 cores shared with other work: a tiny model loading, UMAP compiling). A limit hit names what it awaited.
+SLOW = 3
+
+
 def wait_text(page, pattern: str, timeout: float = 90_000) -> None:
     """Wait until the main area's text matches the regex `pattern` (across elements, e.g. table cells)."""
-    page.wait_for_function(
-        "([p]) => new RegExp(p).test(document.querySelector('[data-testid=stMain]')?.innerText || '')",
-        arg=[pattern], timeout=timeout)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "([p]) => new RegExp(p).test(document.querySelector('[data-testid=stMain]')?.innerText || '')",
+            arg=[pattern], timeout=timeout * SLOW)
+    except PlaywrightTimeout:
+        raise AssertionError(f"waited {timeout * SLOW / 1000:.0f} s for the page to show /{pattern}/; it shows:\n"
+                             + main_text(page)[-1500:]) from None
     wait_idle(page)
+
+
+def wait_metric(page, label: str, timeout: float = 120_000) -> None:
+    """Wait until a metric labelled `label` is drawn (e.g. a job's result), naming it if it never comes."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.get_by_test_id("stMetric").filter(has_text=label).first.wait_for(timeout=timeout * SLOW)
+    except PlaywrightTimeout:
+        raise AssertionError(f"waited {timeout * SLOW / 1000:.0f} s for the metric {label!r}; the page shows:\n"
+                             + main_text(page)[-1500:]) from None
 
 
 def table_rows(page, index: int) -> list[list[str]]:
@@ -329,7 +351,7 @@ def step_mine(w: Walk) -> None:
     select(w.page, "student", "student", within=mine_form, rerun=False)
     click(w.page, "Start mining")
     page = w.page
-    page.get_by_test_id("stMetric").filter(has_text="hard negatives").first.wait_for(timeout=120_000)
+    wait_metric(page, "hard negatives", timeout=120_000)
     wait_idle(page)
     metrics = {m.locator("[data-testid=stMetricLabel]").inner_text().strip():
                m.locator("[data-testid=stMetricValue]").inner_text().strip()
@@ -409,7 +431,7 @@ def step_augment(w: Walk) -> None:
     hard = w.facts["hard_negatives"]
     wait_text(w.page, rf"{hard} seeds × 1: {hard} structure requests")
     click(w.page, "Start augment")
-    w.page.get_by_test_id("stMetric").filter(has_text="passed every gate").first.wait_for(timeout=120_000)
+    wait_metric(w.page, "passed every gate", timeout=120_000)
     wait_idle(w.page)
     m = metrics(w.page)
     assert m["seeds"] == str(hard) and m["candidates"] == str(hard) and m["passed every gate"] == str(hard), m
@@ -487,7 +509,7 @@ def step_train(w: Walk) -> None:
     select(page, "Base model", "student", within=train_form, rerun=False)
     select(page, "Long prompts", "truncate", within=train_form, rerun=False)
     click(page, "Check (pre-flight)")
-    page.get_by_test_id("stMetric").filter(has_text="pairs kept").first.wait_for(timeout=120_000)
+    wait_metric(page, "pairs kept", timeout=120_000)
     m = metrics(page)
     n = w.facts["set_pairs"]
     assert m["pairs kept"] == f"{n} / {n}", m
@@ -541,6 +563,7 @@ def step_visualise_map(w: Walk) -> None:
     w.shot("visualise_selected")
 
 
+@pytest.mark.timeout(300 * SLOW * 2)  # ~160 s quiet; every wait inside names its step when it runs out
 def test_whole_pipeline_in_a_browser(tmp_path, monkeypatch):
     from tests.loopback import Loopback
     from tests.tiny_models import build_tiny_qwen
@@ -605,6 +628,7 @@ def test_every_page_on_a_fresh_store(tmp_path):
 WATCH_S = 70  # longer than a minute: the old liveness check called live runs dead after ~30 s
 
 
+@pytest.mark.timeout(900)
 def test_a_long_run_is_never_shown_failed_and_shows_its_heldout_check(tmp_path, tiny_qwen):
     import time
 
@@ -625,7 +649,7 @@ def test_a_long_run_is_never_shown_failed_and_shows_its_heldout_check(tmp_path, 
             fill(page, "Max steps", "100000", within=train_form, enter=False, rerun=False)
             fill(page, "Save steps", "100000", within=train_form, enter=False, rerun=False)
             click(page, "Check (pre-flight)")
-            page.get_by_test_id("stMetric").filter(has_text="train / held out").first.wait_for(timeout=120_000)
+            wait_metric(page, "train / held out", timeout=120_000)
             assert metrics(page)["train / held out"] == "5 / 1"
             click(page, "Start training")
             wait_text(page, r"Started training run \S+\.")
