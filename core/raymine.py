@@ -132,7 +132,9 @@ def _result(row: dict[str, Any]) -> Result:
         body = json.loads(row["reply"])
     except (KeyError, TypeError, ValueError):
         raise ProviderError("no reply") from None
-    if isinstance(body, dict) and "error" in body:  # an HTTP error status: the server's error body
+    # An HTTP error status comes back as the server's error body. Ray Data unifies a block's rows to
+    # one schema, so a reply's "error" may be present and null: only a set one is an error.
+    if isinstance(body, dict) and body.get("error"):
         return batchfile.parse_reply({"error": body["error"]})
     return batchfile.parse_reply({"response": {"status_code": 200, "body": body}})
 
