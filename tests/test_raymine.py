@@ -105,14 +105,17 @@ def test_an_error_reply_is_reported_and_costs_the_others_nothing(ray_local, tmp_
         register(store, srv, max_retries=0)
         store.close()
         db = str(tmp_path / "test.duckdb")
-        code = main(["--db", db, "batch", "ray", "--dataset", "mini", "--model", "student", "--json"])
+        code = main(["--db", db, "batch", "ray", "--step", "mine", "--dataset", "mini", "--model", "student",
+                     "--model", "teacher", "--json"])
         out, err = capsys.readouterr()
-        assert code == 1 and srv.count == 4
-        assert json.loads(out)["recorded"] == 3
+        assert code == 1 and srv.count == 8
+        assert [(s["model"], s["recorded"], len(s["problems"])) for s in json.loads(out)] == [
+            ("student", 3, 1), ("teacher", 4, 0)]
         assert "scripted 500" in err and "Error: 1 reply(ies) were errors" in err and "Hint: run the same" in err
-        # The live solve sends only the one that failed.
+        # The live step sends only the one that failed.
         s = Store(db)
-        assert solve.solve(s, "mini", "student")["requests_sent"] == 1 and srv.count == 5
+        assert solve.solve(s, "mini", "student")["requests_sent"] == 1 and srv.count == 9
+        assert solve.solve(s, "mini", "teacher")["requests_sent"] == 0 and srv.count == 9
         s.close()
 
 
