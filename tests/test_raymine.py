@@ -16,6 +16,7 @@ from minidata import import_mini
 from core import batchfile, mining, models, solve
 from core.cli import main
 from core.errors import CoreError
+from core.providers.base import ProviderError
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,3 +147,29 @@ def test_nothing_in_core_imports_ray_or_raymine_at_module_level():
                       if isinstance(node, ast.ImportFrom) and node.module]
             wrong += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "ray" or n == "core.raymine"]
     assert wrong == []
+
+
+def test_the_vllm_replica_path_is_assembled_as_ray_documents_it(ray_local):
+    """Not run (no CUDA, no vllm here): the processor Ray builds for a `vllm` model, and what its
+    pre/post steps make of a row and of the vLLM stage's documented output columns."""
+    from core import engine, raymine
+    from core.models import Model, ModelParams
+
+    m = Model("v", "vllm", "Qwen/Qwen3-14B-AWQ", params=ModelParams(tensor_parallel_size=2, max_tokens=64,
+                                                                      thinking=False))
+    gen = engine.resolve_params(m, {"temperature": 0.7})
+    proc = raymine._vllm_processor(m, gen, 3, 16)
+    stages = {type(s).__name__: s.fn_constructor_kwargs for s in proc.stages.values()}
+    assert list(stages) == ["ChatTemplateStage", "TokenizeStage", "vLLMEngineStage", "DetokenizeStage"]
+    assert stages["ChatTemplateStage"]["chat_template_kwargs"] == {"enable_thinking": False}
+    assert stages["vLLMEngineStage"]["engine_kwargs"]["tensor_parallel_size"] == 2
+    assert stages["vLLMEngineStage"]["should_continue_on_error"] is True
+    messages = [{"role": "user", "content": "윗글의 내용과 일치하지 않는 것은?"}]
+    [(column, data)] = proc.preprocess({"custom_id": "k1", "messages": json.dumps(messages, ensure_ascii=False)}).items()
+    assert data["messages"] == messages and data["sampling_params"] == {"temperature": 0.7, "max_tokens": 64}
+    out = {**data, "generated_text": '{"Answer":"2"}', "num_input_tokens": 30, "num_generated_tokens": 64}
+    res = raymine._result(proc.postprocess({column: out}))
+    assert (res.text, res.input_tokens, res.output_tokens, res.truncated) == ('{"Answer":"2"}', 30, 64, True)
+    failed = proc.postprocess({column: {**data, "__inference_error__": "CUDA out of memory"}})
+    with pytest.raises(ProviderError, match="CUDA out of memory"):
+        raymine._result(failed)
