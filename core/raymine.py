@@ -55,8 +55,15 @@ def connect(address: str | None) -> None:
     """Join the cluster at `address` ("auto", "ray://head:10001", an ip:port) or, when None and no
     Ray is running in this process, start a local one; an already-initialised Ray is used as is."""
     ray = _ray()
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        return
+    try:
         ray.init(address=address, include_dashboard=False if address is None else None)
+    except Exception as exc:  # ConnectionError, a version mismatch …: one line, not a traceback
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise CoreError(f"cannot start or join {where}: {type(exc).__name__}: {str(exc).strip()[:300]}",
+                        hint="start the cluster (`ray start --head` on the head node) and pass --address auto "
+                             "there, or leave --address out for a local Ray") from None
 
 
 def _http_processor(model: Model, gen: GenParams, concurrency: int, batch_size: int) -> Any:
@@ -78,7 +85,8 @@ def _http_processor(model: Model, gen: GenParams, concurrency: int, batch_size: 
         concurrency=concurrency, batch_size=batch_size,
         # Ray retries 429/408/502/503/504 and connection errors; other statuses come back as bodies.
         max_retries=model.params.max_retries, base_retry_wait_time_in_s=model.params.retry_base_s,
-        qps=max(1, int(model.params.rpm // 60)) if model.params.rpm else None)
+        # Each worker sends its batch one request after another, at most qps a second (an int, per worker).
+        qps=max(1, int(model.params.rpm / 60 / concurrency)) if model.params.rpm else None)
 
     # Closures (pickled by value): the workers need json, not this project.
     def pre(row: dict[str, Any]) -> dict[str, Any]:
