@@ -24,7 +24,7 @@ from core import engine, generations, journal, pricing, solve
 from core.engine import Request
 from core.errors import CoreError
 from core.models import Model
-from core.providers.base import ProviderError, Result
+from core.providers.base import GenParams, ProviderError, Result
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -49,22 +49,30 @@ def _check_model(model: Model) -> None:
                         hint="use the Gemini Batch API instead: add --param batch=true to the model")
 
 
+def missing(store: Store, model: Model, requests: list[Request], params: dict[str, Any] | None = None,
+            ) -> tuple[GenParams, list[str], dict[str, Request]]:
+    """The run's params, every request's cache key (as the live step computes them) and the
+    requests the store lacks, by key (identical requests: asked once)."""
+    gen, keys = engine.request_keys(model, requests, params)
+    journal.recover(store)  # replies a killed process paid for count as stored
+    hit = generations.lookup(store, keys)
+    todo: dict[str, Request] = {}
+    for k, r in zip(keys, requests):
+        if k not in hit:
+            todo.setdefault(k, r)
+    return gen, keys, todo
+
+
 def write(store: Store, model: Model, requests: list[Request], out: str | Path,
           params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write every request the store lacks to `out` (one JSON line each); returns the counts."""
     from core.providers.openai_compat import wire_body
 
     _check_model(model)
-    gen, keys = engine.request_keys(model, requests, params)
+    gen, keys, todo = missing(store, model, requests, params)
     if gen.prefill is not None:
         raise CoreError("prefill cannot be expressed in a chat-completions batch line",
                         hint="leave prefill unset for a model answered through a batch file")
-    journal.recover(store)  # replies a killed process paid for count as stored
-    hit = generations.lookup(store, keys)
-    todo: dict[str, Request] = {}
-    for k, r in zip(keys, requests):
-        if k not in hit:
-            todo.setdefault(k, r)  # identical requests: asked once
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
@@ -81,11 +89,11 @@ def write(store: Store, model: Model, requests: list[Request], out: str | Path,
         store.executemany(
             "INSERT OR REPLACE INTO batch_requests (cache_key, model, params, task, dataset, qid, sample, "
             "prompt_hash, messages, n_choices, file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    return {"requests": len(requests), "cached": sum(k in hit for k in keys), "written": len(todo),
+    return {"requests": len(requests), "cached": len(requests) - sum(1 for k in keys if k in todo), "written": len(todo),
             "file": str(out)}
 
 
-def _reply(obj: Any) -> Result:
+def parse_reply(obj: Any) -> Result:
     """One output line's reply as a Result; ProviderError (with the reason) when it holds none."""
     import openai.types.chat
     import pydantic
@@ -144,7 +152,7 @@ def read(store: Store, model: Model, path: str | Path) -> dict[str, Any]:
                                 f"for model {model.name!r})")
                 continue
             try:
-                res = _reply(obj)
+                res = parse_reply(obj)
             except ProviderError as exc:
                 problems.append(f"line {n}: {exc.message}")
                 continue

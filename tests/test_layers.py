@@ -201,7 +201,7 @@ def test_every_third_party_import_is_declared():
     from importlib.metadata import packages_distributions
 
     declared = "\n".join((ROOT / f).read_text(encoding="utf-8").lower()
-                         for f in ("requirements.txt", "requirements-gpu.txt") if (ROOT / f).exists())
+                         for f in ("requirements.txt", "requirements-gpu.txt", "requirements-ray.txt") if (ROOT / f).exists())
     names = {re.split(r"[<>=\[ ;#]", line.strip())[0].replace("_", "-")
              for line in declared.splitlines() if line.strip() and not line.startswith("#")}
     dists = packages_distributions()

@@ -53,7 +53,7 @@ def print_json(obj: Any) -> None:
 # that each line matches the module's own help.
 NOUNS: dict[str, tuple[str, str]] = {
     "augment": ("augment", "Augment: new questions with the same logic as each hard negative, gated."),
-    "batch": ("batch", "Batch files (OpenAI Batch JSONL): write a step's requests, read the replies back."),
+    "batch": ("batch", "Batch files (OpenAI Batch JSONL) and Ray: a step's requests answered outside the live loop, stored back."),
     "data": ("data", "Import, browse, export and delete question sets."),
     "eval": ("evaluate", "Score models on a test set and compare them."),
     "jobs": ("jobs", "Background jobs: state, progress, errors."),
