@@ -48,7 +48,7 @@ def print_json(obj: Any) -> None:
 
 def _register() -> None:
     # Imported here so each noun lives in its own module and registers itself.
-    from core.cli import augment, data, evaluate, jobs, map, mine, models, pairs, solve, train  # noqa: F401
+    from core.cli import augment, data, evaluate, jobs, map, mine, models, pairs, recipe, solve, train  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
