@@ -179,14 +179,12 @@ def parse(text: str, source: str = "recipe") -> RecipeConfig:
         return RecipeConfig(**data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = [str(p) for p in err["loc"]]
+        loc = [str(p) for p in err["loc"] if isinstance(p, str)]  # list indices dropped: the key's line
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         key = loc[-1] if loc else ""
         section = ".".join(loc[:-1]) or None
-        if loc and loc[0] in ("mine", "augment", "eval", "train") and len(loc) == 1:
-            section, key = None, loc[0]
         line = _line_of(text, section, key) if key else None
         m = re.match(r"^\[(\w+)\] ([\w.]+):", msg)
         if m:  # a step section refused by its own config class

@@ -12,7 +12,7 @@ import importlib.metadata
 import json
 import shutil
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +111,7 @@ def manifest(store: Store, config: RecipeConfig, summary: dict[str, Any]) -> dic
         sets.append({"name": name, "pairs": s["pairs"], "sha256": s["hash"], "source": s["source"]})
     return {
         "recipe": config.model_dump(mode="json"), "recipe_hash": config.digest(), "recipe_run": summary.get("run"),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": runs.code_version(), "packages": versions(),
         "models": {n: _model(store, n) for n in dict.fromkeys(
             [config.teacher, config.student, *([config.miner] if config.miner else []),
