@@ -100,7 +100,10 @@ class _Runner:
                 models.add_model(store, name, m.provider, m.model, base_url=m.base_url, params=m.params)
         for name in (c.teacher, c.student, c.miner):
             if name:
-                models.get_model(store, name)
+                problem = models.key_problem(models.get_model(store, name))
+                if problem:  # refused before anything is sent: every request would fail
+                    raise CoreError(problem, hint="set it in the environment (or .streamlit/secrets.toml), e.g. "
+                                                  "export GEMINI_API_KEY=…, then run the recipe again")
         datasets.require(store, c.pool_name())
         datasets.require(store, c.test_name())
         self.event(f"ready: pool {c.pool_name()}, test {c.test_name()}, teacher {c.teacher}, student {c.student}",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core import recipe, recipe_run
+from core import recipe, recipe_run, recipe_view
 from core.cli import main
 from core.errors import CoreError
 from core.store import Store
@@ -141,6 +141,10 @@ def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(
             assert trained == 2 and store.scalar("SELECT count(*) FROM runs WHERE step = 'recipe'") == 1
         finally:
             store.close()
+
+        timeline = recipe_view.rows(first)  # the Home page's table and figure of the rounds
+        assert [t["mined with"] for t in timeline] == ["tiny", r1["tuned_model"]]
+        assert list(recipe_view.figure(first).data[0].x) == [0, 1, 2]
 
         man = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
         assert man["recipe"]["name"] == "t" and man["result_round"] in (1, 2) and len(man["rounds"]) == 2
