@@ -227,6 +227,26 @@ def warnings(config: RecipeConfig) -> list[str]:
     return out
 
 
+def key_problems(store: Store, config: RecipeConfig) -> list[str]:
+    """Models of the recipe that cannot be called for lack of a key (checked before anything runs)."""
+    from core import models
+    from core.errors import NotFound
+
+    out = []
+    for name in dict.fromkeys(n for n in (config.teacher, config.miner, config.student) if n):
+        try:
+            m = models.get_model(store, name)
+        except NotFound:
+            spec = config.models.get(name)
+            if spec is None:
+                continue  # reported by prepare as an unknown model
+            m = models.Model(name, spec.provider, spec.model, spec.base_url, models.parse_params(spec.params))
+        problem = models.key_problem(m)
+        if problem:
+            out.append(problem)
+    return out
+
+
 def plan(store: Store, config: RecipeConfig) -> dict[str, Any]:
     """What `recipe run` would do, with what can be estimated now (nothing is sent or stored)."""
     from core import augment, datasets, mining, models
@@ -251,13 +271,17 @@ def plan(store: Store, config: RecipeConfig) -> dict[str, Any]:
                            "train": config.train_config(config.set_names(1)[1]).model_dump(
                                exclude={"set_name", "base_model"}),
                            "missing_models": missing, "estimate": None}
-    pool_ready = config.pool_name() in have_sets or (config.pool in have_sets and config.data.pool_limit)
-    if missing or not pool_ready:
-        out["estimate_note"] = ("registered by the recipe on run: " + ", ".join(config.models) if config.models
-                                else "") or "the pool or models are not in the store yet: run it to see costs"
-        return out
+    notes = []
+    if missing:
+        notes.append("not registered: " + ", ".join(sorted(missing)))
+    new_models = sorted(set(config.models) - have_models)
+    if new_models:
+        notes.append("registered on run: " + ", ".join(new_models))
     if config.pool_name() not in have_sets:
-        out["estimate_note"] = f"{config.pool_name()} is made from {config.pool} on run"
+        notes.append(f"{config.pool_name()} is made on run" + ("" if config.pool in have_sets or config.data.samples
+                                                               or config.data.pool_file else " (no such dataset yet)"))
+    if notes:
+        out["estimate_note"] = "; ".join(notes) + ": costs are estimated once these exist"
         return out
     est = mining.estimates(store, config.mining_config(config.miner or config.student))
     n = sum(q["answer"] is not None for q in datasets.questions(store, config.pool_name()))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from core import augment, datasets, eval_run, evaluation, jobs, mining, models, preference_sets, review, runs
 from core.errors import CoreError
 from core.jobs import JobContext
-from core.recipe import RecipeConfig, warnings
+from core.recipe import RecipeConfig, key_problems, warnings
 from core.runs import ROOT
 
 if TYPE_CHECKING:
@@ -100,10 +100,7 @@ class _Runner:
                 models.add_model(store, name, m.provider, m.model, base_url=m.base_url, params=m.params)
         for name in (c.teacher, c.student, c.miner):
             if name:
-                problem = models.key_problem(models.get_model(store, name))
-                if problem:  # refused before anything is sent: every request would fail
-                    raise CoreError(problem, hint="set it in the environment (or .streamlit/secrets.toml), e.g. "
-                                                  "export GEMINI_API_KEY=…, then run the recipe again")
+                models.get_model(store, name)
         datasets.require(store, c.pool_name())
         datasets.require(store, c.test_name())
         self.event(f"ready: pool {c.pool_name()}, test {c.test_name()}, teacher {c.teacher}, student {c.student}",
@@ -347,7 +344,12 @@ def run(store: Store, config: RecipeConfig, ctx: JobContext | None = None, bundl
 
 def start_job(store: Store, config: RecipeConfig, bundle_dir: str | Path | None = None,
               on_event: Callable[[str], None] | None = None) -> str:
-    """The recipe as a background job (the Home page and the CLI): each step runs as its own job inside."""
+    """The recipe as a background job (the Home page and the CLI): each step runs as its own job inside.
+    A missing key is refused here, before anything is imported, sent or evaluated."""
+    problems = key_problems(store, config)
+    if problems:
+        raise CoreError(problems[0], hint="set it in the environment (or .streamlit/secrets.toml), e.g. "
+                                          "export GEMINI_API_KEY=…, then run the recipe again")
     return jobs.start(store, "recipe", f"recipe {config.name} ({config.rounds} round(s))",
                       lambda ctx: run(store, config, ctx, bundle_dir, on_event), params=config.model_dump(),
                       total=2 + STEPS_PER_ROUND * config.rounds)

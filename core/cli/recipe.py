@@ -7,6 +7,7 @@ job inside it): progress on stderr, Ctrl-C or SIGTERM stops after storing what i
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def run(ctx: typer.Context, file: Path = typer.Argument(..., help="recipe TOML f
 
     config = recipe.load(file)
     store = store_of(ctx)
+    # A step that fails ends the recipe with one Error line; its traceback stays in `jobs show`.
+    logging.getLogger("core.jobs").addHandler(logging.NullHandler())
     for w in recipe.warnings(config):
         typer.echo(f"Warning: {w}", err=True)
 
