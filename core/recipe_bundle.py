@@ -166,10 +166,14 @@ def model_card(config: RecipeConfig, man: dict[str, Any]) -> str:
         f"On `{config.test_name()}` ({e['questions']} questions): accuracy {_pct(e['base_accuracy'])} % (base) → "
         f"{_pct(e['tuned_accuracy'])} % (this adapter), {e['fixed']} fixed and {e['broken']} broken; exact McNemar "
         f"p = {e['mcnemar_p']:.3g}; 95 % passage-bootstrap CI of the difference "
-        f"[{_pct(lo)}, {_pct(hi)}] %p.", "",
-        "| Subject | n | base % | tuned % | Δ %p | fixed | broken | p (Holm) |", "|---|---|---|---|---|---|---|---|"]
+        f"[{_pct(lo)}, {_pct(hi)}] %p. Per subject: Wilson 95 % CI of the tuned accuracy, McNemar p Holm-adjusted.",
+        "",
+        "| Subject | n | base % | tuned % (95 % CI) | Δ %p | fixed | broken | p (Holm) |",
+        "|---|---|---|---|---|---|---|---|"]
     for s in e["by_subject"]:
+        ci = s.get("tuned_ci") or [None, None]
         lines.append(f"| {s['subject']} | {s['questions']} | {_pct(s['base_accuracy'])} | {_pct(s['tuned_accuracy'])} "
+                     f"({_pct(ci[0])}–{_pct(ci[1])}) "
                      f"| {100 * s['diff']:+.1f} | {s['fixed']} | {s['broken']} | {s['p_holm']:.3g} |")
     lines += ["", "## Rounds", "",
               "| Round | mined with | hard negatives | pairs (trained on) | accuracy % | vs previous %p | 95 % CI | McNemar p |",

@@ -250,11 +250,18 @@ def round_eval(store: Store, config: RecipeConfig, k: int) -> dict[str, Any]:
                 "fixed": cmp["mcnemar"]["b_only"], "broken": cmp["mcnemar"]["a_only"],
                 "ci": [b.get("low"), b.get("high")], "clusters": b.get("n_clusters")}
 
+    from scipy.stats import binomtest
+
+    def wilson(acc: float, n: int) -> list[float]:
+        ci = binomtest(round(acc * n), n).proportion_ci(0.95, method="wilson")
+        return [round(ci.low, 4), round(ci.high, 4)]
+
     by_subject = []
     for s in vs_base["by_subject"]:
         tb = tuned["by_subject"].get(s["subject"], {})
         by_subject.append({"subject": s["subject"], "questions": s["questions"], "base_accuracy": s["accuracy_a"],
-                           "tuned_accuracy": s["accuracy_b"], "diff": s["diff"], "fixed": s["fixed"],
+                           "tuned_accuracy": s["accuracy_b"], "tuned_ci": wilson(s["accuracy_b"], s["questions"]),
+                           "diff": s["diff"], "fixed": s["fixed"],
                            "broken": s["broken"], "p_value": s["p_value"], "p_holm": s["p_holm"],
                            "base_points": base["by_subject"].get(s["subject"], {}).get("points"),
                            "tuned_points": tb.get("points"), "max_points": tb.get("max_points")})
