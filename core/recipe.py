@@ -138,8 +138,9 @@ class RecipeConfig(StepConfig):
         return f"{self.name}-base" if round_ == 0 else f"{self.name}-r{round_}"
 
     def set_names(self, round_: int) -> tuple[str, str]:
-        """(the round's own frozen pairs, the set round `round_` trains on)."""
-        return f"{self.name}-r{round_}-new", f"{self.name}-r{round_}"
+        """(the round's own frozen pairs, the set round `round_` trains on: its own, or rounds 1..k)."""
+        own = f"{self.name}-r{round_}-new"
+        return own, (f"{self.name}-r{round_}" if self.accumulate and round_ > 1 else own)
 
 
 def _step(cls: type[StepConfig], section: str, values: dict[str, Any]) -> Any:

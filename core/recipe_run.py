@@ -129,14 +129,15 @@ class _Runner:
         accepted = review.counts(store, augment_run)["accepted"]
         if not accepted:
             return None
-        own = preference_sets.freeze(store, c.set_names(k)[0], augment_run, replace=True)
-        if not c.accumulate or k == 1:
+        own_name, train_name = c.set_names(k)
+        own = preference_sets.freeze(store, own_name, augment_run, replace=True)
+        if train_name == own_name:
             return {"own": own, "train": own}
         records = [r for j in range(1, k + 1) for r in preference_sets.trl_records(store, c.set_names(j)[0])]
-        path = workdir(store, c) / f"{c.set_names(k)[1]}.jsonl"
+        path = workdir(store, c) / f"{train_name}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-        return {"own": own, "train": preference_sets.import_pairs(store, path, c.set_names(k)[1], replace=True)}
+        return {"own": own, "train": preference_sets.import_pairs(store, path, train_name, replace=True)}
 
     def train(self, set_name: str) -> dict[str, Any]:
         from core import training
