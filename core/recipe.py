@@ -69,6 +69,17 @@ class StopSection(_Section):
                                           "fixes (breaks_more), or its accuracy is lower (worse)")
 
 
+class ServeSection(_Section):
+    """Later rounds mine (and every round evaluates) the tuned model through an OpenAI-compatible server
+    that serves the adapters, e.g. `vllm serve BASE --enable-lora` started with
+    VLLM_ALLOW_RUNTIME_LORA_UPDATING=True: each new adapter is loaded by name (POST /load_lora_adapter)."""
+
+    base_url: str = Field(description="the server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1")
+    load_adapter: bool = Field(True, description="load each new adapter into the server by its model name; "
+                                                 "false: the server already serves it under that name")
+    params: dict[str, Any] = Field(default_factory=dict, description="model params of the served models")
+
+
 class RecipeConfig(StepConfig):
     """One recipe: its identity is this whole config (same file content = same recipe run)."""
 
@@ -93,6 +104,7 @@ class RecipeConfig(StepConfig):
     train: dict[str, Any] = Field(default_factory=dict)
     eval: dict[str, Any] = Field(default_factory=dict)
     stop: StopSection = Field(default_factory=StopSection)
+    serve: ServeSection | None = None
 
     @model_validator(mode="after")
     def _steps(self) -> RecipeConfig:

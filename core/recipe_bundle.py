@@ -115,7 +115,7 @@ def manifest(store: Store, config: RecipeConfig, summary: dict[str, Any]) -> dic
         "git_commit": runs.code_version(), "packages": versions(),
         "models": {n: _model(store, n) for n in dict.fromkeys(
             [config.teacher, config.student, *([config.miner] if config.miner else []),
-             *[r["tuned_model"] for r in rounds if r.get("tuned_model")]])},
+             *[r[k] for r in rounds for k in ("adapter_model", "tuned_model") if r.get(k)]])},
         "datasets": [dataset_hash(store, n) for n in dict.fromkeys([config.pool_name(), config.test_name()])],
         "preference_sets": sets,
         "prompt_templates": {t.name: t.hash for t in prompts.list_templates()},
@@ -234,7 +234,7 @@ def write(store: Store, config: RecipeConfig, summary: dict[str, Any], out: str 
         preference_sets.export(store, s["name"], "trl", tmp / "pairs" / f"{s['name']}.jsonl")
         preference_sets.export(store, s["name"], "hf", tmp / "pairs" / s["name"])
     k = man["result_round"]
-    tuned = next(x["tuned_model"] for x in man["rounds"] if x["round"] == k)
+    tuned = next(x.get("adapter_model") or x["tuned_model"] for x in man["rounds"] if x["round"] == k)
     adapter = models.get_model(store, tuned).adapter
     if adapter and Path(adapter).is_dir():
         shutil.copytree(adapter, tmp / "adapter")

@@ -160,7 +160,31 @@ class _Runner:
         if run["state"] != "done" or not run.get("adapter_model"):
             raise CoreError(f"training run {run_id} ended {run['state']}: {run.get('message') or 'no adapter'}",
                             hint=f"python -m core train show {run_id}; fix it and run the recipe again (it resumes)")
-        return {"run": run_id, "tuned_model": run["adapter_model"], "what": what}
+        return {"run": run_id, "adapter_model": run["adapter_model"], "tuned_model": self.served(run["adapter_model"]),
+                "what": what}
+
+    def served(self, tuned: str) -> str:
+        """The tuned model as the rounds call it: the local adapter, or the server that serves it."""
+        serve = self.config.serve
+        if serve is None:
+            return tuned
+        import httpx
+
+        name = f"{tuned}-served"
+        if serve.load_adapter:
+            adapter = models.get_model(self.store, tuned).adapter
+            url = serve.base_url.rstrip("/") + "/load_lora_adapter"
+            try:
+                reply = httpx.post(url, json={"lora_name": tuned, "lora_path": adapter}, timeout=300)
+            except httpx.HTTPError as exc:
+                raise CoreError(f"cannot reach {url}: {exc}", hint="is the server up?") from None
+            if reply.status_code >= 400 and "already" not in reply.text:
+                raise CoreError(f"{url} refused adapter {tuned}: HTTP {reply.status_code} {reply.text[:200]}",
+                                hint="start vLLM with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True")
+        if name not in {m["name"] for m in models.list_models(self.store)}:
+            models.add_model(self.store, name, "openai", tuned, base_url=serve.base_url, params=serve.params,
+                             description=f"{tuned} served by {serve.base_url}")
+        return name
 
     def evaluate(self, model: str, label: str) -> dict[str, Any]:
         cfg = self.config.eval_config(model, label)
@@ -211,7 +235,8 @@ class _Runner:
             self.save()
             self.check_cancel()
             trained = self.train(sets["train"]["name"])
-            row |= {"train_run": trained["run"], "tuned_model": trained["tuned_model"]}
+            row |= {"train_run": trained["run"], "adapter_model": trained["adapter_model"],
+                    "tuned_model": trained["tuned_model"]}
             self.event(f"round {k}: trained {trained['tuned_model']}", step_done=True)
             self.save()
             self.check_cancel()

@@ -43,6 +43,8 @@ class Teacher:
         self.kinds: dict[str, int] = {}
 
     def kind(self, body: dict) -> str:
+        if "lora_path" in body:
+            return "load_adapter"  # vLLM's runtime LoRA endpoint (the [serve] section)
         text = json.dumps(body, ensure_ascii=False)
         if "세 가지를 분석하세요" in text:
             return "structure"
@@ -56,7 +58,7 @@ class Teacher:
             self.kinds[kind] = self.kinds.get(kind, 0) + 1
         if self.hook:
             self.hook(kind, self.kinds[kind])
-        reply = self.augment.reply(body)
+        reply = Reply(text="loaded") if kind == "load_adapter" else self.augment.reply(body)
         if reply is None:
             m = TAG.search(json.dumps(body, ensure_ascii=False))
             reply = Reply(text=f"근거를 확인하였다.\n{{\"Answer\":\"{gold(m.group(1), int(m.group(2)))}\"}}")

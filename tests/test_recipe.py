@@ -232,3 +232,27 @@ def test_kill_9_mid_round_then_rerun_pays_nothing_twice(tmp_path, tiny_qwen, cap
         assert store.scalar("SELECT count(*) FROM training_runs") == 1
     finally:
         store.close()
+
+
+@pytest.mark.timeout(600)
+def test_later_rounds_can_mine_through_a_server_that_serves_the_adapter(tmp_path, tiny_qwen, capsys):
+    """[serve]: round 1's adapter is loaded into the OpenAI-compatible server by name (vLLM's runtime LoRA
+    endpoint) and round 2 mines through it; here the 'server' answers right, so round 2 has nothing to teach."""
+    teacher = Teacher()
+    with Loopback("openai", teacher, lifetime_s=600) as srv:
+        extra = f'[serve]\nbase_url = "{srv.base_url}"\n'
+        path = write_recipe(tmp_path, srv.base_url, tiny_qwen, name="v", rounds=2, extra="")
+        path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
+        code, out, err = cli(capsys, "--db", str(tmp_path / "s.duckdb"), "recipe", "run", str(path), "--json")
+        with srv.lock:
+            loads = [r for r in srv.requests if r["path"].endswith("/load_lora_adapter")]
+            served = [r["body"]["model"] for r in srv.requests if r["path"].endswith("/chat/completions")]
+    assert code == 0, err
+    result = json.loads(out)
+    r1, r2 = result["rounds"]
+    assert len(loads) == 1 and loads[0]["body"]["lora_path"].endswith("adapter")
+    adapter_name = loads[0]["body"]["lora_name"]
+    assert r1["tuned_model"] == f"{adapter_name}-served" and r2["student"] == r1["tuned_model"]
+    assert served.count(adapter_name) == 10 + 4  # round 2's pool and round 1's evaluation, through the server
+    assert r2["hard_negatives"] == 0 and "nothing to teach" in result["stopped"]
+    assert result["bundle"] and (Path(result["bundle"]) / "adapter" / "adapter_config.json").is_file()
