@@ -206,7 +206,7 @@ def model_card(config: RecipeConfig, man: dict[str, Any]) -> str:
     for key, what in (("pool_vs_test", "training pool"), ("pairs_vs_test", "generated pairs")):
         o = ov[key]
         if o.get("items"):
-            lines.append(f"- {what}: {o['items']} items, nearest test question by {ov['measure']}: mean "
+            lines.append(f"- {what}: {o['items']} items; {ov['measure']}: mean "
                          f"{o['nearest_mean']}, median {o['nearest_median']}, max {o['nearest_max']}; "
                          f"{o[f'at_least_{CONTAMINATION}']} at or above {CONTAMINATION} (the contamination gate)")
     lines += ["", "## Limitations", "",
