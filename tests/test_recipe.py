@@ -110,6 +110,7 @@ def test_stop_rules():
 # ---- whole rounds -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(tmp_path, tiny_qwen, capsys):
     db = tmp_path / "s.duckdb"
@@ -177,6 +178,7 @@ def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(
             store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_stop_rule_ends_the_loop_early(tmp_path, tiny_qwen, capsys):
     with Loopback("openai", Teacher(), lifetime_s=600) as srv:
@@ -188,6 +190,7 @@ def test_a_stop_rule_ends_the_loop_early(tmp_path, tiny_qwen, capsys):
     assert "includes 0" in result["stopped"] and result["result_round"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_kill_9_mid_round_then_rerun_pays_nothing_twice(tmp_path, tiny_qwen, capsys):
     """kill -9 of `python -m core recipe run` while augment waits on the teacher; the re-run re-sends at
@@ -234,6 +237,7 @@ def test_kill_9_mid_round_then_rerun_pays_nothing_twice(tmp_path, tiny_qwen, cap
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_later_rounds_can_mine_through_a_server_that_serves_the_adapter(tmp_path, tiny_qwen, capsys):
     """[serve]: round 1's adapter is loaded into the OpenAI-compatible server by name (vLLM's runtime LoRA
@@ -256,3 +260,22 @@ def test_later_rounds_can_mine_through_a_server_that_serves_the_adapter(tmp_path
     assert served.count(adapter_name) == 10 + 4  # round 2's pool and round 1's evaluation, through the server
     assert r2["hard_negatives"] == 0 and "nothing to teach" in result["stopped"]
     assert result["bundle"] and (Path(result["bundle"]) / "adapter" / "adapter_config.json").is_file()
+
+
+def test_manual_review_waits_after_augment_without_training(tmp_path, tiny_qwen, capsys):
+    with Loopback("openai", Teacher(), lifetime_s=300) as srv:
+        path = write_recipe(tmp_path, srv.base_url, tiny_qwen, name="m", rounds=1)
+        path.write_text(path.read_text(encoding="utf-8").replace('accept = "passing"', 'accept = "manual"'),
+                        encoding="utf-8")
+        code, out, err = cli(capsys, "--db", str(tmp_path / "s.duckdb"), "recipe", "run", str(path), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["state"] == "waiting" and "accept pairs on the Review page" in result["stopped"]
+    assert result["rounds"][0]["augment_run"] and result["rounds"][0].get("train_run") is None
+    assert "review is manual" in err and result["bundle"] is None
+    store = Store(tmp_path / "s.duckdb")
+    try:
+        assert store.scalar("SELECT count(*) FROM training_runs") == 0
+        assert store.scalar("SELECT state FROM runs WHERE step = 'recipe'") == "waiting"
+    finally:
+        store.close()
