@@ -82,6 +82,7 @@ def test_shipped_recipes_parse_and_the_original_has_its_settings(tmp_path, capsy
     assert orig.models["qwen3-14b"].params["load_in_4bit"] is True
     trial = recipe.load(ROOT / "recipes" / "cpu-trial.toml")
     assert trial.student == "gemma3-270m-local" and trial.train_config("s").max_steps == 2
+    assert trial.train_config("s").long_prompts == "truncate"  # sample prompts exceed 384 tokens: none would fit
     code, out, _ = cli(capsys, "--db", str(tmp_path / "s.duckdb"), "recipe", "show", str(ROOT / "recipes/cpu-trial.toml"),
                        "--json")
     plan = json.loads(out)
