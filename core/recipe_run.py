@@ -94,10 +94,17 @@ class _Runner:
         for name, limit in ((c.pool, c.data.pool_limit), (c.test, c.data.test_limit)):
             if limit:
                 subset(store, name, limit)
-        have = {m["name"] for m in models.list_models(store)}
+        have = {m["name"]: m for m in models.list_models(store)}
         for name, m in c.models.items():
-            if name not in have:
-                models.add_model(store, name, m.provider, m.model, base_url=m.base_url, params=m.params)
+            old = have.get(name)
+            spec = {"provider": m.provider, "model_id": m.model, "base_url": m.base_url,
+                    "params": models.parse_params(m.params).model_dump(exclude_unset=True)}
+            if old is None or {k: old[k] for k in spec} != spec:  # the recipe says how its models are reached
+                models.add_model(store, name, m.provider, m.model, base_url=m.base_url, params=m.params,
+                                 replace=old is not None)
+                if old is not None:
+                    self.event(f"model {name} updated from the recipe (was {old['provider']} {old['model_id']} "
+                               f"{old['base_url'] or ''})".rstrip())
         for name in (c.teacher, c.student, c.miner):
             if name:
                 models.get_model(store, name)
