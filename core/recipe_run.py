@@ -140,7 +140,9 @@ class _Runner:
         own = preference_sets.freeze(store, own_name, augment_run, replace=True)
         if train_name == own_name:
             return {"own": own, "train": own}
-        records = [r for j in range(1, k + 1) for r in preference_sets.trl_records(store, c.set_names(j)[0])]
+        # A pair an earlier round already holds (the tuned student failed the same way) is kept once.
+        records = list({json.dumps(r, ensure_ascii=False, sort_keys=True): r for j in range(1, k + 1)
+                        for r in preference_sets.trl_records(store, c.set_names(j)[0])}.values())
         path = workdir(store, c) / f"{train_name}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")

@@ -163,7 +163,9 @@ def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(
         assert card.startswith("---\nbase_model: ") and "library_name: peft" in card.split("---")[1]
         assert "McNemar" in card and "| 국어 | 2 |" in card and "Overlap with the test set" in card
         assert (bundle / "adapter" / "adapter_config.json").is_file()
-        assert (bundle / "pairs" / "t-r2.jsonl").read_text(encoding="utf-8").count("\n") == 20
+        cumulative = next(s for s in man["preference_sets"] if s["name"] == "t-r2")["pairs"]
+        assert 10 <= cumulative == r2["set_pairs"] <= 20  # rounds 1..2, a pair both rounds made kept once
+        assert (bundle / "pairs" / "t-r2.jsonl").read_text(encoding="utf-8").count("\n") == cumulative
         assert (bundle / "pairs" / "t-r2" / "dataset_info.json").is_file()
 
         code, out, err = cli(capsys, "--db", str(db), "recipe", "run", str(path), "--json")
