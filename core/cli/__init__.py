@@ -61,6 +61,7 @@ NOUNS: dict[str, tuple[str, str]] = {
     "mine": ("mine", "Hard-negative mining: teacher ✓ / student ✗, both reasoning paths kept."),
     "models": ("models", "Register, list, test and delete models."),
     "pairs": ("pairs", "Review preference pairs and manage frozen preference sets (what training reads)."),
+    "recipe": ("recipe", "Recipes: every round of the method from one TOML file."),
     "solve": ("solve", "Solve every question of a dataset with a registered model."),
     "train": ("train", "ORPO fine-tuning as a background worker: start, follow, cancel, resume."),
 }
