@@ -431,6 +431,7 @@ def step_augment(w: Walk) -> None:
     hard = w.facts["hard_negatives"]
     wait_text(w.page, rf"{hard} seeds × 1: {hard} structure requests")
     click(w.page, "Start augment")
+    wait_text(w.page, r"— done", timeout=120_000)  # the run's counts show while it runs: wait for its end
     wait_metric(w.page, "passed every gate", timeout=120_000)
     wait_idle(w.page)
     m = metrics(w.page)
