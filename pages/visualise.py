@@ -32,6 +32,7 @@ if not sets:
     st.stop()
 
 st.caption(f"Embedder for the default ({embeddings.DEFAULT}): **{text(embeddings.resolve_name(None))}** · "
+           "a question's own text and its passage are embedded apart (a passage once) and averaged; "
            "vectors are cached by text and embedder, so a second run embeds nothing.")
 
 # ---- make a map ---------------------------------------------------------------------------

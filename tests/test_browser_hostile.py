@@ -113,12 +113,12 @@ def fill_store(db: Path, tmp: Path, host: str) -> None:
         augment.augment(s, AugmentConfig(mining_run=run["run"], teacher="writer", per_seed=1))
         for who in ("student", "teacher"):  # A wrong, B right: both test questions are "fixed"
             run_step(s, EvalConfig(dataset="exam", model=who), JobContext.local())
-    e = np.eye(8)  # hand-made vectors stored as embeddings of each item's text (no embedder runs)
+    e = np.eye(8)  # hand-made vectors stored as embeddings of each item's parts (no embedder runs)
     vecs = {"p1": e[0], "p2": e[1], "t1": e[0] + 0.3 * e[2], "t2": e[3]}
     s.executemany("INSERT INTO embeddings (text_hash, embedder, dim, vector) VALUES (?, ?, ?, ?)",
-                  [(embeddings.text_hash(it["text"]), "hand-made", 8,
+                  [(embeddings.text_hash(t), "hand-made", 8,
                     (vecs[it["id"]] / np.linalg.norm(vecs[it["id"]])).astype("<f4").tobytes())
-                   for name in ("pool", "exam") for it in mapping.items(s, name)])
+                   for name in ("pool", "exam") for it in mapping.items(s, name) for t in it["parts"]])
     mapping.run(s, MapConfig(sets=["pool", "exam"], embedder="hand-made"))
     s.close()
 

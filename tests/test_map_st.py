@@ -60,13 +60,14 @@ def test_sentence_transformers_folder_offline(tiny_st, tmp_path, capsys, monkeyp
     db = tmp_path / "w.duckdb"
     s = Store(db)
     import_mini(s, tmp_path, n=5)
-    texts = [it["text"] for it in mapping.items(s, "mini")]
+    texts = [t for it in mapping.items(s, "mini") for t in it["parts"]]  # own text and passage apart
     s.close()
     args = ["--db", str(db), "map", "embed", "--dataset", "mini", "--embedder", str(tiny_st), "--json"]
     capsys.readouterr()
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)
-    assert first == {"dataset": "mini", "embedder": str(tiny_st.resolve()), "items": 5, "computed": 5, "cached": 0}
+    assert first == {"dataset": "mini", "embedder": str(tiny_st.resolve()), "items": 5, "texts": 10, "computed": 10,
+                     "cached": 0}
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["computed"] == 0
     # the stored vectors are the model's own normalised embeddings (no "query: " prefix: not an e5 model)
@@ -76,7 +77,7 @@ def test_sentence_transformers_folder_offline(tiny_st, tmp_path, capsys, monkeyp
     s = Store(db)
     stored = embeddings.vectors(s, str(tiny_st.resolve()), texts)
     s.close()
-    assert stored.shape == (5, 32)
+    assert stored.shape == (10, 32)
     assert np.allclose(stored, direct, atol=1e-5)
     model = embeddings.load(str(tiny_st))
     assert model.prefix == "" and model.dim == 32

@@ -20,7 +20,7 @@ map_app = typer.Typer(no_args_is_help=True,
                       help="Visualise: embed sets, map them with UMAP, measure overlap, neighbours, flips.")
 app.add_typer(map_app, name="map")
 
-EMBED_KEYS = ("dataset", "embedder", "items", "computed", "cached")
+EMBED_KEYS = ("dataset", "embedder", "items", "texts", "computed", "cached")
 
 
 def _job(ctx: typer.Context, config: StepConfig, as_json: bool = False) -> dict[str, Any]:
@@ -36,8 +36,8 @@ def embed(ctx: typer.Context, config: EmbedConfig, as_json: bool = False) -> Non
     if as_json:
         print_json({k: s[k] for k in EMBED_KEYS})
         return
-    typer.echo(f"{s['dataset']}: {s['items']} items with {s['embedder']}: {s['computed']} embedded now, "
-               f"{s['cached']} from the store")
+    typer.echo(f"{s['dataset']}: {s['items']} items ({s['texts']} texts: own text and passage apart, a passage "
+               f"once) with {s['embedder']}: {s['computed']} embedded now, {s['cached']} from the store")
 
 
 def project(ctx: typer.Context, config: MapConfig, as_json: bool = False) -> None:
