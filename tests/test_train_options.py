@@ -208,6 +208,10 @@ def test_other_steps_every_generated_option_takes_effect():
             else:
                 argv = [flag, typed]
             req = [x for r in required for x in ("--" + r.replace("_", "-"), _required_value(cls, r))]
+            # the command's own required options and arguments beyond the config (e.g. batch write --out)
+            for prm in cmd.params:
+                if prm.required and prm.name not in cls.model_fields:
+                    req += [prm.opts[0], "x"] if getattr(prm, "param_type_name", "") == "option" else ["x"]
             ctx = cmd.make_context(path[-1], [*req, *argv])
             # typer hands the callback lists where bare click parsing gives tuples
             params = {k: list(v) if isinstance(v, tuple) else v for k, v in ctx.params.items() if k in cls.model_fields}
