@@ -41,7 +41,7 @@ def kill_leftover_workers(root) -> list[int]:
 
     import psutil
 
-    from core.training import launcher
+    from core.training import launcher, liveness
 
     killed = []
     for status in Path(root).rglob("status.json"):
@@ -51,7 +51,7 @@ def kill_leftover_workers(root) -> list[int]:
             cmd = proc.cmdline()
         except (OSError, ValueError, KeyError, psutil.Error):
             continue
-        if "core.training.worker" in cmd and str(status.parent) in cmd:
+        if liveness.names_run(cmd, status.parent):
             launcher.kill_tree(pid, status.parent)
             killed.append(pid)
     return killed

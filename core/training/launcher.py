@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 # Workers this process started: polled so they never linger as zombies, and their exit codes kept.
 _CHILDREN: dict[int, subprocess.Popen] = {}
-_EXITED: dict[int, int] = {}
 
 
 def runs_root(store: Store) -> Path:
@@ -56,9 +55,8 @@ def alive(run_dir: str | Path | None) -> bool:
     """Does a worker hold this run folder's lock (i.e. is it still running)?"""
     if not run_dir:
         return False
-    for pid, child in list(_CHILDREN.items()):  # reap our own finished children (no zombies)
-        if child.poll() is not None and pid not in _EXITED:
-            _EXITED[pid] = child.returncode
+    for child in list(_CHILDREN.values()):  # reap our own finished children (no zombies); poll keeps the code
+        child.poll()
     return liveness.held(run_dir)
 
 
