@@ -71,7 +71,7 @@ def models_test(store: Store) -> None:
     with Slammer() as dead:
         models.add_model(store, "down", "openai", "x", base_url=dead.base_url, replace=True)
         t = time.perf_counter()
-        out = models.test_model(store, "down")
+        out = engine.test_model(store, "down")
         print(f"models test, down server: {time.perf_counter() - t:.2f} s, {dead.accepted} attempt(s): {out['error'][:80]}")
 
 

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 from core.providers.base import GenParams, Provider, ProviderError, Result
 
 if TYPE_CHECKING:
-    from core.engine import Request
-    from core.models import Model
+    from core.providers.base import Model, Request
     from core.store import Store
 
 ENDED = ("failed", "cancelled", "expired")  # on the provider's side: a new batch is needed

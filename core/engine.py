@@ -33,12 +33,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from core import generations, journal, providers
+from core import generations, journal, models, providers
 from core.answers import extract_answer
 from core.errors import CoreError
-from core.models import Model
 from core.pricing import estimate_tokens
-from core.providers.base import GenParams, Provider, ProviderError, Result
+from core.providers.base import GenParams, Model, Provider, ProviderError, Request, Result
 from core.ratelimit import POLL_S, Limits, limits_for
 from core.secrets import redact
 
@@ -48,17 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 FLUSH_ROWS = 64  # fold the journal into the store after this many results ...
 FLUSH_S = 0.5  # ... or this long, whichever comes first
-
-
-@dataclass
-class Request:
-    messages: list[dict[str, str]]
-    prompt_hash: str  # the template's content hash: a changed prompt is a new request
-    sample: int = 0
-    task: str = "solve"
-    dataset: str | None = None
-    qid: str | None = None
-    n_choices: int | None = None  # set: extract a choice number 1..n_choices from the reply
 
 
 @dataclass
@@ -463,3 +451,38 @@ def run(store: Store, model: Model, requests: list[Request], *,
     if "error" in box:
         raise box["error"]
     return box["result"]
+
+
+TEST_TIMEOUT_S = 15.0  # `models test`: one attempt, at most this long
+TEST_MESSAGES = [{"role": "user", "content": "1 더하기 1은 얼마입니까? 숫자 하나로만 답하세요."}]
+
+
+TEST_MAX_TOKENS = 256
+
+
+def test_model(store: Store, name: str) -> dict[str, Any]:
+    """One real call, bypassing the cache (it is a connectivity check) but stored like any other.
+
+    Returns {"ok", "text", "error", "finish_reason", "latency_s"}; `error` is in plain words.
+    """
+    model = models.get_model(store, name)
+    # A connectivity check answers fast: one attempt, a short timeout (a down or hanging server
+    # says so in seconds, not after the model's full retry policy).
+    quick = model.params.model_copy(update={"max_retries": 0,
+                                            "timeout_s": min(model.params.timeout_s, TEST_TIMEOUT_S)})
+    model = dataclasses.replace(model, params=quick)
+    req = Request(TEST_MESSAGES, prompt_hash="models.test", task="test")
+    try:
+        # The model's own max_tokens (a test must not make a slow local model write 512 tokens); a short
+        # cap only when it has none.
+        limit = {} if model.params.max_tokens else {"max_tokens": TEST_MAX_TOKENS}
+        out = run(store, model, [req], params=limit, refresh=True)
+    except CoreError as exc:
+        return {"ok": False, "text": None, "error": str(exc), "finish_reason": None, "latency_s": None}
+    row = out.rows[0] or {}
+    error = row.get("error")
+    return {"ok": error is None, "text": row.get("response"), "error": error,
+            "finish_reason": row.get("finish_reason"), "latency_s": row.get("latency_s")}
+
+
+test_model.__test__ = False  # a product function, not a pytest test, even when imported into one

@@ -6,90 +6,21 @@ secret) that holds its key, `api_key_env`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-from core import config, providers
+from core import providers
 from core.errors import CoreError, NotFound
-from core.providers.base import GenParams
+from core.providers.base import Model, ModelParams
 
 if TYPE_CHECKING:
     from core.store import Store
 
-DEFAULT_KEY_ENV = {"gemini": "GEMINI_API_KEY", "openai": None}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class ModelParams(GenParams):
-    """Per-model settings: generation defaults (GenParams) plus how to call the backend."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    api_key_env: str | None = Field(None, description="name of the variable holding the key (never the key)")
-    timeout_s: float = Field(120, gt=0, description="per-request timeout")
-    max_retries: int = Field(5, ge=0, description="retries on 429, 5xx and timeouts")
-    retry_base_s: float = Field(1.0, ge=0, description="first backoff delay; doubles each retry, with jitter")
-    max_backoff_s: float = Field(60.0, ge=0, le=3600, description="longest wait before a retry, a server's "
-                                 "Retry-After included (a longer Retry-After is cut to this)")
-    breaker_failures: int = Field(5, ge=1, le=1000, description="circuit breaker: after this many connection "
-                                  "failures or timeouts in a row the run pauses this model")
-    max_rate_limit_wait_s: float = Field(120.0, ge=0, le=86400, description="circuit breaker for rate limits: "
-                                         "a model that answers only 429 for this many seconds is paused")
-    concurrency: int = Field(16, ge=1, le=1024, description="requests in flight (remote providers)")
-    rpm: float | None = Field(None, gt=0, description="requests per minute limit")
-    tpm: float | None = Field(None, gt=0, description="tokens per minute limit")
-    price_input_per_m: float | None = Field(None, ge=0, description="USD per 1M input tokens")
-    price_output_per_m: float | None = Field(None, ge=0, description="USD per 1M output tokens")
-    batch_size: int = Field(8, ge=1, description="prompts per generate call (local provider)")
-    load_in_4bit: bool = Field(False, description="bitsandbytes 4-bit on CUDA (local provider)")
-    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm provider: GPUs one model is spread over")
-    batch: bool = Field(False, description="Gemini: send through the Batch API (half price, answers within 24 h; "
-                        "a stopped or killed run re-attaches to the same batch)")
-    batch_poll_s: float = Field(30.0, gt=0, le=3600, description="Batch API: seconds between state checks")
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not _ENV_NAME.fullmatch(v):
-            raise ValueError("must be a variable NAME such as GEMINI_API_KEY, not the key itself")
-        return v
-
-    def gen_defaults(self) -> GenParams:
-        return GenParams(**{k: getattr(self, k) for k in GenParams.model_fields})
-
-
-@dataclass
-class Model:
-    name: str
-    provider: str
-    model_id: str
-    base_url: str | None = None
-    params: ModelParams = field(default_factory=ModelParams)
-    adapter: str | None = None
-    description: str | None = None
-    created_at: Any = None
-
-    @property
-    def key_env(self) -> str | None:
-        return self.params.api_key_env or DEFAULT_KEY_ENV.get(self.provider)
-
-    def api_key(self) -> str | None:
-        return config.secret(self.key_env) if self.key_env else None
-
-    def public(self) -> dict[str, Any]:
-        """What lists and pages show: no key, only whether its variable is set."""
-        return {"name": self.name, "provider": self.provider, "model_id": self.model_id,
-                "base_url": self.base_url, "params": self.params.model_dump(exclude_unset=True),
-                "adapter": self.adapter, "description": self.description, "key_env": self.key_env,
-                "key_set": bool(self.api_key()) if self.key_env else None,
-                "created_at": str(self.created_at) if self.created_at else None}
 
 
 def key_problem(model: Model) -> str | None:
@@ -211,40 +142,3 @@ def delete_model(store: Store, name: str):
 
     get_model(store, name)
     return cascade.delete(store, "model", name)
-
-
-TEST_TIMEOUT_S = 15.0  # `models test`: one attempt, at most this long
-TEST_MESSAGES = [{"role": "user", "content": "1 더하기 1은 얼마입니까? 숫자 하나로만 답하세요."}]
-
-
-TEST_MAX_TOKENS = 256
-
-
-def test_model(store: Store, name: str) -> dict[str, Any]:
-    """One real call, bypassing the cache (it is a connectivity check) but stored like any other.
-
-    Returns {"ok", "text", "error", "finish_reason", "latency_s"}; `error` is in plain words.
-    """
-    from core import engine  # the engine imports this module
-
-    model = get_model(store, name)
-    # A connectivity check answers fast: one attempt, a short timeout (a down or hanging server
-    # says so in seconds, not after the model's full retry policy).
-    quick = model.params.model_copy(update={"max_retries": 0,
-                                            "timeout_s": min(model.params.timeout_s, TEST_TIMEOUT_S)})
-    model = dataclasses.replace(model, params=quick)
-    req = engine.Request(TEST_MESSAGES, prompt_hash="models.test", task="test")
-    try:
-        # The model's own max_tokens (a test must not make a slow local model write 512 tokens); a short
-        # cap only when it has none.
-        limit = {} if model.params.max_tokens else {"max_tokens": TEST_MAX_TOKENS}
-        run = engine.run(store, model, [req], params=limit, refresh=True)
-    except CoreError as exc:
-        return {"ok": False, "text": None, "error": str(exc), "finish_reason": None, "latency_s": None}
-    row = run.rows[0] or {}
-    error = row.get("error")
-    return {"ok": error is None, "text": row.get("response"), "error": error,
-            "finish_reason": row.get("finish_reason"), "latency_s": row.get("latency_s")}
-
-
-test_model.__test__ = False  # a product function, not a pytest test, even when imported into one

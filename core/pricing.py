@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.models import Model
+    from core.providers.base import Model
 
 # Longest matching prefix wins, so "gemini-2.5-flash-lite" is not priced as "gemini-2.5-flash".
 GEMINI_PRICES: dict[str, tuple[float, float]] = {

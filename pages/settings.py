@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import config, datasets, generations, models, prompts, solve
+from core import config, datasets, engine, generations, models, prompts, solve
 from pages._ui import (
     config_form,
     estimate_caption,
@@ -55,7 +55,7 @@ if registered:
                  "the latency and a short reply, or the error in plain words"):
         local = next(m for m in registered if m["name"] == chosen)["provider"] == "local"
         with st.spinner(f"Calling {label_text(chosen)}…" + (" (a local model loads into memory first)" if local else "")):
-            res = run_action(lambda: models.test_model(store, chosen))
+            res = run_action(lambda: engine.test_model(store, chosen))
         if isinstance(res, dict) and res["ok"]:
             reply = " ".join((res["text"] or "").split())
             reply = reply if len(reply) <= 120 else reply[:120] + "…"

@@ -93,9 +93,9 @@ def test_cached_replies_need_no_key(store, monkeypatch):
 def test_model_test_reports_plain_words(store):
     with Loopback("gemini", lambda n, b: Reply(text="2") if n == 0 else Reply(status=400)) as srv:
         gemini(store, srv)
-        ok = models.test_model(store, "flash")
+        ok = engine.test_model(store, "flash")
         assert ok["ok"] and ok["text"] == "2"
-        bad = models.test_model(store, "flash")
+        bad = engine.test_model(store, "flash")
         assert not bad["ok"] and "HTTP 400" in bad["error"]
 
 

@@ -358,18 +358,18 @@ def test_job_panel_says_it_is_loading_before_the_first_reply(db_env, tmp_path, m
 
 def test_test_connection_keeps_the_models_max_tokens(db_env, tmp_path, monkeypatch):
     """Item 11: the model's own max_tokens, a short reply and the latency."""
-    from core import models
+    from core import engine, models
     from tests.loopback import Loopback, Reply
 
     with Loopback("openai", lambda n, b: Reply(text="2. " + "아주 긴 설명이 이어진다. " * 40)) as srv:
         _mini_with_model(db_env, tmp_path, monkeypatch, srv, {"max_tokens": 8})
         s = Store(db_env)
         models.add_model(s, "free", "openai", "m-2", base_url=srv.base_url)
-        assert models.test_model(s, "m")["ok"]
-        assert models.test_model(s, "free")["ok"]
+        assert engine.test_model(s, "m")["ok"]
+        assert engine.test_model(s, "free")["ok"]
         s.close()
         clear_cached_store()
-        assert [r["body"]["max_tokens"] for r in srv.requests] == [8, models.TEST_MAX_TOKENS]
+        assert [r["body"]["max_tokens"] for r in srv.requests] == [8, engine.TEST_MAX_TOKENS]
         at = open_page("pages/settings.py")
         next(b for b in at.selectbox if b.label == "Model").set_value("m").run()
         next(b for b in at.button if b.label == "Test connection").click().run()

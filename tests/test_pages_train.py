@@ -12,7 +12,7 @@ from trainhelp import (
 
 from core import models
 from core.store import Store
-from core.training import TrainConfig, ingest, launcher
+from core.training import TrainConfig, ingest, launcher, record
 from tests.pagetest import clear_cached_store, fresh_page_store, open_page, shown  # noqa: F401
 
 
@@ -106,19 +106,19 @@ def test_cancel_and_resume_buttons_drive_a_live_worker(db_env, tiny_qwen):
     while not store.scalar("SELECT count(*) FROM training_metrics WHERE run_id = ?", [run_id]):
         ingest.sync(store, run_id)
         assert __import__("time").monotonic() < end, "no step logged"
-    pid = launcher.get(store, run_id)["pid"]
+    pid = record.get(store, run_id)["pid"]
 
     at = open_page("pages/train.py")
     assert any(p.proto.text.startswith("running · step") for p in at.get("progress"))
     button(at, "Cancel").click().run()
     assert not at.exception, at.exception
-    assert launcher.get(store, run_id)["state"] == "cancelled"
+    assert record.get(store, run_id)["state"] == "cancelled"
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert any(w.value.startswith("cancelled; resume continues from checkpoint") for w in at.warning)  # escaped text
 
     button(at, "Resume from the last checkpoint").click().run()
     assert not at.exception, at.exception
-    resumed = launcher.get(store, run_id)
+    resumed = record.get(store, run_id)
     assert resumed["state"] == "running" and resumed["pid"] != pid
     launcher.cancel(store, run_id)  # leave nothing running
-    assert not launcher.alive(resumed["run_dir"])
+    assert not record.alive(resumed["run_dir"])

@@ -187,15 +187,15 @@ def test_retry_after_under_the_cap_is_honoured_and_http_dates_parse(store):
 
 
 def test_models_test_makes_one_attempt_with_a_short_timeout(store, monkeypatch):
-    monkeypatch.setattr(models, "TEST_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(engine, "TEST_TIMEOUT_S", 0.3)
     with Loopback("openai", lambda n, body: Reply(delay=30)) as srv:
         add(store, srv.base_url, name="slow", timeout_s=4, max_retries=5)
-        out = models.test_model(store, "slow")
+        out = engine.test_model(store, "slow")
         assert srv.count == 1  # old: 6 attempts of 4 s each
     assert not out["ok"] and "timed out after 0.3 s" in out["error"]
     with Slammer() as dead:
         add(store, dead.base_url, name="dead", max_retries=5)
-        out = models.test_model(store, "dead")
+        out = engine.test_model(store, "dead")
         assert dead.accepted == 1 and not out["ok"]
 
 

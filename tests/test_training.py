@@ -37,7 +37,7 @@ from core.errors import CoreError
 from core.providers.base import GenParams
 from core.providers.local import LocalProvider
 from core.store import Store
-from core.training import data, files, ingest, launcher, preflight
+from core.training import data, files, ingest, launcher, preflight, record
 
 # -- pre-flight and prompts (no worker) ---------------------------------------------------------------
 
@@ -124,12 +124,12 @@ def test_busy_gpu_refuses_a_second_run(tiny, tmp_path):
     tiny.execute("INSERT INTO training_runs (id, set_name, base_model, state, run_dir, pid, config, "
                  "config_hash) VALUES ('train-live', 's', 'tiny', 'running', ?, ?, '{}', 'x')",
                  [str(tmp_path), psutil.Process().pid])
-    assert launcher.live_runs(tiny) == ["train-live"]
+    assert record.live_runs(tiny) == ["train-live"]
     with pytest.raises(CoreError, match="already training on the GPU"):
         launcher._refuse_if_busy(tiny, "trl")
     launcher._refuse_if_busy(tiny, "cpu")  # CPU runs may share the machine
     os.close(fd)
-    assert launcher.live_runs(tiny) == []
+    assert record.live_runs(tiny) == []
 
 
 def test_nan_loss_stops_the_run_and_names_the_pairs(tmp_path):

@@ -29,13 +29,13 @@ from trainhelp import (  # noqa: F401 (fixtures)
 from core import models
 from core.errors import CoreError
 from core.store import Store
-from core.training import files, ingest, launcher
+from core.training import files, ingest, launcher, record
 
 
 def test_cancel_mid_run_leaves_no_process(tiny):
     run_id, what = launcher.start(tiny, config(max_steps=100_000, save_steps=1000))
     assert what == "started"
-    run = launcher.get(tiny, run_id)
+    run = record.get(tiny, run_id)
     until(lambda: ingest.sync(tiny, run_id)["progress"] and tiny.scalar(
         "SELECT count(*) FROM training_metrics WHERE run_id = ?", [run_id]) >= 1, "the first logged step")
     tree = [psutil.Process(run["pid"]), *psutil.Process(run["pid"]).children(recursive=True)]
@@ -43,7 +43,7 @@ def test_cancel_mid_run_leaves_no_process(tiny):
     assert cancelled["state"] == "cancelled" and "cancelled" in cancelled["message"]
     for p in tree:
         assert not p.is_running() or p.status() == psutil.STATUS_ZOMBIE, f"process {p.pid} survived the cancel"
-    assert not launcher.alive(run["run_dir"])
+    assert not record.alive(run["run_dir"])
     assert tiny.scalar("SELECT state FROM runs WHERE id = ?", [run_id]) == "cancelled"
     with pytest.raises(CoreError, match="not running"):
         launcher.cancel(tiny, run_id)
@@ -52,7 +52,7 @@ def test_sigkill_marks_failed_with_log_tail_then_resume_continues_from_checkpoin
     make_set(tiny, "s12", [pair(i) for i in range(12)])
     cfg = config(set_name="s12", max_steps=12, save_steps=1, gradient_accumulation_steps=3)
     run_id, _ = launcher.start(tiny, cfg)
-    run = launcher.get(tiny, run_id)
+    run = record.get(tiny, run_id)
     run_dir = Path(run["run_dir"])
     until(lambda: files.last_checkpoint(run_dir), "a first checkpoint")
     os.kill(run["pid"], signal.SIGKILL)
@@ -103,7 +103,7 @@ def test_ctrl_c_while_waiting_cancels_the_run_and_exits_130(tiny):
     assert not psutil.pid_exists(worker_pid) or psutil.Process(worker_pid).status() == psutil.STATUS_ZOMBIE
     store = Store(db)
     try:
-        run = launcher.get(store, metrics.parent.name)
+        run = record.get(store, metrics.parent.name)
         assert run["state"] == "cancelled" and files.last_checkpoint(metrics.parent) is not None
     finally:
         store.close()

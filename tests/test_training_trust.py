@@ -26,7 +26,7 @@ from trainhelp import (  # noqa: F401 (fixtures)
 )
 
 from core.errors import CoreError
-from core.training import files, ingest, launcher, sweep
+from core.training import files, ingest, launcher, record, sweep
 
 
 def _first_step(store, run_id):
@@ -41,10 +41,10 @@ def test_a_live_worker_is_running_whatever_its_recorded_start_time_and_refuses_a
     tiny.execute("UPDATE training_runs SET pid_create_time = 1.0 WHERE id = ?", [run_id])
     for _ in range(3):
         assert ingest.sync(tiny, run_id)["state"] == "running"
-    assert launcher.live_runs(tiny) == [run_id]
+    assert record.live_runs(tiny) == [run_id]
     with pytest.raises(CoreError, match="still running"):
         launcher.resume(tiny, run_id)
-    run = launcher.get(tiny, run_id)
+    run = record.get(tiny, run_id)
     twin = subprocess.run([sys.executable, "-m", "core.training.worker", run["run_dir"]], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert twin.returncode == 3 and "another worker holds" in twin.stdout
@@ -54,7 +54,7 @@ def test_a_live_worker_is_running_whatever_its_recorded_start_time_and_refuses_a
     assert healed["state"] == "running" and "still running" in healed["message"]
     # SIGKILL: the lock goes with the process, and the very next sync after it is gone says failed.
     os.kill(run["pid"], signal.SIGKILL)
-    until(lambda: not launcher.alive(run["run_dir"]), "the killed worker's lock to be released")
+    until(lambda: not record.alive(run["run_dir"]), "the killed worker's lock to be released")
     failed = ingest.sync(tiny, run_id)
     assert failed["state"] == "failed" and "killed (SIGKILL)" in failed["message"]
     summary = ingest.summary(failed)
@@ -77,7 +77,7 @@ def test_done_wins_a_wrong_mark_heals_and_a_finished_run_is_not_trained_again(ti
     assert launcher.start(tiny, config(max_steps=2, logging_steps=2, save_steps=7)) == (run_id, "done")
     # A worker started by hand on the finished folder trains nothing.
     run_dir = Path(done["run_dir"])
-    until(lambda: not launcher.alive(run_dir), "the finished worker to exit")
+    until(lambda: not record.alive(run_dir), "the finished worker to exit")
     again = subprocess.run([sys.executable, "-m", "core.training.worker", str(run_dir)], cwd=ROOT, capture_output=True,
                            text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert again.returncode == 0 and "already finished" in again.stdout
@@ -143,7 +143,7 @@ def test_two_processes_on_cpu_train_with_the_same_metrics_shape_as_one(tiny):
     pf = preflight.preflight(tiny, config(max_steps=2, num_processes=2))
     assert pf["processes"] == 2 and pf["effective_batch"] == 2 * 1 * 2 and any("share its cores" in w for w in pf["warnings"])
     two_id, _ = launcher.start(tiny, config(max_steps=2, num_processes=2))
-    run = launcher.get(tiny, two_id)
+    run = record.get(tiny, two_id)
     assert "torch.distributed.run" in " ".join(__import__("psutil").Process(run["pid"]).cmdline())
     two = ingest.wait(tiny, two_id, poll_s=0.2)
     assert one["state"] == "done" and two["state"] == "done", two["message"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from core import models
+from core import engine, models
 from core.cli import app, print_json, store_of
 from core.errors import CoreError
 from core.models import parse_param_items as parse_params
@@ -54,7 +54,7 @@ def params_() -> None:
 @models_app.command("test")
 def test(ctx: typer.Context, name: str) -> None:
     """Send one short request and show the reply (or what went wrong)."""
-    out = models.test_model(store_of(ctx), name)
+    out = engine.test_model(store_of(ctx), name)
     if not out["ok"]:
         raise CoreError(f"{name} failed: {out['error']}")
     typer.echo(f"{name} answered in {out['latency_s']} s ({out['finish_reason']}): {(out['text'] or '').strip()[:200]!r}")

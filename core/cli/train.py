@@ -125,7 +125,7 @@ def start(ctx: typer.Context, set_name: str, base: str, param: list[str] | None,
           wait: bool, as_json: bool, **fields: Any) -> None:
     """Start (or resume, or attach to) the run for these settings."""
     from core import training
-    from core.training import launcher
+    from core.training import record
 
     store = store_of(ctx)
     config = _config(ctx, set_name, base, param, preset_name, fields)
@@ -139,7 +139,7 @@ def start(ctx: typer.Context, set_name: str, base: str, param: list[str] | None,
         if run["state"] == "failed" and as_json:
             raise typer.Exit(1)
         return
-    run = launcher.get(store, run_id)
+    run = record.get(store, run_id)
     if as_json:
         from core.training import ingest
 

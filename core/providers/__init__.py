@@ -13,7 +13,7 @@ from core.errors import CoreError
 from core.providers.base import GenParams, Provider, ProviderError, Result
 
 if TYPE_CHECKING:
-    from core.models import Model
+    from core.providers.base import Model
 
 __all__ = ["GenParams", "Provider", "ProviderError", "Result", "PROVIDERS", "register_provider",
            "provider_class", "make", "register_optional"]

@@ -6,16 +6,15 @@ storage belong to core/engine.py, so every backend gets the same policy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core import config
 from core.errors import CoreError
 from core.secrets import redact
-
-if TYPE_CHECKING:
-    from core.models import Model
 
 
 class GenParams(BaseModel):
@@ -35,6 +34,86 @@ class GenParams(BaseModel):
     def key_dict(self) -> dict[str, Any]:
         # Unset fields are left out so that adding a field later keeps every stored cache key valid.
         return self.model_dump(exclude_none=True)
+
+
+DEFAULT_KEY_ENV = {"gemini": "GEMINI_API_KEY", "openai": None}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class ModelParams(GenParams):
+    """Per-model settings: generation defaults (GenParams) plus how to call the backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key_env: str | None = Field(None, description="name of the variable holding the key (never the key)")
+    timeout_s: float = Field(120, gt=0, description="per-request timeout")
+    max_retries: int = Field(5, ge=0, description="retries on 429, 5xx and timeouts")
+    retry_base_s: float = Field(1.0, ge=0, description="first backoff delay; doubles each retry, with jitter")
+    max_backoff_s: float = Field(60.0, ge=0, le=3600, description="longest wait before a retry, a server's "
+                                 "Retry-After included (a longer Retry-After is cut to this)")
+    breaker_failures: int = Field(5, ge=1, le=1000, description="circuit breaker: after this many connection "
+                                  "failures or timeouts in a row the run pauses this model")
+    max_rate_limit_wait_s: float = Field(120.0, ge=0, le=86400, description="circuit breaker for rate limits: "
+                                         "a model that answers only 429 for this many seconds is paused")
+    concurrency: int = Field(16, ge=1, le=1024, description="requests in flight (remote providers)")
+    rpm: float | None = Field(None, gt=0, description="requests per minute limit")
+    tpm: float | None = Field(None, gt=0, description="tokens per minute limit")
+    price_input_per_m: float | None = Field(None, ge=0, description="USD per 1M input tokens")
+    price_output_per_m: float | None = Field(None, ge=0, description="USD per 1M output tokens")
+    batch_size: int = Field(8, ge=1, description="prompts per generate call (local provider)")
+    load_in_4bit: bool = Field(False, description="bitsandbytes 4-bit on CUDA (local provider)")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm provider: GPUs one model is spread over")
+    batch: bool = Field(False, description="Gemini: send through the Batch API (half price, answers within 24 h; "
+                        "a stopped or killed run re-attaches to the same batch)")
+    batch_poll_s: float = Field(30.0, gt=0, le=3600, description="Batch API: seconds between state checks")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not _ENV_NAME.fullmatch(v):
+            raise ValueError("must be a variable NAME such as GEMINI_API_KEY, not the key itself")
+        return v
+
+    def gen_defaults(self) -> GenParams:
+        return GenParams(**{k: getattr(self, k) for k in GenParams.model_fields})
+
+
+@dataclass
+class Model:
+    name: str
+    provider: str
+    model_id: str
+    base_url: str | None = None
+    params: ModelParams = field(default_factory=ModelParams)
+    adapter: str | None = None
+    description: str | None = None
+    created_at: Any = None
+
+    @property
+    def key_env(self) -> str | None:
+        return self.params.api_key_env or DEFAULT_KEY_ENV.get(self.provider)
+
+    def api_key(self) -> str | None:
+        return config.secret(self.key_env) if self.key_env else None
+
+    def public(self) -> dict[str, Any]:
+        """What lists and pages show: no key, only whether its variable is set."""
+        return {"name": self.name, "provider": self.provider, "model_id": self.model_id,
+                "base_url": self.base_url, "params": self.params.model_dump(exclude_unset=True),
+                "adapter": self.adapter, "description": self.description, "key_env": self.key_env,
+                "key_set": bool(self.api_key()) if self.key_env else None,
+                "created_at": str(self.created_at) if self.created_at else None}
+
+
+@dataclass
+class Request:
+    messages: list[dict[str, str]]
+    prompt_hash: str  # the template's content hash: a changed prompt is a new request
+    sample: int = 0
+    task: str = "solve"
+    dataset: str | None = None
+    qid: str | None = None
+    n_choices: int | None = None  # set: extract a choice number 1..n_choices from the reply
 
 
 @dataclass

@@ -26,7 +26,7 @@ from core.providers.base import (
 )
 
 if TYPE_CHECKING:
-    from core.models import Model
+    from core.providers.base import Model
 
 _ROLES = {"user": "user", "assistant": "model", "model": "model"}
 INLINE_LIMIT = 20_000_000  # bytes: the Batch API takes inlined requests up to 20 MB, a file beyond

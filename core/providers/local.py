@@ -28,7 +28,7 @@ from core.answers import is_truncated, split_think
 from core.providers.base import GenParams, Provider, ProviderError, Result
 
 if TYPE_CHECKING:
-    from core.models import Model
+    from core.providers.base import Model
 
 DEFAULT_MAX_NEW_TOKENS = 512
 

@@ -26,7 +26,7 @@ from core.providers.base import (
 )
 
 if TYPE_CHECKING:
-    from core.models import Model
+    from core.providers.base import Model
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"  # read when the model names no api_key_env, as the SDK does
 

@@ -24,7 +24,7 @@ from core.errors import CoreError
 from core.providers.base import GenParams, Provider, Result
 
 if TYPE_CHECKING:
-    from core.models import Model
+    from core.providers.base import Model
 
 _ENGINES: dict[tuple[str, int], Any] = {}  # one engine per (model, GPUs) for the process: loading takes minutes
 _LOCK = threading.Lock()

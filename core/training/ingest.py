@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import CoreError
 from core.runs import finish_run
-from core.training import files, launcher
+from core.training import files, record
 from core.training.files import KEYS
 
 if TYPE_CHECKING:
@@ -86,11 +86,11 @@ def sync(store: Store, run_id: str) -> dict[str, Any]:
     worker that wrote "done" and exited is never taken for a vanished one). A done status always
     wins, so a run marked failed by mistake heals here; so does one whose worker turns out alive.
     """
-    run = launcher.get(store, run_id)
+    run = record.get(store, run_id)
     if run["state"] not in ("running", "failed"):
         return run
     run_dir = Path(run["run_dir"])
-    held = launcher.alive(run_dir)
+    held = record.alive(run_dir)
     status = files.read_json(run_dir / files.STATUS) or {}
     current = status.get("pid") == run["pid"]
     if run["state"] == "failed":
@@ -100,7 +100,7 @@ def sync(store: Store, run_id: str) -> dict[str, Any]:
             _heal(store, run_id, "its worker is still running")
         else:
             return run
-        run = launcher.get(store, run_id)
+        run = record.get(store, run_id)
     ingest_metrics(store, run_id, run_dir)
     ingest_heldout(store, run_id, run_dir)
     if status and current:
@@ -108,7 +108,7 @@ def sync(store: Store, run_id: str) -> dict[str, Any]:
                       [json.dumps(status, ensure_ascii=False, default=str), status.get("backend"), datetime.now(), run_id])
     if status.get("state") == "done":
         try:
-            _finish_done(store, launcher.get(store, run_id), status)
+            _finish_done(store, record.get(store, run_id), status)
         except CoreError as exc:  # e.g. the adapter folder was moved: say so instead of staying 'running'
             _fail(store, run_id, f"training finished but the tuned model could not be registered: {exc.message}",
                   files.log_tail(run_dir, 5))
@@ -118,8 +118,8 @@ def sync(store: Store, run_id: str) -> dict[str, Any]:
         _fail(store, run_id, status.get("message") or "the worker failed", files.log_tail(run_dir, 20))
     else:
         tail = files.log_tail(run_dir, 20)
-        _fail(store, run_id, vanished_reason(tail, launcher.exit_code(run["pid"])), tail)
-    return launcher.get(store, run_id)
+        _fail(store, run_id, vanished_reason(tail, record.exit_code(run["pid"])), tail)
+    return record.get(store, run_id)
 
 
 def _heal(store: Store, run_id: str, why: str) -> None:
@@ -161,7 +161,7 @@ def sync_all(store: Store) -> list[str]:
 
 def _fail(store: Store, run_id: str, reason: str, tail: list[str]) -> None:
     message = reason + ("\n--- last log lines ---\n" + "\n".join(tail) if tail else "")
-    ckpt = files.last_checkpoint(Path(launcher.get(store, run_id)["run_dir"]))
+    ckpt = files.last_checkpoint(Path(record.get(store, run_id)["run_dir"]))
     hint = f"resume continues from {ckpt.name}" if ckpt else "no checkpoint yet: resume starts over"
     store.execute("UPDATE training_runs SET state = 'failed', message = ?, finished_at = ?, updated_at = ? WHERE id = ?",
                   [message, datetime.now(), datetime.now(), run_id])
@@ -244,7 +244,7 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
     sync_all(store)
     out = []
     for r in store.rows("SELECT id FROM training_runs ORDER BY created_at DESC"):
-        run = launcher.get(store, r["id"])
+        run = record.get(store, r["id"])
         out.append(summary(run) | {"set": run["set_name"], "base": run["base_model"],
                                    "created_at": str(run["created_at"]), "message": run["message"]})
     return out

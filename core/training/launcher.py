@@ -22,54 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from core.config import WORKSPACE
-from core.errors import CoreError, NotFound
+from core.errors import CoreError
 from core.runs import ROOT, code_version, finish_run, open_run
-from core.training import files, liveness
+from core.training import files, liveness, record
 
 if TYPE_CHECKING:
     from core.store import Store
     from core.training.config import TrainConfig
-
-# Workers this process started: polled so they never linger as zombies, and their exit codes kept.
-_CHILDREN: dict[int, subprocess.Popen] = {}
-
-
-def runs_root(store: Store) -> Path:
-    """Run folders live beside the DuckDB file (the workspace), under runs/train/."""
-    base = Path(store.path).resolve().parent if store.path != ":memory:" else WORKSPACE
-    return base / "runs" / "train"
-
-
-def get(store: Store, run_id: str) -> dict[str, Any]:
-    rows = store.rows("SELECT * FROM training_runs WHERE id = ?", [run_id])
-    if not rows:
-        raise NotFound(f"no training run {run_id!r}", hint="list them with: python -m core train list")
-    row = rows[0]
-    for col in ("config", "summary", "template", "preflight", "progress", "heldout"):
-        row[col] = json.loads(row[col]) if row.get(col) else None
-    return row
-
-
-def alive(run_dir: str | Path | None) -> bool:
-    """Does a worker hold this run folder's lock (i.e. is it still running)?"""
-    if not run_dir:
-        return False
-    for child in list(_CHILDREN.values()):  # reap our own finished children (no zombies); poll keeps the code
-        child.poll()
-    return liveness.held(run_dir)
-
-
-def exit_code(pid: int | None) -> int | None:
-    """The worker's exit code when this process started it (after a restart: unknown)."""
-    child = _CHILDREN.get(pid or -1)
-    return child.poll() if child is not None else None
-
-
-def live_runs(store: Store) -> list[str]:
-    return [r["id"] for r in store.rows("SELECT id, run_dir FROM training_runs WHERE state = 'running'")
-            if alive(r["run_dir"])]
-
 
 def worker_argv(run_dir: Path, num_processes: int = 1, backend: str = "cpu") -> list[str]:
     """The worker's command: one process, or N data-parallel ones (accelerate launch on GPUs; torchrun,
@@ -108,12 +67,12 @@ def _spawn(run_dir: Path) -> int:
                                     start_new_session=True, pass_fds=(fd,))
     finally:
         os.close(fd)  # the worker holds the lock from here on (it inherited the same open file)
-    _CHILDREN[proc.pid] = proc
+    record.CHILDREN[proc.pid] = proc
     return proc.pid
 
 
 def _refuse_if_busy(store: Store, backend: str, except_run: str | None = None) -> None:
-    busy = [r for r in live_runs(store) if r != except_run]
+    busy = [r for r in record.live_runs(store) if r != except_run]
     if busy and backend != "cpu":
         raise CoreError(f"run {busy[0]} is already training on the GPU",
                         hint=f"wait for it, or cancel it: python -m core train cancel {busy[0]}")
@@ -156,7 +115,7 @@ def start(store: Store, config: TrainConfig) -> tuple[str, str]:
         run_id = f"train-{uuid.uuid4().hex[:8]}"
         store.execute("INSERT INTO runs (id, step, config, config_hash, code_version, state) VALUES (?, 'train', ?, ?, ?, "
                       "'running')", [run_id, config.model_dump_json(), config.digest(), code_version()])
-    run_dir = runs_root(store) / run_id
+    run_dir = record.runs_root(store) / run_id
     (run_dir / files.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
     base = prepared["base"]
     spec = {"run_id": run_id, "config": config.model_dump(mode="json"),
@@ -189,7 +148,7 @@ def resume(store: Store, run_id: str, config: TrainConfig | None = None) -> str:
     if run["state"] == "done":
         raise CoreError(f"run {run_id} already finished ({(run.get('summary') or {}).get('steps')} steps)",
                         hint=f"its model: {run['adapter_model']}; more steps are a new run (another max_steps)")
-    if run["state"] == "running" or alive(run["run_dir"]):
+    if run["state"] == "running" or record.alive(run["run_dir"]):
         raise CoreError(f"run {run_id} is still running: its worker holds the run folder",
                         hint=f"wait for it, or cancel it: python -m core train cancel {run_id}")
     _refuse_if_busy(store, run.get("backend") or "cpu", except_run=run_id)
@@ -215,7 +174,7 @@ def kill_tree(pid: int | None, run_dir: str | Path, timeout: float = 10.0) -> bo
 
     The pid is trusted only while its command line names this run folder (a recycled pid is left
     alone); the lock tells when it is really gone."""
-    if not alive(run_dir):
+    if not record.alive(run_dir):
         _reap(pid or -1)
         return False
     procs: list[psutil.Process] = []
@@ -245,13 +204,13 @@ def kill_tree(pid: int | None, run_dir: str | Path, timeout: float = 10.0) -> bo
             pass
     _reap(pid or -1)
     end = time.monotonic() + timeout
-    while alive(run_dir) and time.monotonic() < end:  # the kernel frees the lock as the last holder exits
+    while record.alive(run_dir) and time.monotonic() < end:  # the kernel frees the lock as the last holder exits
         time.sleep(0.05)
     return True
 
 
 def _reap(pid: int, timeout: float = 0.0) -> None:
-    child = _CHILDREN.get(pid)
+    child = record.CHILDREN.get(pid)
     if child is not None:
         try:
             child.wait(timeout=timeout) if timeout else child.poll()
@@ -274,4 +233,4 @@ def cancel(store: Store, run_id: str) -> dict[str, Any]:
     store.execute("UPDATE training_runs SET state = 'cancelled', message = ?, finished_at = ?, updated_at = ? WHERE id = ?",
                   [msg, datetime.now(), datetime.now(), run_id])
     finish_run(store, run_id, "cancelled", message=msg)
-    return get(store, run_id)
+    return record.get(store, run_id)

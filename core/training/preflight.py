@@ -140,7 +140,7 @@ def _stats(values: list[int]) -> dict[str, Any]:
 def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None = None,
               run_root: Path | None = None) -> dict[str, Any]:
     """Everything the page's pre-flight panel and `train preflight` show. Nothing starts."""
-    from core.training import data, launcher
+    from core.training import data, record
 
     prepared = prepared or data.prepare(store, config)
     base = prepared["base"]
@@ -153,7 +153,7 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
     mean_tokens = statistics.fmean([r["tokens"] for r in prepared["rows"]]) if prepared["rows"] else 0
     size = model_size(base.folder)
     est = estimate(config, size, len(prepared["rows"]), mean_tokens, max(seq, default=0), backend, gpu)
-    root = run_root or launcher.runs_root(store)
+    root = run_root or record.runs_root(store)
     probe = root if root.exists() else next((p for p in root.parents if p.exists()), Path("/"))
     free_gb = round(shutil.disk_usage(probe).free / 1e9, 1)
     lora_params = config.lora_r * (size["hidden"] + size["intermediate"]) * size["layers"] * len(config.target_modules)
@@ -184,7 +184,7 @@ def preflight(store: Store, config: TrainConfig, prepared: dict[str, Any] | None
     if config.num_processes > 1 and backend == "cpu":
         warnings.append(f"{config.num_processes} processes on a CPU share its cores: a trial of the multi-GPU path, "
                         "not faster")
-    busy = launcher.live_runs(store)
+    busy = record.live_runs(store)
     if busy and backend != "cpu":
         warnings.append(f"run {busy[0]} is training on this GPU: a second run is refused until it ends")
     return {

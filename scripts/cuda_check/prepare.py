@@ -42,7 +42,7 @@ def small_qwen(folder: Path) -> None:
 def main() -> None:
     from core import models
     from core.store import Store
-    from core.training import launcher
+    from core.training import launcher, record
     from core.training.config import TrainConfig
     from tests.trainhelp import make_set, pair
 
@@ -55,7 +55,7 @@ def main() -> None:
     make_set(store, "gpu-set", [pair(i) for i in range(12)])
     models.add_model(store, "small", "local", str(model), params={"max_tokens": 16})
     launcher._spawn = lambda run_dir: (0, 0.0)  # the CUDA machine runs the worker itself
-    launcher.runs_root = lambda _store: out / "runs"
+    record.runs_root = lambda _store: out / "runs"
     for name, extra in RUNS.items():
         cfg = TrainConfig(set_name="gpu-set", base_model="small", max_steps=4, max_length=256, max_prompt_length=160,
                           max_completion_length=64, gradient_accumulation_steps=2, learning_rate=1e-4, save_steps=2,
