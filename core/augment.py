@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from core import datasets, engine, gates, generations, jobs, models, pricing, prompts, runs
+from core import datasets, embeddings, engine, gates, generations, jobs, models, pricing, prompts, runs
 from core.errors import CoreError, NotFound
 from core.render import question_text
 from core.runs import StepConfig
@@ -62,17 +62,18 @@ class AugmentConfig(StepConfig):
     teacher_chooses: bool = Field(False, description="the teacher picks every transfer target itself")
     temperature: float | None = Field(None, ge=0, le=2, description="blueprint sampling temperature "
                                       "(None: the model's default)")
-    contamination_ngram: float = Field(0.5, ge=0, le=1, description="fail when the char-3-gram similarity to a "
+    contamination_ngram: float = Field(gates.Thresholds.contamination_ngram, ge=0, le=1, description="fail when the char-3-gram similarity to a "
                                        "test question is at least this")
-    contamination_embedding: float = Field(0.92, ge=0, le=1, description="fail when the embedding cosine to a "
+    contamination_embedding: float = Field(gates.Thresholds.contamination_embedding, ge=0, le=1, description="fail when the embedding cosine to a "
                                            "test question is at least this (when an embedder is available)")
-    duplicate_ngram: float = Field(0.6, ge=0, le=1, description="fail when the char-3-gram similarity to an "
+    duplicate_ngram: float = Field(gates.Thresholds.duplicate_ngram, ge=0, le=1, description="fail when the char-3-gram similarity to an "
                                    "earlier candidate or a train question is at least this")
-    duplicate_embedding: float = Field(0.95, ge=0, le=1, description="the same, by embedding cosine "
+    duplicate_embedding: float = Field(gates.Thresholds.duplicate_embedding, ge=0, le=1, description="the same, by embedding cosine "
                                        "(when an embedder is available)")
+    # Off by default, unlike Visualise: a CPU embeds ~1.4 texts/s, and the n-gram gates catch copies.
     embedder: str | None = Field(None, description="sentence embedder for embedding similarity as well "
-                                 "('default': multilingual-e5-small; empty: char n-grams only)")
-    min_korean: float = Field(0.5, ge=0, le=1, description="minimum share of Hangul among the letters of the "
+                                 f"('default': {embeddings.DEFAULT}, as Visualise; empty: char n-grams only)")
+    min_korean: float = Field(gates.Thresholds.min_korean, ge=0, le=1, description="minimum share of Hangul among the letters of the "
                               "question, chosen and rejected")
     student: str | None = Field(None, description="registered model that re-solves passing candidates "
                                 "(shown, not gated)")

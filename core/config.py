@@ -6,6 +6,7 @@ import os
 import tomllib
 from pathlib import Path
 
+from core.errors import CoreError
 from core.secrets import register
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,3 +47,18 @@ def mask(value: str | None) -> str:
     if not value:
         return "(not set)"
     return f"{value[:4]}…{value[-2:]}" if len(value) > 10 else "••••"
+
+
+def key_values(items: list[str] | None, option: str, example: str, *, error: type[CoreError] = CoreError,
+               dashes: bool = False) -> dict[str, str]:
+    """The one reader of KEY=VALUE options (--param, --map, --option, sweep grids, the page's
+    mapping box): both sides stripped, an empty key or a missing '=' refused naming the option.
+    dashes: `max-steps` means `max_steps` (keys that are field names)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_") if dashes else key.strip()
+        if not sep or not key:
+            raise error(f"{option} takes KEY=VALUE (got {item!r})", hint=f"e.g. {option} {example}")
+        out[key] = value.strip()
+    return out

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.config import SAMPLE_DIR, UNKNOWN_SUBJECT
+from core.config import SAMPLE_DIR, UNKNOWN_SUBJECT, key_values
 from core.errors import ImportFailed, NotFound
 from core.formats import Issue, Parsed, parse_file
 from core.formats.base import has_surrogate, nfc, sha256_of, shown_name
@@ -30,13 +30,12 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)  # what the import changed, e.g. control characters removed
 
 
-def parse_mapping(items: list[str] | None) -> dict[str, str]:
-    mapping = {}
-    for item in items or []:
-        field, sep, column = item.partition("=")
-        if not sep or not field.strip() or not column.strip():
-            raise ImportFailed(f"bad --map {item!r}", hint="write FIELD=COLUMN, e.g. --map question=stem --map choices=A,B,C,D")
-        mapping[field.strip()] = column.strip()
+def parse_mapping(items: list[str] | None, example: str = "question=stem --map choices=A,B,C,D") -> dict[str, str]:
+    """--map FIELD=COLUMN (questions and preference pairs alike); an empty COLUMN is refused too."""
+    mapping = key_values(items, "--map", example, error=ImportFailed)
+    empty = [k for k, v in mapping.items() if not v]
+    if empty:
+        raise ImportFailed(f"--map {empty[0]}= names no column", hint=f"write FIELD=COLUMN, e.g. --map {example}")
     return mapping
 
 

@@ -129,9 +129,11 @@ def fields_of(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_question(f: dict[str, Any]) -> dict[str, Any]:
-    """A candidate as a question dict (what core.render and the solve prompt read)."""
-    return {"paragraph": f.get("passage") or None, "question": f["question"], "extra": f.get("extra"),
-            "choices": list(f["choices"]), "answer": f.get("answer"), "points": None}
+    """A candidate (its fields or its stored row) as a question dict: what core.render, the solve
+    prompt and the preference-set prompt read. The one conversion, so Review shows what is trained."""
+    return {"paragraph": f.get("passage") or None, "question": f.get("question") or "",
+            "extra": f.get("extra") or None, "choices": list(f.get("choices") or []),
+            "answer": f.get("answer"), "subject": f.get("subject"), "points": None}
 
 
 # ---- references: the test and train questions near-copies are measured against -------------------
@@ -443,11 +445,12 @@ def student_solve(store: Store, cands: list[dict[str, Any]], model_name: str, *,
 
 # ---- recheck after an edit --------------------------------------------------------------------------
 
-_EDITABLE = ("passage", "question", "extra", "choices", "answer", "chosen", "rejected")
+# What a reviewer may change in a candidate (Review edits exactly these; a recheck reads them).
+EDITABLE = ("passage", "question", "extra", "choices", "answer", "chosen", "rejected")
 
 
 def _stored_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(row[k]) if k == "choices" and row[k] is not None else row[k]) for k in _EDITABLE}
+    return {k: (list(row[k]) if k == "choices" and row[k] is not None else row[k]) for k in EDITABLE}
 
 
 def recheck(store: Store, candidate_id: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from core import providers
+from core.config import key_values
 from core.errors import CoreError, NotFound
 from core.providers.base import Model, ModelParams
 
@@ -39,18 +40,14 @@ def key_problem(model: Model) -> str | None:
 def parse_param_items(items: list[str] | None) -> dict[str, Any]:
     """KEY=VALUE pairs; a VALUE starting with { or [ is JSON (json_schema=...)."""
     params: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CoreError(f"bad --param {item!r}", hint="write KEY=VALUE, e.g. --param temperature=0.7")
-        value = value.strip()
+    for key, value in key_values(items, "--param", "temperature=0.7").items():
         if value[:1] in "{[":
             try:
-                params[key.strip()] = json.loads(value)
+                params[key] = json.loads(value)
                 continue
             except ValueError:
                 raise CoreError(f"--param {key} is not valid JSON") from None
-        params[key.strip()] = value
+        params[key] = value
     return params
 
 

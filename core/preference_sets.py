@@ -120,10 +120,10 @@ def _store_set(store: Store, name: str, source: str, pairs: list[dict[str, Any]]
 
 def pair_of(candidate: dict[str, Any]) -> dict[str, Any]:
     """One frozen pair from a candidate row: the solve prompt, raw chosen/rejected, the question."""
-    from core import review
+    from core import gates
     from core.prompts import solve_messages
 
-    q = review.question_of(candidate)
+    q = gates.as_question(candidate)
     messages, _ = solve_messages(q)
     return {"pair_id": candidate["id"], "prompt": messages, "chosen": candidate["chosen"],
             "rejected": candidate["rejected"], "subject": candidate.get("subject"),

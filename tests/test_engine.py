@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from loopback import Loopback, Reply
@@ -175,9 +174,27 @@ def test_token_bucket_paces_and_allows_debt(monkeypatch):
     assert tpm.try_take(5) == pytest.approx(2.5)
 
 
-def test_rate_limit_is_applied_per_model(store):
+def test_rate_limit_is_applied_per_model(store, monkeypatch):
+    """On a virtual clock that moves only when the limiter waits: no wall time is measured."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from core import ratelimit
+
+    clock = [0.0]
+
+    async def wait(seconds: float) -> None:
+        clock[0] += seconds
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(ratelimit, "asyncio", SimpleNamespace(sleep=wait))
+    monkeypatch.setattr(ratelimit, "_SHARED", {})
     with Loopback("openai") as srv:
-        m = model(store, srv, name="limited", rpm=600, concurrency=16)  # 10 a second
-        start = time.monotonic()
-        engine.run(store, m, reqs(20))
-        assert time.monotonic() - start >= 0.9  # burst of 10, then 10 more at 10/s: a lower bound, not flaky
+        limited = model(store, srv, name="limited", rpm=600, concurrency=16)  # 10 a second, burst 10
+        free = model(store, srv, name="free", concurrency=16)
+        assert engine.run(store, free, reqs(20)).progress.sent == 20
+        assert clock[0] == 0  # a model without a limit never waits
+        assert engine.run(store, limited, reqs(20, prefix="r")).progress.sent == 20
+    # 10 at once, then 10 more at 10 a second: about one virtual second of waiting, not 20 at once.
+    assert 0.9 <= clock[0] <= 1.5

@@ -8,9 +8,9 @@ from minidata import import_mini
 from core import engine, generations, models, solve
 from core.engine import Request
 from core.errors import CoreError
+from core.migrations.m002_models_generations_jobs import GEMMA_LOCAL
 from core.providers import local
 from core.providers.base import GenParams
-from core.schema import GEMMA_LOCAL
 
 
 def prompts(n):

@@ -10,7 +10,7 @@ import pytest
 from core import models
 from core.errors import CoreError, NotFound
 from core.migrations.m001_initial import up as m001_initial
-from core.schema import GEMMA_LOCAL
+from core.migrations.m002_models_generations_jobs import GEMMA_LOCAL
 from core.store import Store
 
 

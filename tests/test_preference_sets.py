@@ -10,8 +10,8 @@ import json
 
 import pytest
 
+from core import gates, review
 from core import preference_sets as ps
-from core import review
 from core.cli import main
 from core.errors import CoreError, ImportFailed, NotFound
 from core.prompts import solve_messages
@@ -42,7 +42,7 @@ def test_freeze_builds_the_solve_prompt_and_a_stable_hash(store, reviewed):
     assert (s["pairs"], s["source"], s["already"]) == (3, f"review:{RUN}", False)
     pairs = ps.get_pairs(store, "v1")
     cand = review.get_pair(store, "cand-a")
-    expected, _ = solve_messages(review.question_of(cand))
+    expected, _ = solve_messages(gates.as_question(cand))
     assert pairs[0]["prompt"] == expected and [m["role"] for m in expected] == ["system", "user"]
     assert "<|im_start|>" not in json.dumps(pairs[0]["prompt"])  # no chat template baked in
     assert (pairs[0]["chosen"], pairs[0]["rejected"]) == (cand["chosen"], cand["rejected"])
@@ -328,7 +328,7 @@ def test_freeze_a_real_augment_run(store, tmp_path, monkeypatch):
     pairs = ps.get_pairs(store, "real")
     for p in pairs:
         cand = review.get_pair(store, p["pair_id"])
-        assert p["prompt"] == solve_messages(review.question_of(cand))[0]
+        assert p["prompt"] == solve_messages(gates.as_question(cand))[0]
         assert p["chosen"] == cand["chosen"] and p["rejected"] == cand["rejected"]
     ps.export(store, "real", "trl", tmp_path / "real.jsonl")
     lines = [json.loads(x) for x in (tmp_path / "real.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -20,7 +20,7 @@ from trainhelp import (
 
 from core import engine, models
 from core.engine import Request
-from core.schema import GEMMA_LOCAL
+from core.migrations.m002_models_generations_jobs import GEMMA_LOCAL
 from core.training import files, ingest, launcher
 from core.training.config import TrainConfig
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import typer
 
+from core.config import key_values
 from core.errors import CoreError
 from core.runs import StepConfig
 
@@ -73,10 +74,7 @@ def build_config(cls: type[StepConfig], values: dict[str, Any]) -> StepConfig:
 
 
 def _pair(item: str, field: str) -> tuple[str, str]:
-    if "=" not in item:
-        raise CoreError(f"--{field.replace('_', '-')} takes KEY=VALUE (got '{item}')")
-    k, v = item.split("=", 1)
-    return k.strip(), v.strip()
+    return next(iter(key_values([item], f"--{field.replace('_', '-')}", "KEY=VALUE").items()))
 
 
 def config_command(cls: type[StepConfig], fn: Callable[..., Any], extra: list[inspect.Parameter] | None = None,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
-from core import preference_sets, review
+from core import gates, preference_sets, review
 from core.cli import app, print_json, store_of
+from core.datasets import parse_mapping
 from core.errors import CoreError
 from core.pipeline import plural
 
@@ -80,7 +81,7 @@ def show(ctx: typer.Context, pair_id: str = typer.Argument(..., metavar="ID"),
     p = prov["pair"]
     typer.echo(f"── {p['id']} · run {p['run_id']} · {p['status']} · version {p['version']}")
     typer.echo(f"seed {p['pool']}/{p['seed_qid']} · mining run {p['mining_run']} · target {p.get('target') or '-'}")
-    typer.echo(question_text(review.question_of(p)) + f"\n정답 {p['answer']}\n")
+    typer.echo(question_text(gates.as_question(p)) + f"\n정답 {p['answer']}\n")
     typer.echo("── chosen\n" + (p.get("chosen") or "") + "\n\n── rejected\n" + (p.get("rejected") or "") + "\n")
     for gate, res in (p.get("gates") or {}).items():
         ok = res.get("ok") if isinstance(res, dict) else res
@@ -209,13 +210,7 @@ def import_(ctx: typer.Context, file: str = typer.Argument(..., help="TRL JSONL,
 
 
 def _mapping(items: list[str] | None) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        field, sep, column = item.partition("=")
-        if not sep or not field.strip() or not column.strip():
-            raise CoreError(f"bad --map {item!r}", hint="write FIELD=COLUMN, e.g. --map prompt=question")
-        out[field.strip()] = column.strip()
-    return out
+    return parse_mapping(items, example="prompt=question")
 
 
 @pairs_app.command("sets")

@@ -13,6 +13,7 @@ import typer
 
 from core.cli import app, print_json, store_of
 from core.cli.options import config_params
+from core.config import key_values
 from core.errors import CoreError
 from core.training.config import TrainConfig, preset
 
@@ -25,11 +26,7 @@ _CORE = ("set_name", "base_model")
 def parse_params(items: list[str] | None) -> dict[str, Any]:
     """--param KEY=VALUE for any TrainConfig field; a typo fails before anything starts."""
     out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise CoreError(f"--param takes KEY=VALUE (got {item!r})", hint="e.g. --param max_steps=2")
-        key, value = (s.strip() for s in item.split("=", 1))
-        key = key.replace("-", "_")
+    for key, value in key_values(items, "--param", "max_steps=2", dashes=True).items():
         if key not in TrainConfig.model_fields or key in _CORE:
             known = ", ".join(k for k in TrainConfig.model_fields if k not in _CORE)
             raise CoreError(f"unknown training setting {key!r}", hint=f"settings: {known}")

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from core.config import key_values
 from core.errors import CoreError
 from core.runs import StepConfig, finish_run, open_run
 from core.training.config import TrainConfig
@@ -32,11 +33,7 @@ class SweepConfig(StepConfig):
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     """['beta=0.1,0.25', 'learning_rate=1e-5,5e-6'] -> {beta: [...], learning_rate: [...]} (validated)."""
     grid: dict[str, list[Any]] = {}
-    for item in items:
-        if "=" not in item:
-            raise CoreError(f"a sweep setting takes KEY=V1,V2,… (got {item!r})", hint="e.g. beta=0.1,0.25,0.5,0.8")
-        key, raw = (s.strip() for s in item.split("=", 1))
-        key = key.replace("-", "_")
+    for key, raw in key_values(items, "a sweep setting", "beta=0.1,0.25,0.5,0.8", dashes=True).items():
         field = TrainConfig.model_fields.get(key)
         if field is None or key in ("set_name", "base_model"):
             raise CoreError(f"unknown training setting {key!r}", hint="settings: " + ", ".join(
