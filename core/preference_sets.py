@@ -156,6 +156,18 @@ def freeze(store: Store, name: str, run: str, replace: bool = False) -> dict[str
     return _store_for_run(store, run_id, name, f"review:{run}", pairs, detail, replace)
 
 
+def store_pairs(store: Store, config: StepConfig, name: str, source: str, pairs: list[dict[str, Any]],
+                detail: dict[str, Any], replace: bool = False) -> dict[str, Any]:
+    """Store pairs another step made (e.g. a recipe's on-policy pairs: pair_of rows with another
+    rejected) as set `name`, all or nothing, under the run record of `config`."""
+    _check_name(name)
+    if not pairs:
+        raise CoreError(f"no pairs to store as {name!r}")
+    run_id, _ = open_run(store, config)
+    detail = {"run": run_id, **detail, "subjects": _subjects(pairs), "prompt": "solve"}
+    return _store_for_run(store, run_id, name, source, pairs, detail, replace)
+
+
 def _subjects(pairs: list[dict[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for p in pairs:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from core.augment import AugmentConfig
 from core.errors import CoreError
 from core.eval_run import EvalConfig
+from core.mapping import OverlapConfig
 from core.mining import MiningConfig
 from core.runs import ROOT, StepConfig
 
@@ -29,7 +30,7 @@ RECIPES_DIR = ROOT / "recipes"
 STOP_RULES = ("no_gain", "breaks_more", "worse")
 # What the recipe fills in itself; a step section that sets one of these is refused.
 OWNED = {"mine": ("pool", "teacher", "student"), "augment": ("mining_run", "teacher"),
-         "eval": ("dataset", "model", "label"), "train": ("set_name", "base_model")}
+         "eval": ("dataset", "model", "label"), "train": ("set_name", "base_model"), "overlap": ("train", "test")}
 
 
 class _Section(BaseModel):
@@ -60,6 +61,22 @@ class ReviewSection(_Section):
     accept: Literal["passing", "manual"] = Field(
         "passing", description="passing: accept every candidate that passed all gates; manual: stop after "
                                "augment until a person has accepted pairs on the Review page, then run again")
+
+
+class PairsSection(_Section):
+    """Whose reasoning a round's pairs reject: the teacher-written one (off-policy, as augment writes it)
+    or the round's student's own failed reasoning on the generated question (on-policy)."""
+
+    rejected: Literal["teacher", "student"] = Field(
+        "teacher", description="teacher: the rejected reasoning the teacher wrote in the blueprint; student: the "
+                               "round's student solves each accepted question (the pair's own prompt) and its wrong "
+                               "reasoning is the rejected one")
+    when_right: Literal["drop", "teacher"] = Field(
+        "drop", description="rejected = student: a question the student solves in every sample (or never answers) "
+                            "is dropped from the set (drop) or keeps the teacher's rejected reasoning (teacher)")
+    samples: int = Field(1, ge=1, le=16, description="rejected = student: tries per question to find a wrong reasoning")
+    temperature: float | None = Field(None, ge=0, le=2, description="rejected = student: sampling temperature of "
+                                                                    "those tries (None: the student's default)")
 
 
 class StopSection(_Section):
@@ -101,8 +118,11 @@ class RecipeConfig(StepConfig):
     mine: dict[str, Any] = Field(default_factory=dict)
     augment: dict[str, Any] = Field(default_factory=dict)
     review: ReviewSection = Field(default_factory=ReviewSection)
+    pairs: PairsSection = Field(default_factory=PairsSection)
     train: dict[str, Any] = Field(default_factory=dict)
     eval: dict[str, Any] = Field(default_factory=dict)
+    overlap: dict[str, Any] = Field(default_factory=dict, description="settings of the embedding overlap each round "
+                                    "measures (map-overlap: embedder, threshold, folds, text_fields)")
     stop: StopSection = Field(default_factory=StopSection)
     serve: ServeSection | None = None
 
@@ -117,6 +137,7 @@ class RecipeConfig(StepConfig):
         self.augment_config("x")
         self.eval_config("x", "x")
         self.train_config("x")
+        self.overlap_config("x")
         return self
 
     # ---- the step configs the rounds run -----------------------------------------------------------
@@ -144,6 +165,9 @@ class RecipeConfig(StepConfig):
         name = settings.pop("preset", None)
         values = (preset(name) if name else {}) | settings
         return _step(TrainConfig, "train", values | {"set_name": set_name, "base_model": self.student})
+
+    def overlap_config(self, train: str) -> OverlapConfig:
+        return _step(OverlapConfig, "overlap", self.overlap | {"train": train, "test": self.test_name()})
 
     def label(self, round_: int) -> str:
         """The evaluation label of a round's tuned model (0: the base student)."""
@@ -275,6 +299,11 @@ def plan(store: Store, config: RecipeConfig) -> dict[str, Any]:
         steps.append({"round": k, "mine": f"{config.pool_name()} with teacher {config.teacher} and student {student}",
                       "augment": f"teacher {config.teacher}, {config.augment.get('per_seed', 1)} per seed",
                       "review": config.review.accept, "freeze": own,
+                      "rejected": ("the teacher's (as augment wrote it)" if config.pairs.rejected == "teacher" else
+                                   f"{student}'s own failed reasoning ({config.pairs.samples} tries; a question it "
+                                   f"solves: {'dropped' if config.pairs.when_right == 'drop' else 'teacher rejected'})"),
+                      "overlap": f"{config.pool_name()}, round {k}'s hard negatives and {own} against "
+                                 f"{config.test_name()} ({config.overlap_config('x').embedder})",
                       "train": f"{config.student} on {trained}" + (" (rounds 1.." + str(k) + ")"
                                                                     if config.accumulate and k > 1 else ""),
                       "eval": f"{config.label(k)} on {config.test_name()} against {config.label(0)}"

@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "bitsandbytes", "unsloth", "accelerate", "datasets")
 CONTAMINATION = 0.5  # the augment contamination gate's default char-3-gram threshold
+EMBEDDING_MEASURE = ("Visualise's map-overlap in the embedding space: AUC = cross-validated ROC AUC of a logistic "
+                     "regression telling the test questions from the set's items (0.5 = indistinguishable: the set "
+                     "covers the test set; 1.0 = fully separated); nn cosine = each test question's most similar "
+                     "item of the set (1.0 = the same text); near duplicates = test questions with an item at or "
+                     "above the threshold cosine (contamination suspects)")
+SIDES = {"pool": "training pool", "seeds": "hard negatives (the seeds)", "pairs": "generated pairs"}
 
 
 def default_dir(store: Store, config: RecipeConfig) -> Path:
@@ -65,10 +71,10 @@ def _near(texts: list[str], index: similarity.NgramIndex) -> dict[str, Any]:
 
 
 def overlap(store: Store, pool: str, test: str, set_names: list[str]) -> dict[str, Any]:
-    """How near the training pool and the generated pairs sit to the test set: for each item, the
-    char-3-gram TF-IDF cosine to its nearest test question (the measure of the augment contamination
-    gate), summarised, with the nearest pairs listed. The embedding overlap (Visualise, `map overlap`)
-    is the second opinion: run it on the same sets for e5 cosines and the train-vs-test AUC."""
+    """How near the training pool and the generated pairs sit to the test set by characters: for each
+    item, the char-3-gram TF-IDF cosine to its nearest test question (the measure of the augment
+    contamination gate), summarised, with the nearest pairs listed. The embedding overlap (Visualise's
+    map-overlap: AUC and nearest-neighbour cosines) is measured by each round (rounds[].overlap)."""
     test_qs = datasets.questions(store, test)
     index = similarity.NgramIndex([similarity.question_text(q) for q in test_qs])
     out: dict[str, Any] = {"measure": "char-3-gram TF-IDF cosine to the nearest test question",
@@ -96,6 +102,12 @@ def manifest(store: Store, config: RecipeConfig, summary: dict[str, Any]) -> dic
                           ("evaluate", (r.get("eval") or {}).get("eval_run"))):
             if rid:
                 step_runs.append(_run_record(store, step, rid))
+        for side in (r.get("overlap") or {}).values():
+            if side.get("run") and side["run"] not in {x["run"] for x in step_runs}:
+                step_runs.append(_run_record(store, "map-overlap", side["run"]))
+        own = preference_sets.get_set(store, r["pairs_set"]) if r.get("on_policy") and r.get("pairs_set") else None
+        if own and (own["detail"] or {}).get("run"):
+            step_runs.append(_run_record(store, "on-policy", own["detail"]["run"]))
         if r.get("train_run"):
             t = training.show(store, r["train_run"])
             step_runs.append({"step": "train", "run": t["run"], "config": t["config"], "config_hash": t["config_hash"],
@@ -122,7 +134,10 @@ def manifest(store: Store, config: RecipeConfig, summary: dict[str, Any]) -> dic
         "runs": step_runs,
         "rounds": rounds, "stopped": summary.get("stopped"), "result_round": summary.get("result_round"),
         "overlap": overlap(store, config.pool_name(), config.test_name(),
-                           [r["pairs_set"] for r in rounds if r.get("pairs_set")]),
+                           [r["pairs_set"] for r in rounds if r.get("pairs_set")]) | {
+            "embedding": {"measure": EMBEDDING_MEASURE, "per_round": "rounds[].overlap: pool, seeds (the round's "
+                          "hard negatives), pairs (the round's preference set), each against the test set",
+                          "rounds": [{"round": r["round"], **r["overlap"]} for r in rounds if r.get("overlap")]}},
     }
 
 
@@ -200,9 +215,44 @@ def model_card(config: RecipeConfig, man: dict[str, Any]) -> str:
               "## Data", "",
               f"Pool `{config.pool_name()}`, test set `{config.test_name()}`; preference set `{r.get('set')}` "
               f"({r.get('set_pairs')} pairs, sha256 {str(r.get('set_hash'))[:16]}…) in `pairs/` as TRL JSONL and a "
-              "`datasets` folder. Prompts: the solve template (hashes in the manifest).", "",
-              "## Overlap with the test set", ""]
+              "`datasets` folder. Prompts: the solve template (hashes in the manifest).", ""]
+    on = [x for x in man["rounds"] if x.get("on_policy")]
+    if on:
+        lines += ["Rejected reasoning: on-policy — the round's student solved each accepted generated question with "
+                  "the pair's own prompt and its wrong reasoning is the rejected one (the chosen one is the "
+                  "teacher's); " + ("a question it solved was dropped." if config.pairs.when_right == "drop" else
+                                    "a question it solved kept the teacher's rejected reasoning."), ""]
+        for x in on:
+            o = x["on_policy"]
+            lines.append(f"- round {x['round']}: {o['student']} failed {o['failed']} of {o['questions']} questions, "
+                         f"solved {o['solved']}, gave no usable reply on {o['no_reply']}; {o['kept']} pairs "
+                         f"({o['fell_back']} with the teacher's rejected)")
+        lines.append("")
+    else:
+        lines += ["Rejected reasoning: the teacher's, written with each generated question (off-policy).", ""]
+    lines += ["## Overlap with the test set", ""]
     ov = man["overlap"]
+    emb = [x for x in man["rounds"] if x.get("overlap")]
+    if emb:
+        first = next(iter(emb[0]["overlap"].values()))
+        lines += [f"How near the training data sits to the test set `{config.test_name()}` in the embedding space "
+                  f"(embedder `{first.get('embedder')}`; Visualise's overlap). **AUC**: a classifier telling test "
+                  "questions from the set's items, cross-validated: ≈ 0.5 = indistinguishable (the set covers the "
+                  "test set, as when training items are chosen for their closeness to test items), 1.0 = fully "
+                  "separated. **nn cosine**: each test question's most similar item (1.0 = the same text). "
+                  f"**near duplicates**: test questions with an item at cosine ≥ {first.get('threshold')} "
+                  "(contamination suspects).", "",
+                  "| Round | set | items | AUC | reading | nn cosine mean | median | near duplicates |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for x in emb:
+            for side, o in x["overlap"].items():
+                reading = (o.get("reading") or "").split(":")[0]
+                auc = "—" if o.get("auc") is None else f"{o['auc']:.2f}"
+                lines.append(f"| {x['round']} | {SIDES.get(side, side)} `{o.get('train')}` | {o.get('train_items')} | "
+                             f"{auc} | {reading} | "
+                             f"{o.get('nn_similarity_mean')} | {o.get('nn_similarity_median')} | "
+                             f"{o.get('near_duplicates')} of {o.get('test_items')} |")
+        lines += ["", "By characters (the augment contamination gate's measure):", ""]
     for key, what in (("pool_vs_test", "training pool"), ("pairs_vs_test", "generated pairs")):
         o = ov[key]
         if o.get("items"):
@@ -216,7 +266,8 @@ def model_card(config: RecipeConfig, man: dict[str, Any]) -> str:
               "not read by a person).",
               "- Later rounds mine with the tuned model, so they can pile up the noise of earlier rounds; each "
               "round's figures above are measured, not assumed.",
-              "- Overlap is measured by character n-grams; paraphrased test material can sit closer than it shows."]
+              "- Overlap is measured by one small embedder and by character n-grams; paraphrased test material can "
+              "sit closer than either shows."]
     return "\n".join(front + lines) + "\n"
 
 

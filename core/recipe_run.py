@@ -7,7 +7,12 @@ stopped (finished replies come from the generation cache, a training worker that
 attached to) and a recipe run again finds every step done: it sends no request and trains nothing.
 
 Round k+1 mines the pool with round k's tuned model (the adapter, through the local provider), so
-its hard negatives are what the tuned student still fails. Each round is evaluated on the test set
+its hard negatives are what the tuned student still fails. With `[pairs] rejected = "student"` the
+round's student also solves every accepted generated question (the pair's own prompt, through the
+cached engine) and its wrong reasoning becomes the pair's rejected one (on-policy pairs). After the
+pairs are frozen, the round measures how near the pool, its hard negatives and its pairs sit to the
+test set in the embedding space (mapping's map-overlap step: AUC, nearest-neighbour cosines; the
+vectors come from the embedding cache, so a re-run embeds nothing). Each round is evaluated on the test set
 against the base student and against the previous round (McNemar, passage bootstrap CI); the
 recipe's stop rule ends the loop early when a round stops helping. The recipe's own run record
 (step "recipe", table runs) holds the rounds as its summary, updated after every step.
@@ -19,18 +24,57 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from core import augment, datasets, eval_run, evaluation, jobs, mining, models, preference_sets, review, runs
+from pydantic import Field
+
+from core import (
+    augment,
+    datasets,
+    engine,
+    eval_run,
+    evaluation,
+    jobs,
+    mapping,
+    mining,
+    models,
+    preference_sets,
+    prompts,
+    review,
+    runs,
+)
 from core.errors import CoreError
 from core.jobs import JobContext
 from core.recipe import RecipeConfig, key_problems, warnings
-from core.runs import ROOT
+from core.runs import ROOT, StepConfig
 
 if TYPE_CHECKING:
     from core.store import Store
 
-STEPS_PER_ROUND = 5  # mine, augment, review + freeze, train, evaluate
+STEPS_PER_ROUND = 6  # mine, augment, review + freeze, overlap, train, evaluate
+OVERLAP_SIDES = ("pool", "seeds", "pairs")  # what each round measures against the test set
+
+
+class OnPolicyConfig(StepConfig):
+    """A round's on-policy pairs: the accepted pairs of an augment run with the student's own failed
+    reasoning as the rejected one (the run record of the set it makes)."""
+
+    step: ClassVar[str] = "on-policy"
+    name: str = Field(description="preference set made")
+    augment_run: str = Field(description="augment run whose accepted pairs are re-solved by the student")
+    student: str = Field(description="model whose failed reasoning becomes the rejected one")
+    samples: int = Field(1, ge=1)
+    temperature: float | None = None
+    when_right: str = "drop"
+
+
+def failed_reasoning(gold: int | None, chosen: str, rows: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The student's failed reply among its samples on a question: a wrong answer before an unparsed reply
+    (as mining picks the failed path); None when every reply is right, failed or empty."""
+    failed = [r for r in rows if r is not None and not r.get("error") and (r.get("response") or "").strip()
+              and r.get("answer") != gold and (r.get("response") or "").strip() != (chosen or "").strip()]
+    failed.sort(key=lambda r: r.get("answer") is None)
+    return failed[0] if failed else None
 
 
 class Stopped(Exception):
@@ -128,7 +172,7 @@ class _Runner:
             return prior | {"reused": True}
         return self.follow(augment.start_job(self.store, cfg), f"augment {mining_run}")
 
-    def pairs(self, k: int, augment_run: str) -> dict[str, Any] | None:
+    def pairs(self, k: int, augment_run: str, student: str, row: dict[str, Any]) -> dict[str, Any] | None:
         """Accept (passing) and freeze the round's pairs; the set to train on. None: nothing to train on."""
         c, store = self.config, self.store
         if c.review.accept == "passing":
@@ -137,7 +181,12 @@ class _Runner:
         if not accepted:
             return None
         own_name, train_name = c.set_names(k)
-        own = preference_sets.freeze(store, own_name, augment_run, replace=True)
+        if c.pairs.rejected == "student":
+            own = self.on_policy(own_name, augment_run, student, row)
+            if own is None:
+                return None
+        else:
+            own = preference_sets.freeze(store, own_name, augment_run, replace=True)
         if train_name == own_name:
             return {"own": own, "train": own}
         # A pair an earlier round already holds (the tuned student failed the same way) is kept once.
@@ -147,6 +196,80 @@ class _Runner:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
         return {"own": own, "train": preference_sets.import_pairs(store, path, train_name, replace=True)}
+
+    def on_policy(self, name: str, augment_run: str, student: str, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The round's pairs with the student's own failed reasoning as the rejected one. The student
+        solves each accepted question with the pair's own prompt (the solve prompt) through the engine,
+        so a re-run is served from the cache and a cancelled one resumes. A question it solves in every
+        sample (or never answers) is dropped, or keeps the teacher's rejected (`[pairs] when_right`)."""
+        c, store = self.config, self.store
+        p = c.pairs
+        accepted = review.list_pairs(store, run=augment_run, status="accepted")
+        broken = [f"{x['id']} (no {', '.join(review.incomplete(x))})" for x in accepted if review.incomplete(x)]
+        if broken:
+            raise CoreError(f"{len(broken)} accepted pair(s) cannot be frozen: " + "; ".join(broken[:5]),
+                            hint="edit them on the Review page, or put them back to pending; then run the recipe again")
+        model = models.get_model(store, student)
+        pairs, reqs = [], []
+        for x in accepted:
+            pair = preference_sets.pair_of(x)
+            q = review.question_of(x)
+            messages, template_hash = prompts.solve_messages(q)
+            pairs.append(pair)
+            reqs += [engine.Request(messages, template_hash, sample=s, task="recipe_on_policy",
+                                    qid=x["id"], n_choices=len(q["choices"])) for s in range(p.samples)]
+
+        def progress(pr: engine.Progress) -> None:
+            self.ctx.progress(done=self.done, total=self.total,
+                              message=f"on-policy: {student} solves the new questions {pr.done}/{pr.total}")
+
+        res = engine.run(store, model, reqs, params={} if p.temperature is None else {"temperature": p.temperature},
+                         job_id=self.ctx.job_id, cancel=self.ctx.cancel, progress=progress)
+        self.summary["requests_sent"] += res.progress.sent
+        if res.cancelled or self.ctx.cancelled():
+            raise Stopped
+        out, counts = [], {"failed": 0, "solved": 0, "no_reply": 0, "fell_back": 0}
+        for i, pair in enumerate(pairs):
+            rows = res.rows[i * p.samples:(i + 1) * p.samples]
+            gold = pair["question"]["answer"]
+            picked = failed_reasoning(gold, pair["chosen"], rows)
+            if picked is not None:
+                counts["failed"] += 1
+                out.append(pair | {"rejected": picked["response"], "rejected_by": student})
+                continue
+            answered = [r for r in rows if r is not None and not r.get("error") and (r.get("response") or "").strip()]
+            counts["solved" if answered else "no_reply"] += 1
+            if p.when_right == "teacher":
+                counts["fell_back"] += 1
+                out.append(pair | {"rejected_by": "teacher"})
+        info = {"student": student, "questions": len(pairs), **counts, "kept": len(out),
+                "when_right": p.when_right, "samples": p.samples, "requests_sent": res.progress.sent}
+        row["on_policy"] = info
+        self.event(f"on-policy: {student} failed {counts['failed']} of {len(pairs)} new questions; "
+                   f"{len(out)} pairs kept")
+        if not out:
+            return None
+        cfg = OnPolicyConfig(name=name, augment_run=augment_run, student=student, samples=p.samples,
+                             temperature=p.temperature, when_right=p.when_right)
+        stored = [{k: v for k, v in x.items() if k != "rejected_by"} for x in out]
+        return preference_sets.store_pairs(store, cfg, name, f"on-policy:{augment_run}", stored,
+                                           {"augment_run": augment_run, "on_policy": info,
+                                            "rejected_by": [x["rejected_by"] for x in out]}, replace=True)
+
+    def overlap(self, row: dict[str, Any]) -> dict[str, Any]:
+        """How near the pool, the round's hard negatives and its pairs sit to the test set (map-overlap runs)."""
+        c = self.config
+        out = {}
+        for side, name in zip(OVERLAP_SIDES, (c.pool_name(), mapping.MINING_PREFIX + row["mining_run"],
+                                              row["pairs_set"])):
+            cfg = c.overlap_config(name)
+            s = self.follow(mapping.start_job(self.store, cfg), f"overlap {name} → {cfg.test}")
+            out[side] = {k: s.get(k) for k in ("run", "train", "test", "embedder", "train_items", "test_items",
+                                                "auc", "nn_similarity_mean", "nn_similarity_median",
+                                                "near_duplicates", "threshold", "embed_computed")}
+            out[side]["reading"] = (s.get("readings") or {}).get("auc")
+            out[side]["near_duplicate_items"] = (s.get("near_duplicate_items") or [])[:5]
+        return out
 
     def train(self, set_name: str) -> dict[str, Any]:
         from core import training
@@ -161,16 +284,30 @@ class _Runner:
                 self.ctx.progress(done=self.done, total=self.total,
                                   message=f"train {run_id}: step {p.get('step')}/{p.get('max_steps') or '?'}")
 
-        run = training.wait(self.store, run_id, on_progress=progress, stop=self.ctx.cancelled)
-        if run["state"] == "running":  # cancelled while it trains: the worker goes on; a re-run attaches
-            self.event(f"training run {run_id} keeps running in its worker (python -m core train cancel {run_id} "
-                       f"stops it); run the recipe again to attach")
+        try:
+            run = training.wait(self.store, run_id, on_progress=progress, stop=self.ctx.cancelled)
+        except BaseException:  # the recipe dies with an error: no training worker outlives it
+            self.cancel_training(run_id)
+            raise
+        if run["state"] == "running":  # cancelled while it trains: the worker is ended with the recipe
+            self.cancel_training(run_id)
             raise Stopped
         if run["state"] != "done" or not run.get("adapter_model"):
             raise CoreError(f"training run {run_id} ended {run['state']}: {run.get('message') or 'no adapter'}",
                             hint=f"python -m core train show {run_id}; fix it and run the recipe again (it resumes)")
         return {"run": run_id, "adapter_model": run["adapter_model"], "tuned_model": self.served(run["adapter_model"]),
                 "what": what}
+
+    def cancel_training(self, run_id: str) -> None:
+        """End a training run's worker (it keeps its checkpoints: the recipe run again resumes it)."""
+        from core import training
+
+        try:
+            run = training.cancel(self.store, run_id)
+        except CoreError:  # it finished or failed in the meantime: nothing is left running
+            return
+        self.event(f"training run {run_id} cancelled with the recipe ({run.get('message')}); run the recipe "
+                   "again to resume it")
 
     def served(self, tuned: str) -> str:
         """The tuned model as the rounds call it: the local adapter, or the server that serves it."""
@@ -231,16 +368,26 @@ class _Runner:
             self.event(f"round {k}: augment {aug['run']}: {aug.get('passed')} of {aug.get('candidates')} passed",
                        step_done=True)
             self.check_cancel()
-            sets = self.pairs(k, aug["run"])
+            sets = self.pairs(k, aug["run"], student, row)
             if sets is None:
+                waiting = c.review.accept == "manual" and not row.get("on_policy")
                 why = ("no pair accepted yet: accept pairs on the Review page (run " + aug["run"] + "), then run "
-                       "the recipe again") if c.review.accept == "manual" else "no candidate passed every gate"
+                       "the recipe again") if waiting else (
+                    f"{student} solved every accepted question: no on-policy pair" if row.get("on_policy")
+                    else "no candidate passed every gate")
                 self.save()
-                return self.stop(f"round {k}: {why}", state="waiting" if c.review.accept == "manual" else "done")
+                return self.stop(f"round {k}: {why}", state="waiting" if waiting else "done")
             row |= {"pairs": sets["own"]["pairs"], "pairs_set": sets["own"]["name"], "set": sets["train"]["name"],
                     "set_pairs": sets["train"]["pairs"], "set_hash": sets["train"]["hash"]}
             self.event(f"round {k}: {sets['own']['pairs']} pairs frozen as {sets['own']['name']}; trains on "
                        f"{sets['train']['name']} ({sets['train']['pairs']})", step_done=True)
+            self.save()
+            self.check_cancel()
+            row["overlap"] = self.overlap(row)
+            o = row["overlap"]
+            self.event(f"round {k}: overlap with {c.test_name()} (AUC, 0.5 = indistinguishable): pool "
+                       f"{o['pool']['auc']}, hard negatives {o['seeds']['auc']}, pairs {o['pairs']['auc']}",
+                       step_done=True)
             self.save()
             self.check_cancel()
             trained = self.train(sets["train"]["name"])

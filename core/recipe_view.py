@@ -12,16 +12,23 @@ def rows(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
     for r in (summary or {}).get("rounds", []):
         e = r.get("eval") or {}
         vp = e.get("vs_previous") or {}
+        ov = r.get("overlap") or {}
         out.append({
             "round": r["round"], "mined with": r.get("student"), "hard negatives": r.get("hard_negatives"),
             "passed gates": r.get("passed"), "pairs": r.get("pairs"), "trained on": r.get("set"),
             "tuned model": r.get("tuned_model") or "—",
+            "AUC vs test (pool / pairs)": " / ".join(_auc((ov.get(k) or {}).get("auc")) for k in ("pool", "pairs"))
+                                          if ov else "—",
             "accuracy": _pct(e.get("tuned_accuracy")), "base": _pct(e.get("base_accuracy")),
             "vs base (McNemar p)": f"{e['fixed']} fixed / {e['broken']} broken (p {e['mcnemar_p']:.3g})" if e else "—",
             "vs previous": (f"{100 * vp['diff']:+.1f} %p, CI [{_pct(vp['ci'][0])}, {_pct(vp['ci'][1])}]"
                             if vp and vp.get("ci", [None])[0] is not None else "—"),
         })
     return out
+
+
+def _auc(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
 
 
 def _pct(x: float | None) -> str:

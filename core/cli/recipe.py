@@ -19,8 +19,8 @@ from core.cli.options import exit_if_cancelled, run_job
 recipe_app = typer.Typer(no_args_is_help=True, help="Recipes: every round of the method from one TOML file.")
 app.add_typer(recipe_app, name="recipe")
 
-ROUND_KEYS = ("round", "student", "mining_run", "hard_negatives", "augment_run", "pairs", "set", "set_pairs", "train_run",
-              "tuned_model", "eval")
+ROUND_KEYS = ("round", "student", "mining_run", "hard_negatives", "augment_run", "pairs", "pairs_set", "set",
+              "set_pairs", "train_run", "tuned_model", "eval", "overlap", "on_policy")
 
 
 @recipe_app.command("run")
