@@ -84,7 +84,7 @@ class AugmentConfig(StepConfig):
 
 
 def mining_pool(store: Store, mining_run: str) -> str:
-    """The pool a mining run mined (from mining_runs, or a run record of step 'mine')."""
+    """The pool a mining run mined (its mining_runs row, else the config of a run record of step 'mine')."""
     pool = store.scalar("SELECT pool FROM mining_runs WHERE id = ?", [mining_run])
     if pool is None:
         rows = store.rows("SELECT config FROM runs WHERE id = ? AND step IN ('mine', 'mining')", [mining_run])
@@ -496,9 +496,9 @@ def gate_rates(store: Store, run_id: str) -> list[dict[str, Any]]:
 def mining_runs(store: Store) -> list[dict[str, Any]]:
     """Mining runs that have kept hard negatives (what augment can start from), newest first."""
     return store.rows("""
-        SELECT i.run_id AS run, count(*) FILTER (WHERE i.kept) AS seeds, any_value(r.pool) AS pool,
-               any_value(r.teacher) AS teacher, any_value(r.created_at) AS created_at
-        FROM mining_items i LEFT JOIN mining_runs r ON r.id = i.run_id
+        SELECT i.run_id AS run, count(*) FILTER (WHERE i.kept) AS seeds, any_value(m.pool) AS pool,
+               any_value(m.teacher) AS teacher, any_value(r.created_at) AS created_at
+        FROM mining_items i LEFT JOIN mining_runs m ON m.id = i.run_id LEFT JOIN runs r ON r.id = i.run_id
         GROUP BY i.run_id HAVING count(*) FILTER (WHERE i.kept) > 0
         ORDER BY created_at DESC NULLS LAST, run""")
 

@@ -67,8 +67,9 @@ MODEL: list[tuple[str, str, str]] = [
     ("registry", "models", "name = $1"),
 ]
 MODEL_BLOCKERS: list[tuple[str, str, str, str]] = [
-    ("mining run", "mining_runs", "id", "teacher = $1 OR student = $1 OR json_extract_string(config, '$.judge') = $1 "
-                                        "OR json_extract_string(config, '$.classifier') = $1"),
+    ("mining run", "runs", "id", "step = 'mine' AND $1 IN (json_extract_string(config, '$.teacher'), "
+                                 "json_extract_string(config, '$.student'), json_extract_string(config, '$.judge'), "
+                                 "json_extract_string(config, '$.classifier'))"),
     ("training run", "training_runs", "id", "base_model = $1 OR adapter_model = $1"),
     ("run", "runs", "id", "step NOT IN ('solve', 'evaluate', 'mine') AND $1 IN ("
                           "json_extract_string(config, '$.teacher'), json_extract_string(config, '$.model'), "

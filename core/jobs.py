@@ -200,9 +200,6 @@ def wait(job_id: str, timeout: float | None = None) -> bool:
     return live is None or live[1].wait(timeout)
 
 
-# Run records that point at a job: one still 'running' whose job no thread of this process runs
-# was left by a process that died (a CLI killed mid-run), and reads as 'interrupted' too.
-RUN_TABLES = ("runs", "mining_runs")
 
 
 def mark_interrupted(store: Store) -> int:
@@ -215,10 +212,10 @@ def mark_interrupted(store: Store) -> int:
         store.execute(f"UPDATE jobs SET state = 'interrupted', eta_s = NULL, finished_at = ?, "
                       f"message = 'the process running it stopped; run it again to resume' WHERE {where}",
                       [datetime.now(), *([live] if live else [])])
+    # A run record that points at such a job (a CLI killed mid-run) reads as 'interrupted' too.
     dead = "state = 'running' AND job_id IS NOT NULL" + (
         " AND job_id NOT IN (SELECT unnest(?::VARCHAR[]))" if live else "")
-    for table in RUN_TABLES:  # names from the constant above, values bound
-        store.execute(f"UPDATE {table} SET state = 'interrupted' WHERE {dead}", [live] if live else [])
+    store.execute(f"UPDATE runs SET state = 'interrupted' WHERE {dead}", [live] if live else [])
     return n
 
 

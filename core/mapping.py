@@ -134,7 +134,7 @@ def available_sets(store: Store) -> list[str]:
     if _has_table(store, "preference_sets"):
         names += [r["name"] for r in store.rows("SELECT name FROM preference_sets ORDER BY created_at, name")]
     names += [MINING_PREFIX + r["id"] for r in store.rows(
-        "SELECT id FROM mining_runs WHERE state = 'done' ORDER BY created_at")]
+        "SELECT m.id FROM mining_runs m JOIN runs r ON r.id = m.id WHERE r.state = 'done' ORDER BY r.created_at")]
     return names
 
 

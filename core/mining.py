@@ -10,7 +10,9 @@ Outcomes per question (configurable rules, the original project's defaults):
 - error: a sample of either model failed (API error, malformed reply): no outcome, never mined,
   the reason kept; the failed requests are sent again by the next run
 
-This module keeps the mining rule and the run records (`mining_runs`, `mining_items`); the judge
+This module keeps the mining rule, what a run found (`mining_items`) and what only a mining run has
+(`mining_runs`: pool, teacher, student, keyed by the run id; the run record itself is `runs`, through
+core/runs.py, so the same config is the same run); the judge
 (core/judge.py), the subject classifier (core/classify.py) and the export (core/mining_export.py)
 live in their own modules, and stored replies are read through core/generations.py.
 """
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -30,7 +31,7 @@ from core.classify import classify_subjects
 from core.errors import CoreError, NotFound
 from core.jobs import JobContext
 from core.judge import judge_pairs
-from core.runs import StepConfig, code_version
+from core.runs import StepConfig, finish_run, recording
 from core.stats import majority_vote
 
 if TYPE_CHECKING:
@@ -112,17 +113,21 @@ def mine(store: Store, config: MiningConfig, ctx: JobContext | None = None,
     """
     ctx = ctx or JobContext.local(cancel)
     n = check(store, config)
-    run_id = uuid.uuid4().hex[:10]
-    store.execute("INSERT INTO mining_runs (id, pool, teacher, student, config, config_hash, state, job_id, "
-                  "code_version) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                  [run_id, config.pool, config.teacher, config.student, config.model_dump_json(), config.digest(),
-                   ctx.job_id, code_version()])
+    # The same config is the same run (core/runs.py): mining it again resumes it, its items recomputed
+    # from the cache; any exception marks it failed with its reason.
+    with recording(store, config, ctx.job_id) as run_id:
+        store.execute("INSERT OR IGNORE INTO mining_runs (id, pool, teacher, student) VALUES (?, ?, ?, ?)",
+                      [run_id, config.pool, config.teacher, config.student])
+        return _mine(store, config, ctx, run_id, n)
+
+
+def _mine(store: Store, config: MiningConfig, ctx: JobContext, run_id: str, n: int) -> dict[str, Any]:
     counters = {"requests_sent": 0, "cached": 0}
     total = 2 * n * config.samples  # the job shows one bar over teacher + student (+ judge)
 
     def finish(state: str, summary: dict[str, Any] | None = None) -> dict[str, Any]:
-        store.execute("UPDATE mining_runs SET state = ?, summary = ? WHERE id = ?",
-                      [state, json.dumps(summary, ensure_ascii=False) if summary else None, run_id])
+        # A cancelled pass changes no item: the record keeps the summary of the items it has (if any).
+        finish_run(store, run_id, state, summary or get_run(store, run_id)["summary"])
         return summary or {"run": run_id, "state": state}
 
     mined: list[dict[str, Any]] = []
@@ -140,17 +145,14 @@ def mine(store: Store, config: MiningConfig, ctx: JobContext | None = None,
               if config.classifier else [])
     phases += [solved_by(0, config.teacher), solved_by(1, config.student),
                lambda: mined.extend(_judge_outcomes(store, config, ctx.phase(total, total), counters))]
-    try:
-        # Inside a phase the engine stops sending when ctx.cancel is set; between phases, here.
-        for run_phase in [*phases, None]:
-            if ctx.cancelled():
-                return finish("cancelled")
-            if run_phase:
-                run_phase()
-        _refuse_if_all_errored(mined)
-    except BaseException:
-        finish("failed")
-        raise
+    # Inside a phase the engine stops sending when ctx.cancel is set; between phases, here. A cancelled
+    # pass keeps the items of the run's last finished one (a later run of this config resumes it).
+    for run_phase in [*phases, None]:
+        if ctx.cancelled():
+            return finish("cancelled")
+        if run_phase:
+            run_phase()
+    _refuse_if_all_errored(mined)
     with store.transaction():
         store.execute("DELETE FROM mining_items WHERE run_id = ?", [run_id])
         store.executemany(
@@ -258,8 +260,14 @@ def _error_reasons(store: Store, run_id: str, top: int = 5) -> dict[str, int]:
         "GROUP BY error ORDER BY n DESC, error LIMIT ?", [run_id, top])}
 
 
+_RUN = """SELECT r.id, m.pool, m.teacher, m.student, r.config, r.config_hash, r.state, r.summary, r.message,
+                 r.job_id, r.code_version, r.created_at, r.finished_at
+          FROM mining_runs m JOIN runs r ON r.id = m.id"""
+
+
 def get_run(store: Store, run_id: str) -> dict[str, Any]:
-    rows = store.rows("SELECT * FROM mining_runs WHERE id = ?", [run_id])
+    """The run record (core/runs.py) with what only mining has: pool, teacher, student."""
+    rows = store.rows(_RUN + " WHERE m.id = ?", [run_id])
     if not rows:
         raise NotFound(f"no mining run {run_id!r}", hint="list runs with `mine list`")
     row = rows[0]
@@ -272,11 +280,11 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
     """Runs newest first; one left running by a process that died reads as 'interrupted'."""
     jobs.mark_interrupted(store)
     out = []
-    for r in store.rows("SELECT id FROM mining_runs ORDER BY created_at DESC"):
-        run = get_run(store, r["id"])
-        out.append((run["summary"] or {"run": run["id"], "pool": run["pool"], "teacher": run["teacher"],
-                                       "student": run["student"]}) | {"state": run["state"],
-                                                                      "created_at": str(run["created_at"])})
+    for run in store.rows(_RUN + " ORDER BY r.created_at DESC, r.id"):
+        summary = json.loads(run["summary"]) if run["summary"] else None
+        out.append((summary or {"run": run["id"], "pool": run["pool"], "teacher": run["teacher"],
+                                "student": run["student"]}) | {"state": run["state"],
+                                                               "created_at": str(run["created_at"])})
     return out
 
 

@@ -23,7 +23,7 @@ STEPS: list[tuple[str, str, str, str | None]] = [
      "(SELECT max(created_at) FROM datasets)"),
     ("Mine", "mine", "a train pool and two registered models (teacher, student)",
      "SELECT (SELECT count(*) FROM mining_items WHERE kept AND run_id = r.id), 1, r.created_at "
-     "FROM mining_runs r WHERE r.state = 'done' ORDER BY r.created_at DESC LIMIT 1"),
+     "FROM runs r WHERE r.step = 'mine' AND r.state = 'done' ORDER BY r.created_at DESC LIMIT 1"),
     ("Augment", "augment", "hard negatives from a mining run",
      "SELECT count(*), count(*) FILTER (WHERE failed_gate IS NULL), max(created_at) FROM candidates"),
     ("Review", "review", "generated preference pairs",
@@ -74,7 +74,7 @@ def needs(store: Store, step: str) -> str:
                            "a teacher and a student")
         ready = f"{plural(n_train, 'train pool')} and {plural(n_models, 'model')} registered: start a run"
     elif step == "Augment":
-        if not _count(store, "SELECT count(*) FROM mining_items i JOIN mining_runs r ON r.id = i.run_id "
+        if not _count(store, "SELECT count(*) FROM mining_items i JOIN runs r ON r.id = i.run_id "
                              "WHERE r.state = 'done' AND i.kept"):
             missing.append("hard negatives from a finished mining run (Mine)")
         ready = "hard negatives are waiting: generate pairs"

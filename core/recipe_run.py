@@ -159,7 +159,7 @@ class _Runner:
 
     def mine(self, student: str) -> dict[str, Any]:
         cfg = self.config.mining_config(student)
-        rows = self.store.rows("SELECT summary FROM mining_runs WHERE config_hash = ? AND state = 'done' "
+        rows = self.store.rows("SELECT summary FROM runs WHERE step = 'mine' AND config_hash = ? AND state = 'done' "
                                "ORDER BY created_at DESC LIMIT 1", [cfg.digest()])
         if rows and rows[0]["summary"]:
             return json.loads(rows[0]["summary"]) | {"reused": True}

@@ -309,8 +309,8 @@ def provenance(store: Store, cid: str) -> dict[str, Any]:
     seed = store.rows("SELECT q.*, p.text AS paragraph FROM questions q LEFT JOIN passages p "
                       "ON p.dataset = q.dataset AND p.passage_id = q.passage_id WHERE q.dataset = ? AND q.qid = ?",
                       [pair["pool"], pair["seed_qid"]])
-    mining_run = store.rows("SELECT id, pool, teacher, student, state, created_at FROM mining_runs WHERE id = ?",
-                            [pair["mining_run"]])
+    mining_run = store.rows("SELECT m.id, m.pool, m.teacher, m.student, r.state, r.created_at FROM mining_runs m "
+                            "JOIN runs r ON r.id = m.id WHERE m.id = ?", [pair["mining_run"]])
     item = store.rows("SELECT * FROM mining_items WHERE run_id = ? AND qid = ?", [pair["mining_run"], pair["seed_qid"]])
     structure = store.rows("SELECT structure, gen_key, error FROM structures WHERE run_id = ? AND seed_qid = ?",
                            [pair["run_id"], pair["seed_qid"]])

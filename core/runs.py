@@ -90,20 +90,28 @@ def code_version() -> str:
     return "0.1.0"
 
 
-def open_run(store: Store, config: StepConfig, job_id: str | None = None) -> tuple[str, bool]:
-    """The run for this config: the existing one (resumed: True) or a new one. Marks it running."""
+def open_run(store: Store, config: StepConfig, job_id: str | None = None, *, new: bool = False) -> tuple[str, bool]:
+    """The run for this config: the existing one (resumed: True) or a new one. Marks it running.
+
+    new: a run of its own even when one with this config exists (training: the same settings on a
+    preference set replaced under its name since)."""
     step, digest = config.step, config.digest()
-    existing = store.scalar("SELECT id FROM runs WHERE step = ? AND config_hash = ? ORDER BY created_at DESC LIMIT 1",
-                            [step, digest])
+    existing = None if new else store.scalar(
+        "SELECT id FROM runs WHERE step = ? AND config_hash = ? ORDER BY created_at DESC LIMIT 1", [step, digest])
     if existing:
-        store.execute("UPDATE runs SET state = 'running', job_id = coalesce(?, job_id), message = NULL, "
-                      "code_version = ?, finished_at = NULL WHERE id = ?", [job_id, code_version(), existing])
+        mark_running(store, existing, job_id, code=code_version())
         return existing, True
     run_id = f"{step}-{uuid.uuid4().hex[:8]}"
     store.execute("INSERT INTO runs (id, step, config, config_hash, code_version, state, job_id) "
                   "VALUES (?, ?, ?, ?, ?, 'running', ?)",
                   [run_id, step, config.model_dump_json(), digest, code_version(), job_id])
     return run_id, False
+
+
+def mark_running(store: Store, run_id: str, job_id: str | None = None, code: str | None = None) -> None:
+    """The run is running again (resumed): no end, no message; a job id or code version when given."""
+    store.execute("UPDATE runs SET state = 'running', job_id = coalesce(?, job_id), message = NULL, "
+                  "code_version = coalesce(?, code_version), finished_at = NULL WHERE id = ?", [job_id, code, run_id])
 
 
 @contextmanager

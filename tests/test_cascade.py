@@ -39,6 +39,7 @@ def orphans(store: Store) -> dict[str, int]:
         "gold_votes": "SELECT count(*) FROM gold_votes WHERE dataset NOT IN (SELECT name FROM datasets)",
         "mining_runs": "SELECT count(*) FROM mining_runs WHERE pool NOT IN (SELECT name FROM datasets)",
         "mining_items": "SELECT count(*) FROM mining_items WHERE run_id NOT IN (SELECT id FROM mining_runs)",
+        "mining run records": "SELECT count(*) FROM mining_runs WHERE id NOT IN (SELECT id FROM runs)",
         "structures": "SELECT count(*) FROM structures WHERE pool NOT IN (SELECT name FROM datasets)",
         "candidates": "SELECT count(*) FROM candidates WHERE pool NOT IN (SELECT name FROM datasets)",
         "candidate_versions": "SELECT count(*) FROM candidate_versions WHERE candidate_id NOT IN "
@@ -86,9 +87,10 @@ def test_deleting_a_mined_pool_leaves_no_orphan_row(store, mined):
             "predictions": 8, "eval_runs": 2, "gold_votes": 6, "questions": 6, "passages": 6, "datasets": 1,
             "generation_refs": 12}
     assert {k: plan.counts[k] for k in want} == want
-    # The evaluate run on the pool, the augment run of its mining run, the map over it (not the map of
-    # the other set alone); mining keeps its own mining_runs row.
-    assert plan.counts["runs"] == 3
+    # The mining run's record, the evaluate run on the pool, the augment run of its mining run, the map
+    # over it (not the map of the other set alone).
+    assert plan.counts["runs"] == 4
+    assert store.scalar("SELECT step FROM runs WHERE id = ?", [mined]) == "mine"
     # Replies only the pool used go; the two the other set also used stay (they are its replies too).
     assert plan.counts["generations"] == 12 - 2
     before = {t: store.scalar(f"SELECT count(*) FROM {t}") for t in plan.counts}
@@ -149,7 +151,7 @@ def test_cli_shows_the_counts_and_asks(tmp_path, capsys, mined, store):
     code = main(["--db", db, "data", "delete", "pool", "--yes"])
     out, err = capsys.readouterr()
     assert code == 0 and out == "Deleted 'pool' (6 questions).\n"
-    assert err.startswith("Deleting 'pool' removes: 1 candidate_versions, 1 candidates, 1 structures, 3 runs, "
+    assert err.startswith("Deleting 'pool' removes: 1 candidate_versions, 1 candidates, 1 structures, 4 runs, "
                           "6 mining_items, 1 mining_runs, 8 predictions, 2 eval_runs, 6 gold_votes")
     code = main(["--db", db, "models", "delete", "student", "--yes"])
     out, err = capsys.readouterr()

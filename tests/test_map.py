@@ -330,8 +330,9 @@ def test_overlap_step_on_injected_sets(store, tmp_path):
 
 def test_mining_hard_negatives_and_prompt_only_pairs_are_sets(store, tmp_path):
     exam(store, tmp_path, 4)
-    store.execute("INSERT INTO mining_runs (id, pool, teacher, student, config, state) "
-                  "VALUES ('m1', 'exam', 't', 's', '{}', 'done')")
+    store.execute("INSERT INTO runs (id, step, config, config_hash, state) "
+                  "VALUES ('m1', 'mine', '{\"pool\": \"exam\"}', 'h', 'done')")
+    store.execute("INSERT INTO mining_runs (id, pool, teacher, student) VALUES ('m1', 'exam', 't', 's')")
     store.executemany("INSERT INTO mining_items (run_id, qid, outcome, kept) VALUES ('m1', ?, ?, ?)",
                       [("q1", "hard_negative", True), ("q2", "both_correct", False), ("q4", "hard_negative", True)])
     store.execute("INSERT INTO preference_sets (name, source, hash, n_pairs) VALUES ('hub', 'import:x', 'h', 1)")

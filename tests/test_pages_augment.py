@@ -46,7 +46,8 @@ def test_empty_state_names_what_is_needed(db_env):
 
 def test_teacher_defaults_to_the_one_that_mined_the_run(mined, db_env):
     store = Store(db_env)
-    mined_by = store.scalar("SELECT teacher FROM mining_runs ORDER BY created_at DESC LIMIT 1")
+    mined_by = store.scalar("SELECT m.teacher FROM mining_runs m JOIN runs r ON r.id = m.id "
+                            "ORDER BY r.created_at DESC LIMIT 1")
     first = store.scalar("SELECT name FROM models ORDER BY created_at, name LIMIT 1")
     store.close()
     clear_cached_store()

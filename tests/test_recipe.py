@@ -156,7 +156,7 @@ def test_two_rounds_headless_then_a_second_run_sends_nothing_and_trains_nothing(
 
         store = Store(db)
         try:
-            mined = store.rows("SELECT student FROM mining_runs ORDER BY created_at")
+            mined = store.rows("SELECT m.student FROM mining_runs m JOIN runs r ON r.id = m.id ORDER BY r.created_at")
             assert [m["student"] for m in mined] == ["tiny", r1["tuned_model"]]
             trained = store.scalar("SELECT count(*) FROM training_runs")
             assert trained == 2 and store.scalar("SELECT count(*) FROM runs WHERE step = 'recipe'") == 1

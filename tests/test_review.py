@@ -69,8 +69,10 @@ def _generation(store: Store, key: str, task: str, model: str, qid: str, respons
 def seed_review(store: Store, tmp_path) -> dict[str, str]:
     """A pool, a mining run with two hard negatives, an augment run with five candidates."""
     import_mini(store, tmp_path, n=3, name=POOL)
-    store.execute("INSERT INTO mining_runs (id, pool, teacher, student, config, state) "
-                  "VALUES (?, ?, 'teacher', 'student', '{}', 'done')", [MINING, POOL])
+    store.execute("INSERT INTO runs (id, step, config, config_hash, state) VALUES (?, 'mine', ?, 'h-mine', 'done')",
+                  [MINING, json.dumps({"pool": POOL, "teacher": "teacher", "student": "student"})])
+    store.execute("INSERT INTO mining_runs (id, pool, teacher, student) VALUES (?, ?, 'teacher', 'student')",
+                  [MINING, POOL])
     for qid, gold in (("q1", 1), ("q2", 2)):
         _generation(store, f"gold-{qid}", "solve", "teacher", qid, reasoning([f"교사 풀이 {qid}"], gold), gold)
         _generation(store, f"fail-{qid}", "solve", "student", qid, reasoning([f"학생 풀이 {qid}"], 5), 5)

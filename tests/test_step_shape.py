@@ -99,6 +99,7 @@ def test_cli_mine_is_a_job_and_a_killed_run_reads_interrupted(tmp_path):
                                 env=ENV, capture_output=True, text=True, timeout=60)
         assert listed.returncode == 0, listed.stderr
         assert [r["state"] for r in json.loads(listed.stdout)] == ["interrupted"]
+        killed = json.loads(listed.stdout)[0]["run"]
         listed = subprocess.run([sys.executable, "-m", "core", "--db", db, "jobs", "list", "--json"], cwd=ROOT,
                                 env=ENV, capture_output=True, text=True, timeout=60)
         assert [(j["kind"], j["state"]) for j in json.loads(listed.stdout)] == [("mine", "interrupted")]
@@ -107,10 +108,12 @@ def test_cli_mine_is_a_job_and_a_killed_run_reads_interrupted(tmp_path):
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout)
         assert summary["cached"] >= sent - 1 and summary["cached"] + summary["requests_sent"] == 20
+        assert summary["run"] == killed  # the same settings resume the killed run
     s = Store(db)
     try:
-        assert [r["state"] for r in s.rows("SELECT state FROM mining_runs ORDER BY created_at")] == [
-            "interrupted", "done"]
+        # The same settings again resume the killed run: one run record, now done.
+        assert s.rows("SELECT r.id, r.state FROM mining_runs m JOIN runs r ON r.id = m.id") == [
+            {"id": summary["run"], "state": "done"}]
         assert [r["state"] for r in s.rows("SELECT state FROM jobs ORDER BY started_at")] == ["interrupted", "done"]
     finally:
         s.close()

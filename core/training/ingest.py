@@ -13,12 +13,10 @@ import math
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import CoreError
-from core.runs import finish_run
 from core.training import files, record
 from core.training.files import KEYS
 
@@ -58,9 +56,9 @@ def ingest_metrics(store: Store, run_id: str, run_dir: Path) -> int:
         marks = ", ".join("?" * (len(COLUMNS) + 3))
         with store.transaction():
             store.executemany(f"INSERT OR REPLACE INTO training_metrics ({cols}) VALUES ({marks})", rows)
-            store.execute("UPDATE training_runs SET metrics_lines = ? WHERE id = ?", [done + len(new), run_id])
+            record.update(store, run_id, metrics_lines=done + len(new))
     elif new:
-        store.execute("UPDATE training_runs SET metrics_lines = ? WHERE id = ?", [done + len(new), run_id])
+        record.update(store, run_id, metrics_lines=done + len(new))
     return len(rows)
 
 
@@ -104,8 +102,7 @@ def sync(store: Store, run_id: str) -> dict[str, Any]:
     ingest_metrics(store, run_id, run_dir)
     ingest_heldout(store, run_id, run_dir)
     if status and current:
-        store.execute("UPDATE training_runs SET progress = ?, backend = coalesce(?, backend), updated_at = ? WHERE id = ?",
-                      [json.dumps(status, ensure_ascii=False, default=str), status.get("backend"), datetime.now(), run_id])
+        record.update(store, run_id, progress=status, backend=status.get("backend"), touch=True)
     if status.get("state") == "done":
         try:
             _finish_done(store, record.get(store, run_id), status)
@@ -123,9 +120,7 @@ def sync(store: Store, run_id: str) -> dict[str, Any]:
 
 
 def _heal(store: Store, run_id: str, why: str) -> None:
-    store.execute("UPDATE training_runs SET state = 'running', message = ?, finished_at = NULL, updated_at = ? "
-                  "WHERE id = ?", [f"was marked failed, but {why}", datetime.now(), run_id])
-    store.execute("UPDATE runs SET state = 'running', finished_at = NULL, message = NULL WHERE id = ?", [run_id])
+    record.running(store, run_id, f"was marked failed, but {why}")
 
 
 def ingest_heldout(store: Store, run_id: str, run_dir: Path) -> dict[str, Any] | None:
@@ -134,7 +129,7 @@ def ingest_heldout(store: Store, run_id: str, run_dir: Path) -> dict[str, Any] |
     if not lines:
         return None
     summary = heldout_summary(lines)
-    store.execute("UPDATE training_runs SET heldout = ? WHERE id = ?", [json.dumps(summary, ensure_ascii=False), run_id])
+    record.update(store, run_id, heldout=summary)
     return summary
 
 
@@ -163,9 +158,7 @@ def _fail(store: Store, run_id: str, reason: str, tail: list[str]) -> None:
     message = reason + ("\n--- last log lines ---\n" + "\n".join(tail) if tail else "")
     ckpt = files.last_checkpoint(Path(record.get(store, run_id)["run_dir"]))
     hint = f"resume continues from {ckpt.name}" if ckpt else "no checkpoint yet: resume starts over"
-    store.execute("UPDATE training_runs SET state = 'failed', message = ?, finished_at = ?, updated_at = ? WHERE id = ?",
-                  [message, datetime.now(), datetime.now(), run_id])
-    finish_run(store, run_id, "failed", message=f"{reason} ({hint})")
+    record.ended(store, run_id, "failed", message, run_message=f"{reason} ({hint})")
 
 
 def adapter_model_name(base: str, run_id: str) -> str:
@@ -196,10 +189,7 @@ def _finish_done(store: Store, run: dict[str, Any], status: dict[str, Any]) -> N
                "precision": status.get("precision"), "template": template,
                "pairs": (run.get("preflight") or {}).get("train_pairs", (run.get("preflight") or {}).get("kept")),
                "heldout": heldout_public(run.get("heldout")), "adapter_dir": str(adapter)}
-    store.execute("UPDATE training_runs SET state = 'done', summary = ?, adapter_model = ?, message = NULL, "
-                  "finished_at = ?, updated_at = ? WHERE id = ?",
-                  [json.dumps(summary, ensure_ascii=False, default=str), name, datetime.now(), datetime.now(), run["id"]])
-    finish_run(store, run["id"], "done", summary)
+    record.ended(store, run["id"], "done", summary=summary, adapter_model=name)
 
 
 def summary(run: dict[str, Any]) -> dict[str, Any]:

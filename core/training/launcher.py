@@ -9,13 +9,11 @@ ingests what it missed.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from core.errors import CoreError
-from core.runs import ROOT, code_version, finish_run, open_run
+from core.runs import ROOT
 from core.training import files, liveness, record
 
 if TYPE_CHECKING:
@@ -109,12 +107,7 @@ def start(store: Store, config: TrainConfig) -> tuple[str, str]:
         raise CoreError(next(w for w in check["warnings"] if w.startswith("target_modules")),
                         hint="set --param target_modules=… to module names the model has")
     _refuse_if_busy(store, check["backend"])
-    run_id, _ = open_run(store, config)
-    if store.scalar("SELECT count(*) FROM training_runs WHERE id = ?", [run_id]):
-        # Same settings, but the set was replaced under its name since: a new run of its own.
-        run_id = f"train-{uuid.uuid4().hex[:8]}"
-        store.execute("INSERT INTO runs (id, step, config, config_hash, code_version, state) VALUES (?, 'train', ?, ?, ?, "
-                      "'running')", [run_id, config.model_dump_json(), config.digest(), code_version()])
+    run_id = record.open_run(store, config)
     run_dir = record.runs_root(store) / run_id
     (run_dir / files.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
     base = prepared["base"]
@@ -126,14 +119,9 @@ def start(store: Store, config: TrainConfig) -> tuple[str, str]:
     files.write_json(run_dir / files.CONFIG, spec)
     data.write_pairs(run_dir / files.PAIRS, prepared["rows"])
     data.write_pairs(run_dir / files.HELDOUT, prepared["heldout"])
-    store.execute(
-        "INSERT INTO training_runs (id, set_name, set_hash, base_model, state, backend, run_dir, config, config_hash, "
-        "code_version, template, preflight, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, config.set_name, prepared["set"]["hash"], config.base_model, check["backend"], str(run_dir),
-         config.model_dump_json(), config.digest(), code_version(), json.dumps(prepared["template"], ensure_ascii=False),
-         json.dumps(check, ensure_ascii=False, default=str), datetime.now()])
-    pid = _spawn(run_dir)
-    store.execute("UPDATE training_runs SET pid = ? WHERE id = ?", [pid, run_id])
+    record.create(store, run_id, config, prepared["set"]["hash"], check["backend"], str(run_dir),
+                  prepared["template"], check)
+    record.update(store, run_id, pid=_spawn(run_dir))
     return run_id, "started"
 
 
@@ -158,14 +146,10 @@ def resume(store: Store, run_id: str, config: TrainConfig | None = None) -> str:
     if config is not None:
         spec = files.read_json(run_dir / files.CONFIG) or {}
         files.write_json(run_dir / files.CONFIG, spec | {"config": config.model_dump(mode="json")})
-        store.execute("UPDATE training_runs SET config = ? WHERE id = ?", [config.model_dump_json(), run_id])
+        record.update(store, run_id, config=config.model_dump_json())
     ckpt = files.last_checkpoint(run_dir)
     pid = _spawn(run_dir)
-    store.execute("UPDATE training_runs SET state = 'running', pid = ?, message = ?, "
-                  "finished_at = NULL, updated_at = ? WHERE id = ?",
-                  [pid, f"resumed from {ckpt.name}" if ckpt else "restarted (no checkpoint yet)",
-                   datetime.now(), run_id])
-    store.execute("UPDATE runs SET state = 'running', finished_at = NULL, message = NULL WHERE id = ?", [run_id])
+    record.running(store, run_id, f"resumed from {ckpt.name}" if ckpt else "restarted (no checkpoint yet)", pid=pid)
     return ckpt.name if ckpt else "start"
 
 
@@ -230,7 +214,5 @@ def cancel(store: Store, run_id: str) -> dict[str, Any]:
     ingest.ingest_metrics(store, run_id, Path(run["run_dir"]))
     ckpt = files.last_checkpoint(Path(run["run_dir"]))
     msg = f"cancelled; resume continues from {ckpt.name}" if ckpt else "cancelled before the first checkpoint"
-    store.execute("UPDATE training_runs SET state = 'cancelled', message = ?, finished_at = ?, updated_at = ? WHERE id = ?",
-                  [msg, datetime.now(), datetime.now(), run_id])
-    finish_run(store, run_id, "cancelled", message=msg)
+    record.ended(store, run_id, "cancelled", msg)
     return record.get(store, run_id)
