@@ -20,7 +20,7 @@ from core import embeddings, preference_sets, recipe, recipe_run, recipe_view, r
 from core.cli import main
 from core.errors import CoreError
 from core.store import Store
-from core.training import launcher
+from core.training import record
 from tests.loopback import Loopback, Reply
 from tests.recipedata import TAG, Teacher, gold
 from tests.recipedata import recipe as write_recipe
@@ -452,7 +452,7 @@ def test_sigterm_while_a_round_trains_cancels_the_training_run_and_a_rerun_resum
             assert store.scalar("SELECT state FROM runs WHERE step = 'recipe'") == "cancelled"
         finally:
             store.close()
-        assert not launcher.alive(run["run_dir"])
+        assert not record.alive(run["run_dir"])
 
         resumed = lambda: (s := status()) and s.get("attempt") == 2 and s.get("step") and s  # noqa: E731
         code, err, second = run_until("the resumed training run's first step", resumed)
