@@ -34,6 +34,7 @@ from core import (
     engine,
     eval_run,
     evaluation,
+    gates,
     jobs,
     mapping,
     mining,
@@ -213,7 +214,7 @@ class _Runner:
         pairs, reqs = [], []
         for x in accepted:
             pair = preference_sets.pair_of(x)
-            q = review.question_of(x)
+            q = gates.as_question(x)
             messages, template_hash = prompts.solve_messages(q)
             pairs.append(pair)
             reqs += [engine.Request(messages, template_hash, sample=s, task="recipe_on_policy",
