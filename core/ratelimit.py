@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 POLL_S = 0.1  # waits wake this often to notice a cancel
+EPS = 1e-9
 
 
 class TokenBucket:
@@ -36,7 +37,9 @@ class TokenBucket:
         with self.lock:
             self._refill()
             need = min(n, self.capacity)
-            if self.level >= need:
+            # EPS: a refill that leaves the level 1e-16 short must not ask for a wait the clock cannot
+            # resolve (the waiter would spin forever on a coarse or virtual clock).
+            if self.level >= need - EPS:
                 self.level -= n
                 return 0.0
             return (need - self.level) / self.rate

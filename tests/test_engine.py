@@ -198,3 +198,12 @@ def test_rate_limit_is_applied_per_model(store, monkeypatch):
         assert engine.run(store, limited, reqs(20, prefix="r")).progress.sent == 20
     # 10 at once, then 10 more at 10 a second: about one virtual second of waiting, not 20 at once.
     assert 0.9 <= clock[0] <= 1.5
+
+
+def test_token_bucket_takes_a_level_short_by_rounding_only(monkeypatch):
+    """0.6 + 2e-17 == 0.6 in floats: a wait that small never moves a clock, so it must not be asked."""
+    now = [0.0]
+    monkeypatch.setattr("core.ratelimit.time.monotonic", lambda: now[0])
+    bucket = TokenBucket(600)
+    bucket.level, bucket.stamp = 1 - 2e-16, 0.0
+    assert bucket.try_take(1) == 0
