@@ -296,6 +296,7 @@ def test_visualise_preselects_the_trained_set_and_links_pairs_to_review(db, buil
     rv.run()
     assert not rv.exception
     assert any(f"`{pid}`" in m.value for m in rv.markdown)
+    assert any("frozen in v1 #" in shown(c.value) for c in rv.caption)  # its provenance names the set it is in
 
 
 def write_other_set(folder: Path) -> Path:
