@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from core import embeddings, jitcache, jobs, runs
+from core import embeddings, jitcache, jobs, lineage, runs
 from core.errors import CoreError, NotFound
 from core.jobs import JobContext
 from core.render import choice_label
@@ -103,7 +103,8 @@ class FlipsConfig(_Embedded):
     dataset: str = Field(description="test set with predictions under both labels")
     a: str = Field(description="evaluation label before (e.g. the base model)")
     b: str = Field(description="evaluation label after (e.g. the tuned model)")
-    pairs: str = Field(description="preference set the model was trained on")
+    pairs: str | None = Field(None, description="preference set the model was trained on (none: the set label b's "
+                              "model was trained on, read from its lineage)")
     k: int = Field(3, ge=1, le=20, description="nearest pairs listed per flipped question")
     embedder: str = _embedder_field()
     text_fields: list[str] = _fields_field()
@@ -161,8 +162,7 @@ def parts(q: dict[str, Any], fields: Sequence[str] = TEXT_FIELDS) -> list[str]:
 
 
 def _start(text: str | None) -> str:
-    s = " ".join((text or "").split())
-    return s if len(s) <= START_CHARS else s[:START_CHARS - 1] + "…"
+    return lineage.start(text, START_CHARS)
 
 
 def _user_text(prompt: Any) -> str:
@@ -279,18 +279,28 @@ def _step(store: Store, config: StepConfig, ctx: JobContext, body) -> dict[str, 
 def run(store: Store, config: StepConfig, ctx: JobContext | None = None) -> dict[str, Any]:
     """Run one visualise step (any of the four configs) in this thread; returns its summary."""
     ctx = ctx or JobContext.local()
+    config = with_training_set(store, config)
     body = {EmbedConfig: embed_set, MapConfig: project, OverlapConfig: overlap, FlipsConfig: flips}[type(config)]
     return _step(store, config, ctx, lambda: body(store, config, ctx))
 
 
 def start_job(store: Store, config: StepConfig) -> str:
     """Start a visualise step as a background job; returns the job id."""
+    config = with_training_set(store, config)
     _check_sets(store, config)
     label = {EmbedConfig: lambda c: f"embed {c.dataset}",
              MapConfig: lambda c: f"map {', '.join(c.sets)}",
              OverlapConfig: lambda c: f"overlap {c.train} → {c.test}",
              FlipsConfig: lambda c: f"why {c.dataset} flipped {c.a} → {c.b} ({c.pairs})"}[type(config)](config)
     return jobs.start(store, config.step, label, lambda ctx: run(store, config, ctx), params=config.model_dump())
+
+
+def with_training_set(store: Store, config: StepConfig) -> StepConfig:
+    """A flips config with no pairs set gets the set label b's model was trained on (its lineage), so
+    the run record names the set and is the same run as one given --pairs explicitly."""
+    if isinstance(config, FlipsConfig) and not config.pairs:
+        return config.model_copy(update={"pairs": lineage.require_training_set(store, config.b, config.dataset)})
+    return config
 
 
 def _check_sets(store: Store, config: StepConfig) -> None:
@@ -721,15 +731,33 @@ def flip_metrics(test: np.ndarray, pairs: np.ndarray, classes: Sequence[str], k:
             "rank_test": rank_test(nn[cls == "fixed"], nn[np.isin(cls, unchanged)])}
 
 
-def _provenance(store: Store, pair_ids: Sequence[str | None]) -> dict[str, dict[str, Any]]:
-    ids = [p for p in pair_ids if p]
-    if not ids or not _has_table(store, "candidates"):
-        return {}
-    rows = store.rows("SELECT c.id, c.pool, c.seed_qid, c.mining_run, c.run_id, q.question AS seed_question "
-                      "FROM candidates c LEFT JOIN questions q ON q.dataset = c.pool AND q.qid = c.seed_qid "
-                      "WHERE c.id IN (SELECT unnest(?::VARCHAR[]))", [ids])
-    return {r["id"]: {"pool": r["pool"], "qid": r["seed_qid"], "start": _start(r["seed_question"]),
-                      "mining_run": r["mining_run"], "augment_run": r["run_id"]} for r in rows}
+def _seeds(store: Store, pair_ids: Sequence[str | None]) -> dict[str, dict[str, Any]]:
+    """Candidate id → its seed and runs (core/lineage.py), in the shape the flips summary has always had."""
+    return {cid: {"pool": c["seed"]["pool"], "qid": c["seed"]["qid"], "start": c["seed"]["start"],
+                  "mining_run": c["mining_run"], "augment_run": c["augment_run"]}
+            for cid, c in lineage.candidates(store, pair_ids).items()}
+
+
+def _near(sims: np.ndarray, idx: np.ndarray, pair_items: Sequence[dict[str, Any]],
+          seeds: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One test question's nearest pairs (a row of _nearest), each with its seed and mining run."""
+    out = []
+    for s, j in zip(sims, idx):
+        p = pair_items[int(j)]
+        pid = p["question"].get("pair_id")
+        out.append({"pair": p["id"], "pair_id": pid, "similarity": round(float(s), 4), "subject": p["subject"],
+                    "start": p["start"], "seed": seeds.get(pid or "")})
+    return out
+
+
+def _traced(store: Store, name: str, pair_items: Sequence[dict[str, Any]]) -> None:
+    """Give pairs imported without a candidate id the id lineage finds for them (the same pair frozen
+    from review in another set), so their seed and mining run show too."""
+    if any(not it["question"].get("pair_id") for it in pair_items) and set_kind(store, name) == "preference":
+        found = {str(p["idx"]): p["pair_id"] for p in lineage.set_pairs(store, name)}
+        for it in pair_items:
+            if not it["question"].get("pair_id") and found.get(it["id"]):
+                it["question"]["pair_id"] = found[it["id"]]
 
 
 def flips(store: Store, config: FlipsConfig, ctx: JobContext | None = None) -> dict[str, Any] | None:
@@ -746,32 +774,76 @@ def flips(store: Store, config: FlipsConfig, ctx: JobContext | None = None) -> d
     pair_items = per[config.pairs]
     fm = flip_metrics(vecs[config.dataset][rows], vecs[config.pairs], [classes[it["id"]] for it in test_items],
                       config.k)
-    prov = _provenance(store, [it["question"].get("pair_id") for it in pair_items])
+    _traced(store, config.pairs, pair_items)
+    seeds = _seeds(store, [it["question"].get("pair_id") for it in pair_items])
 
     def listed(kind: str) -> list[dict[str, Any]]:
-        out = []
-        for r, it in enumerate(test_items):
-            if classes[it["id"]] != kind:
-                continue
-            near = []
-            for s, j in zip(fm["sims"][r], fm["idx"][r]):
-                p = pair_items[int(j)]
-                near.append({"pair": p["id"], "pair_id": p["question"].get("pair_id"), "similarity": round(float(s), 4),
-                             "subject": p["subject"], "start": p["start"],
-                             "seed": prov.get(p["question"].get("pair_id") or "")})
-            out.append({"qid": it["id"], "subject": it["subject"], "start": it["start"],
-                        "nn_similarity": round(float(fm["nn"][r]), 4), "neighbours": near})
+        out = [{"qid": it["id"], "subject": it["subject"], "start": it["start"],
+                "nn_similarity": round(float(fm["nn"][r]), 4),
+                "neighbours": _near(fm["sims"][r], fm["idx"][r], pair_items, seeds)}
+               for r, it in enumerate(test_items) if classes[it["id"]] == kind]
         return sorted(out, key=lambda d: -d["nn_similarity"])
 
     dist = {it["id"]: round(float(fm["nn"][r]), 4) for r, it in enumerate(test_items)}
+    counted = {c: sum(v == c for v in classes.values()) for c in ("fixed", "broken", "both correct", "both wrong")}
+    if ctx:  # the job's figures: questions compared (the embedding phase counted texts, 0/0 when all cached)
+        ctx.progress(done=len(test_items), total=len(test_items), force=True, eta_s=None,
+                     message=f"{len(test_items)} questions of {config.dataset} against {len(pair_items)} pairs of "
+                             f"{config.pairs}: {counted['fixed']} fixed, {counted['broken']} broken")
     return {"dataset": config.dataset, "a": config.a, "b": config.b, "pairs": config.pairs, "embedder": used,
-            "k": config.k, "questions": len(test_items),
-            "counts": {c: sum(v == c for v in classes.values()) for c in ("fixed", "broken", "both correct",
-                                                                         "both wrong")},
+            "k": config.k, "questions": len(test_items), "pair_items": len(pair_items),
+            "training_run": (lineage.label_training_run(store, config.b, config.dataset) or {}).get("run"),
+            "counts": counted,
             "fixed": listed("fixed"), "broken": listed("broken"),
             "similarity": fm["similarity"], "rank_test": fm["rank_test"],
             "nn_similarity": {q: {"class": classes[q], "similarity": s} for q, s in dist.items()},
             "embed_computed": counts["computed"]}
+
+
+def why(store: Store, dataset: str, qid: str, b: str, a: str | None = None, pairs: str | None = None, k: int = 3,
+        embedder: str = embeddings.DEFAULT, fields: Sequence[str] = TEXT_FIELDS,
+        ctx: JobContext | None = None) -> dict[str, Any]:
+    """One test question against the set label b's model was trained on (or `pairs`): its outcome
+    under b (and a: fixed, broken or unchanged), and its k nearest training pairs with their seeds
+    and mining run: the nearest-pair walk of `flips` for one question."""
+    if k < 1:
+        raise CoreError("--k must be at least 1")
+    if set_kind(store, dataset) != "dataset":
+        raise CoreError(f"{dataset!r} is not a dataset", hint="give the test set the question is in")
+    pairs = pairs or lineage.require_training_set(store, b, dataset)
+    set_kind(store, pairs)
+    evaluated = set(labels(store, dataset))
+    outcome = {lab: outcomes(store, dataset, lab).get(str(qid)) for lab in (a, b) if lab and lab in evaluated}
+    flip = flip_classes(store, dataset, a, b).get(str(qid)) if a and {a, b} <= evaluated else None
+    used, per, mat, _ = _embed_sets(store, [dataset, pairs], embedder, fields, ctx)
+    if mat is None:
+        raise CoreError("cancelled before every text was embedded", hint="run it again to resume")
+    vecs = _split(per, mat)
+    src = per[dataset]
+    pos = next((i for i, it in enumerate(src) if it["id"] == str(qid)), None)
+    if pos is None:
+        raise NotFound(f"no question {qid!r} in {dataset!r}", hint=f"ids look like: {', '.join(it['id'] for it in src[:5])}")
+    pair_items = per[pairs]
+    if not pair_items:
+        raise CoreError(f"the preference set {pairs!r} has no pairs")
+    _traced(store, pairs, pair_items)
+    sims, idx = _nearest(vecs[dataset][pos:pos + 1], vecs[pairs], k)
+    near = _near(sims[0], idx[0], pair_items, _seeds(store, [it["question"].get("pair_id") for it in pair_items]))
+    run = lineage.label_training_run(store, b, dataset)
+    return {"dataset": dataset, "qid": str(qid), "subject": src[pos]["subject"], "start": src[pos]["start"],
+            "a": a, "b": b, "outcome": outcome, "class": flip, "pairs": pairs,
+            "training_run": run["run"] if run else None, "embedder": used, "k": k, "neighbours": near}
+
+
+REVIEW_LINK_TEXT = r"review\?pair=(.+)$"  # what a link cell shows: the pair's id
+
+
+def review_link(neighbour: dict[str, Any]) -> str | None:
+    """The Review page's address of a nearest pair (relative, so it works under any base path)."""
+    from urllib.parse import quote
+
+    pid = neighbour.get("pair_id")
+    return f"review?pair={quote(pid, safe='')}" if pid else None
 
 
 # -- figures (Plotly; no Streamlit here) ------------------------------------------------------

@@ -17,6 +17,7 @@ import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from core import lineage
 from core.answers import extract_answer
 from core.errors import CoreError, NotFound
 from core.gates import EDITABLE
@@ -306,23 +307,18 @@ def provenance(store: Store, cid: str) -> dict[str, Any]:
     """Where a pair came from: seed question, mining run and item (golden/failed paths), structure,
     the blueprint generation, and the other pairs made from the same seed."""
     pair = get_pair(store, cid)
-    seed = store.rows("SELECT q.*, p.text AS paragraph FROM questions q LEFT JOIN passages p "
-                      "ON p.dataset = q.dataset AND p.passage_id = q.passage_id WHERE q.dataset = ? AND q.qid = ?",
-                      [pair["pool"], pair["seed_qid"]])
-    mining_run = store.rows("SELECT m.id, m.pool, m.teacher, m.student, r.state, r.created_at FROM mining_runs m "
-                            "JOIN runs r ON r.id = m.id WHERE m.id = ?", [pair["mining_run"]])
-    item = store.rows("SELECT * FROM mining_items WHERE run_id = ? AND qid = ?", [pair["mining_run"], pair["seed_qid"]])
+    item_row = lineage.mining_item(store, pair["mining_run"], pair["seed_qid"])
     structure = store.rows("SELECT structure, gen_key, error FROM structures WHERE run_id = ? AND seed_qid = ?",
                            [pair["run_id"], pair["seed_qid"]])
     struct = structure[0] if structure else None
     if struct and isinstance(struct["structure"], str):
         struct["structure"] = json.loads(struct["structure"])
-    item_row = item[0] if item else None
     return {
         "pair": pair,
-        "seed": (seed[0] | {"choices": list(seed[0]["choices"])}) if seed else None,
-        "mining_run": mining_run[0] if mining_run else None,
+        "seed": lineage.seed_question(store, pair["pool"], pair["seed_qid"]),
+        "mining_run": lineage.mining_run(store, pair["mining_run"]),
         "mining_item": item_row,
+        "sets": lineage.sets_holding(store, cid),  # the frozen sets holding it (what training read)
         "golden": _generation(store, item_row and item_row["golden_key"]),
         "failed": _generation(store, item_row and item_row["failed_key"]),
         "structure": struct,

@@ -244,8 +244,9 @@ def job_panel(store: Store, key: str, kind: str | None = None,
         if job is None:
             return
         total, done = job["total"] or 0, job["done"] or 0
-        bits = [f"{done}/{total}", f"{job['errors'] or 0} errors",
-                f"{(job['input_tokens'] or 0) + (job['output_tokens'] or 0):,} tokens"]
+        tokens = (job["input_tokens"] or 0) + (job["output_tokens"] or 0)
+        # no "0 tokens" for a job that calls no model (embedding, a map): only a count that was kept
+        bits = [f"{done}/{total}", f"{job['errors'] or 0} errors"] + ([f"{tokens:,} tokens"] if tokens else [])
         if job.get("est_cost_usd") is not None:
             bits.append("no API cost" if job["est_cost_usd"] == 0 else f"≈ ${job['est_cost_usd']:.4f}")
         if job["state"] == "running" and job.get("message"):

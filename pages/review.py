@@ -264,8 +264,10 @@ if run_id:
         with st.expander("Seed question, structure, golden and failed paths (provenance)"):
             prov = review.provenance(store, pair["id"])
             mr = prov["mining_run"] or {}
+            frozen = ", ".join(f"{x['set']} #{x['idx']}" for x in prov["sets"])
             st.caption(f"Seed {text(pair['pool'])}/{text(pair['seed_qid'])} · mining run {text(pair['mining_run'])}"
                        + (f" ({text(mr.get('teacher'))} vs {text(mr.get('student'))})" if mr else "")
+                       + (f" · frozen in {text(frozen)}" if frozen else "")
                        + (f" · blueprint generation `{prov['generation']['cache_key'][:12]}` by "
                           f"{text(prov['generation']['model'])}" if prov["generation"] else ""))
             if prov["seed"]:

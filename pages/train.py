@@ -3,7 +3,7 @@ check, health signals, cancel, resume, sweeps."""
 
 import streamlit as st
 
-from core import jobs
+from core import jobs, lineage
 from core.training import PRESETS, TrainConfig, data, figures, health, ingest, launcher, preflight, sweep
 from pages._ui import chart, config_form, flash, get_store, job_panel, made_by, run_action, text
 
@@ -146,6 +146,21 @@ run_id = st.selectbox("Run", ids, key="train-pick",
                       format_func=lambda i: next(f"{r['run']} · {r['set']} on {r['base']}" for r in runs
                                                  if r["run"] == i))
 live = next(r for r in runs if r["run"] == run_id)["state"] == "running"
+
+
+def lineage_line(set_name: str) -> None:
+    """Where the run's pairs came from (core/lineage.py): set ← augment run ← mining run ← pool."""
+    walk = run_action(lambda: lineage.of_set(store, set_name))
+    if not walk:
+        return
+    mined = ", ".join(f"{m['run']} (pool {m.get('pool', '?')}, {m.get('teacher', '?')} vs {m.get('student', '?')})"
+                      for m in walk["mining_runs"]) or "—"
+    st.caption(text(f"Lineage: set {set_name} ({walk['set']['pairs']} pairs, {walk['traced']} traced to their seed) "
+                    f"← augment run {', '.join(walk['augment_runs']) or '— (imported)'} ← mining run {mined} · "
+                    f"python -m core lineage model NAME walks it pair by pair"))
+
+
+lineage_line(next(r for r in runs if r["run"] == run_id)["set"])
 
 
 def heldout_panel(run) -> None:

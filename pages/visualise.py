@@ -6,7 +6,7 @@ import importlib.util
 
 import streamlit as st
 
-from core import datasets, embeddings, mapping
+from core import datasets, embeddings, lineage, mapping
 from core.mapping import FlipsConfig, MapConfig, OverlapConfig
 from core.render import plotly_unescape
 from pages._ui import (
@@ -169,10 +169,17 @@ if not evaluated or not pair_sets:
 else:
     ds = st.selectbox("Test set", evaluated, key="vis-flips-ds")
     labs = mapping.labels(store, ds)
+    # the set label B's model was trained on (its lineage) is preselected; (none) reads it when run
+    trained_by = lineage.label_training_run(store, labs[-1], ds)
+    trained = trained_by["set"] if trained_by else None
     cfg = config_form(FlipsConfig, "vis-flips", fixed={"dataset": ds},
                       choices={"a": labs, "b": labs, "pairs": pair_sets},
-                      defaults={"a": labs[0], "b": labs[-1], "pairs": pair_sets[-1]}, submit="Explain flips",
-                      columns=3)
+                      defaults={"a": labs[0], "b": labs[-1], "pairs": trained if trained in pair_sets else pair_sets[-1]},
+                      submit="Explain flips", columns=3)
+    if trained:
+        st.caption(text(f"{labs[-1]} was trained on {trained} "
+                        f"(training run {trained_by['run']}); "
+                        "Pairs (none) uses the set label B was trained on."))
     if cfg:
         job = run_action(lambda: mapping.start_job(store, cfg))
         if job:
@@ -187,12 +194,16 @@ else:
         chart(mapping.flips_figure(s), width="stretch", key="vis-flips-chart")
         st.markdown("- " + text(s["rank_test"]["reading"]))
         for kind in ("fixed", "broken"):
-            rows = [{"question": q["qid"], "subject": q["subject"], "pair": n["pair"],
-                     "cosine": n["similarity"], "pair starts": n["start"],
+            rows = [{"question": q["qid"], "subject": q["subject"], "pair": mapping.review_link(n),
+                     "set #": n["pair"], "cosine": n["similarity"], "pair starts": n["start"],
                      "seed": f"{n['seed']['pool']} / {n['seed']['qid']}" if n.get("seed") else "",
                      "mining run": (n.get("seed") or {}).get("mining_run") or ""}
                     for q in s[kind] for n in q["neighbours"]]
             st.markdown(f"**{kind.capitalize()}** ({len(s[kind])})")
             if rows:
-                st.dataframe(rows, hide_index=True, width="stretch")
+                # the pair opens in Review (review?pair=ID); a pair imported without a candidate has no link
+                st.dataframe(rows, hide_index=True, width="stretch", key=f"vis-flips-{kind}",
+                             column_config={"pair": st.column_config.LinkColumn(
+                                 "pair", display_text=mapping.REVIEW_LINK_TEXT,
+                                 help="open this pair in Review (its seed, structure, golden and failed paths)")})
         made_by(last)

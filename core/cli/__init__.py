@@ -57,6 +57,7 @@ NOUNS: dict[str, tuple[str, str]] = {
     "data": ("data", "Import, browse, export and delete question sets."),
     "eval": ("evaluate", "Score models on a test set and compare them."),
     "jobs": ("jobs", "Background jobs: state, progress, errors."),
+    "lineage": ("lineage", "Lineage: where a tuned model, a pair or a question came from, and where it went."),
     "map": ("map", "Visualise: embed sets, map them with UMAP, measure overlap, neighbours, flips."),
     "mine": ("mine", "Hard-negative mining: teacher ✓ / student ✗, both reasoning paths kept."),
     "models": ("models", "Register, list, test and delete models."),

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import lineage
 from core.errors import CoreError
 from core.training import files, record
 from core.training.files import KEYS
@@ -270,9 +271,8 @@ def made_by_record(run: dict[str, Any]) -> dict[str, Any]:
 
 def template_of(store: Store, model_name: str) -> dict[str, Any] | None:
     """How a tuned model's prompts were rendered in training ({kind, thinking, prefill, hash}), if it was trained here."""
-    rows = store.rows("SELECT id, template FROM training_runs WHERE adapter_model = ? ORDER BY created_at DESC LIMIT 1",
-                      [model_name])
-    return json.loads(rows[0]["template"]) | {"run": rows[0]["id"]} if rows and rows[0]["template"] else None
+    run = lineage.training_run(store, model_name, served=False)
+    return run["template"] | {"run": run["run"]} if run and run["template"] else None
 
 
 def template_mismatch(store: Store, model_name: str, thinking: bool | None = None,
