@@ -299,7 +299,7 @@ def plan(store: Store, config: RecipeConfig) -> dict[str, Any]:
         steps.append({"round": k, "mine": f"{config.pool_name()} with teacher {config.teacher} and student {student}",
                       "augment": f"teacher {config.teacher}, {config.augment.get('per_seed', 1)} per seed",
                       "review": config.review.accept, "freeze": own,
-                      "rejected": ("the teacher's (as augment wrote it)" if config.pairs.rejected == "teacher" else
+                      "rejected": ("the teacher's, as augment wrote it" if config.pairs.rejected == "teacher" else
                                    f"{student}'s own failed reasoning ({config.pairs.samples} tries; a question it "
                                    f"solves: {'dropped' if config.pairs.when_right == 'drop' else 'teacher rejected'})"),
                       "overlap": f"{config.pool_name()}, round {k}'s hard negatives and {own} against "

@@ -229,6 +229,10 @@ class _Runner:
         self.summary["requests_sent"] += res.progress.sent
         if res.cancelled or self.ctx.cancelled():
             raise Stopped
+        if res.rows and all(r is not None and r.get("error") for r in res.rows):  # no result, not "nothing failed"
+            raise CoreError(f"every on-policy request to {student} failed: {res.rows[0]['error']}",
+                            hint="fix the model (python -m core models test NAME) and run the recipe again: "
+                                 "the failed requests are sent again")
         out, counts = [], {"failed": 0, "solved": 0, "no_reply": 0, "fell_back": 0}
         for i, pair in enumerate(pairs):
             rows = res.rows[i * p.samples:(i + 1) * p.samples]

@@ -372,6 +372,8 @@ def test_on_policy_pairs_reject_the_students_own_failed_reasoning(tmp_path, tiny
             assert k % 2 == 0 and p["rejected"].startswith(f"학생이 {k}번 새 문항에서 개념을 혼동하였다.")
             assert p["rejected"] != teacher_rejected[p["pair_id"]] and p["chosen"] and p["question"]["answer"] == 2
         assert r["overlap"]["pairs"]["train_items"] == 5  # the overlap measures the set trained on
+        man = json.loads((Path(result["bundle"]) / "manifest.json").read_text(encoding="utf-8"))
+        assert man["rounds"][0]["on_policy"]["kept"] == 5 and "on-policy" in {x["step"] for x in man["runs"]}
         card = (Path(result["bundle"]) / "README.md").read_text(encoding="utf-8")
         assert "on-policy" in card and "a question it solved was dropped" in card
         assert "small failed 5 of 10 questions, solved 5" in card

@@ -80,7 +80,8 @@ def show(ctx: typer.Context, file: Path = typer.Argument(..., help="recipe TOML 
                f"{', '.join(p['stop']) or 'never (all rounds)'}")
     for s in p["steps"]:
         typer.echo(f"  round {s['round']}: mine {s['mine']}\n    augment ({s['augment']}), review {s['review']}, "
-                   f"freeze {s['freeze']}\n    train {s['train']}\n    evaluate {s['eval']}")
+                   f"freeze {s['freeze']} (rejected: {s['rejected']})\n    overlap {s['overlap']}\n"
+                   f"    train {s['train']}\n    evaluate {s['eval']}")
     typer.echo("  train settings: " + ", ".join(f"{k}={v}" for k, v in p["train"].items()))
     for w in p["warnings"]:
         typer.echo(f"Warning: {w}")
