@@ -291,18 +291,34 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
                 defaults: dict[str, Any] | None = None, exclude: tuple[str, ...] = (),
                 submit: str = "Start", columns: int = 3, fixed: dict[str, Any] | None = None,
                 disabled: bool = False, labels: dict[str, dict[Any, str]] | None = None,
-                adjust: Callable[[dict[str, Any], set[str]], dict[str, Any]] | None = None) -> Any | None:
+                adjust: Callable[[dict[str, Any], set[str]], dict[str, Any]] | None = None,
+                live: bool = False) -> Any | None:
     """A form built from a step's config class (core/runs.py:StepConfig): one widget per field.
 
     choices: field -> allowed values (datasets, model names) for a selectbox; Literal fields get
     theirs from the type; bool → checkbox; int/float → number input with the field's bounds;
     list/dict → one item (or KEY=VALUE) per line. A field's `title` is its label (else its name).
     fixed: values chosen elsewhere on the page (e.g. the test set): no widget, merged when submitted.
-    labels: field -> {value: text shown} for selectboxes (a run id shown with what it holds).
+    labels: field -> {value: text shown} for selectboxes (a run id shown with what it holds; a key
+    None names the empty choice, e.g. "(all subjects)").
     adjust(values, changed): a last word on the values, given the fields the user changed from the
     shown defaults (e.g. lengths the user did not touch follow the one they did).
+    live: plain widgets and a button instead of an st.form, so every change reruns the page and what
+    is shown under the form (a cost estimate) follows the values on screen, not the last submitted.
     Returns the validated config when submitted and valid, else None (a problem shows as one line).
     """
+    return _config_form(cls, key, choices=choices, defaults=defaults, exclude=exclude, submit=submit,
+                        columns=columns, fixed=fixed, disabled=disabled, labels=labels, adjust=adjust,
+                        live=live)[0]
+
+
+def _config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = None,
+                 defaults: dict[str, Any] | None = None, exclude: tuple[str, ...] = (),
+                 submit: str = "Start", columns: int = 3, fixed: dict[str, Any] | None = None,
+                 disabled: bool = False, labels: dict[str, dict[Any, str]] | None = None,
+                 adjust: Callable[[dict[str, Any], set[str]], dict[str, Any]] | None = None,
+                 live: bool = False) -> tuple[Any | None, dict[str, Any]]:
+    """config_form, and the values the widgets hold now (with `fixed`), submitted or not."""
     import typing
 
     from core.errors import CoreError
@@ -311,7 +327,7 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
     exclude = (*exclude, *fixed)
     values: dict[str, Any] = {}
     shown_defaults: dict[str, Any] = {}
-    with st.form(key):
+    with st.container() if live else st.form(key):
         cols = st.columns(columns)
         for i, (name, field) in enumerate(f for f in cls.model_fields.items() if f[0] not in exclude):
             ann = field.annotation
@@ -331,8 +347,8 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
                     index = opts.index(default) if default in opts else 0
                     shown = (labels or {}).get(name, {})  # e.g. a run id shown with its pool and size
                     values[name] = st.selectbox(label, opts, index=index, help=help_, key=wkey,
-                                                format_func=lambda v, shown=shown: "(none)" if v is None
-                                                else shown.get(v, str(v)))
+                                                format_func=lambda v, shown=shown: shown.get(v, "(none)" if v is None
+                                                                                             else str(v)))
                 elif base is bool:
                     values[name] = st.checkbox(label, value=bool(default), help=help_, key=wkey)
                 elif base in (int, float):
@@ -343,7 +359,7 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
                     hi = bounds.get("Le", bounds.get("Lt"))
                     if optional:
                         raw = st.text_input(label, "" if default is None else str(default), help=help_, key=wkey,
-                                            placeholder="(model default)")
+                                            placeholder=(labels or {}).get(name, {}).get(None, "(model default)"))
                         values[name] = raw.strip() or None
                     else:
                         values[name] = st.number_input(
@@ -363,17 +379,68 @@ def config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = N
                 else:
                     raw = st.text_input(label, "" if default is None else str(default), help=help_, key=wkey)
                     values[name] = raw.strip() or (None if optional else "")
-        pressed = st.form_submit_button(submit, type="primary", disabled=disabled)
+        pressed = (st.button(submit, type="primary", disabled=disabled, key=f"{key}-submit") if live
+                   else st.form_submit_button(submit, type="primary", disabled=disabled))
+    current = values | fixed
     if not pressed:
-        return None
+        return None, current
     if adjust:
         changed = {k for k, v in values.items() if v != shown_defaults.get(k)}
         values = adjust(values, changed)
     try:
-        return cls.parse({k: v for k, v in values.items() if v is not None or k in cls.model_fields} | fixed)
+        return cls.parse({k: v for k, v in values.items() if v is not None or k in cls.model_fields} | fixed), current
     except CoreError as exc:
         st.error(text(exc.message + (f" — {exc.hint}" if exc.hint else "")))
-        return None
+        return None, current
+
+
+def launch(job_key: str, start: Callable[[], str | None]) -> str | None:
+    """Start a background job (the call returns its id) and keep the id in st.session_state[job_key],
+    where job_panel finds it; a failure shows as run_action shows it. Returns the id or None."""
+    job = run_action(start)
+    if isinstance(job, str):
+        st.session_state[job_key] = job
+        return job
+    return None
+
+
+def step_runner(store: Store, cls: type, start: Callable[[Store, Any], str], *, key: str, kind: str,
+                form_key: str | None = None, preview: Callable[[dict[str, Any]], None] | None = None,
+                check: Callable[[Any], str | None] | None = None,
+                confirm: Callable[[Any], bool] | None = None,
+                on_start: Callable[[str], None] | None = None, **form: Any) -> dict[str, Any] | None:
+    """The one block every step page has: config form → start job → job id in session state → job panel.
+
+    cls/start: the step's config class and its start_job(store, config) (returns a job id).
+    key: names the job's state (st.session_state[f"{key}-job"]); the form's widgets are
+    f"{form_key or key + '-form'}-<field>". kind: the job kind whose running job the panel picks up.
+    form: config_form's options (choices, defaults, fixed, submit, columns, labels, live, …).
+    preview(values): what the page shows under the form for the values on screen (a cost estimate,
+    warnings); with live=True those are the values before anything is pressed.
+    check(config): a reason the submitted config cannot start (shown as an error), or None.
+    confirm(config): a second stage: the submitted config is kept and confirm shows it (an estimate)
+    and returns True when the user starts it (its own button).
+    on_start(job_id): what else changes on the page when a job starts.
+    Returns the job shown in the panel (None when there is none).
+    """
+    job_key, pending_key = f"{key}-job", f"{key}-pending"
+    cfg, current = _config_form(cls, form_key or f"{key}-form", **form)
+    if preview:
+        preview(current)
+    problem = check(cfg) if cfg is not None and check else None
+    if problem:
+        st.error(text(problem))
+        cfg = None
+    if confirm:
+        if cfg is not None:
+            st.session_state[pending_key] = cfg
+        pending = st.session_state.get(pending_key)
+        cfg = pending if pending is not None and confirm(pending) else None
+    if cfg is not None and launch(job_key, lambda: start(store, cfg)):
+        st.session_state.pop(pending_key, None)
+        if on_start:
+            on_start(st.session_state[job_key])
+    return job_panel(store, job_key, kind=kind)
 
 
 def made_by(run: dict[str, Any] | None) -> None:

@@ -7,14 +7,13 @@ from core import datasets, mining, models, solve
 from core.render import answer_label, answers_label
 from pages._ui import (
     chart,
-    config_form,
     flash,
     get_store,
-    job_panel,
     label_text,
     made_by,
     run_action,
     show_question,
+    step_runner,
     table,
     text,
 )
@@ -48,38 +47,36 @@ with st.expander("New mining run", expanded=not any(r["state"] == "done" for r i
         [m["name"] for m in catalog if m["provider"] != "gemini"]
     teacher = gem[0] if gem else registered[0]
     student = next(iter([n for n in qwen if n != teacher] or [n for n in registered if n != teacher]))
-    cfg = config_form(mining.MiningConfig, "mine-form", submit="Start mining",
-                      choices={"pool": pools, "teacher": registered, "student": registered,
-                               "judge": registered, "classifier": registered},
-                      defaults={"teacher": teacher, "student": student})
-    # The estimate and warnings follow the settings as last submitted (the defaults before that).
-    shown = {k: st.session_state.get(f"mine-form-{k}", d) for k, d in
-             (("pool", pools[0]), ("teacher", teacher), ("student", student), ("samples", 1), ("temperature", None))}
-    no_answer = run_action(lambda: mining.unanswerable(store, shown["pool"]))
-    if isinstance(no_answer, int) and not isinstance(no_answer, bool) and no_answer:
-        st.warning(f"{no_answer} question(s) in {label_text(repr(shown['pool']))} have no answer and cannot be mined: they will be "
-                   "skipped (listed, not sent to any model).")
-    missing_keys = [p for p in (models.key_problem(models.get_model(store, who))
-                                for who in dict.fromkeys((shown["teacher"], shown["student"]))
-                                if who in registered) if p]
-    for problem in missing_keys:
-        st.warning(f"{label_text(problem)}: mining cannot start. Set it before starting the dashboard "
-                   "(e.g. `export GEMINI_API_KEY=…`), or choose another model.")
-    for who in dict.fromkeys((shown["teacher"], shown["student"])):
-        if any(p.startswith(f"{who} has no API key") for p in missing_keys):
-            continue  # no cost estimate for a run that cannot start
-        est = run_action(lambda who=who: solve.estimate(store, shown["pool"], who, int(shown["samples"]),
-                                                       float(shown["temperature"]) if shown["temperature"] else None,
-                                                       gold_only=True))
-        if isinstance(est, dict):
-            st.caption(f"{label_text(who)}: {label_text(solve.estimate_text(est))}.")
-    if cfg and cfg.teacher == cfg.student:
-        st.error("Choose two different models for the teacher and the student.")
-    elif cfg:
-        job = run_action(lambda: mining.start_job(store, cfg))
-        if job:
-            st.session_state["mine-job"] = job
-    job_panel(store, "mine-job", kind="mine")
+
+    def preview(shown: dict) -> None:
+        """Warnings and the cost estimate of the run the form would start now (the values on screen)."""
+        no_answer = run_action(lambda: mining.unanswerable(store, shown["pool"]))
+        if isinstance(no_answer, int) and not isinstance(no_answer, bool) and no_answer:
+            st.warning(f"{no_answer} question(s) in {label_text(repr(shown['pool']))} have no answer and cannot be "
+                       "mined: they will be skipped (listed, not sent to any model).")
+        missing_keys = [p for p in (models.key_problem(models.get_model(store, who))
+                                    for who in dict.fromkeys((shown["teacher"], shown["student"]))
+                                    if who in registered) if p]
+        for problem in missing_keys:
+            st.warning(f"{label_text(problem)}: mining cannot start. Set it before starting the dashboard "
+                       "(e.g. `export GEMINI_API_KEY=…`), or choose another model.")
+        for who in dict.fromkeys((shown["teacher"], shown["student"])):
+            if any(p.startswith(f"{who} has no API key") for p in missing_keys):
+                continue  # no cost estimate for a run that cannot start
+            est = run_action(lambda who=who: solve.estimate(
+                store, shown["pool"], who, int(shown["samples"]),
+                float(shown["temperature"]) if shown["temperature"] else None, gold_only=True))
+            if isinstance(est, dict):
+                st.caption(f"{label_text(who)}: {label_text(solve.estimate_text(est))}.")
+
+    # live: the estimate and warnings follow the pool, models and K on screen, before anything is pressed
+    step_runner(store, mining.MiningConfig, mining.start_job, key="mine", kind="mine", live=True,
+                submit="Start mining", preview=preview,
+                choices={"pool": pools, "teacher": registered, "student": registered,
+                         "judge": registered, "classifier": registered},
+                defaults={"teacher": teacher, "student": student},
+                check=lambda c: "Choose two different models for the teacher and the student."
+                if c.teacher == c.student else None)
 
 # ---- results -------------------------------------------------------------------------------------
 runs = [r for r in mining.list_runs(store) if r["state"] == "done"]

@@ -40,3 +40,18 @@ def test_first_request_is_home_and_shows_no_exception(tmp_path):
         nav = page.locator("[data-testid=stSidebarNav]").inner_text().split()
         assert "app" not in nav and "ui" not in nav and "_ui" not in nav, nav
         page.screenshot(path=str(tmp_path / "first_visit_home.png"), full_page=True)
+
+
+def test_home_opens_at_root_and_at_slash_home(tmp_path):
+    """Home is the default page, served at "/"; "/home" (the address a reader types or bookmarks) opened
+    Streamlit's "Page not found" dialog. Both addresses open Home."""
+    chromium_path()
+    with running_dashboard(tmp_path / "fresh.duckdb") as url, browser_page() as page:
+        for address in (f"{url}/home", url, f"{url}/home"):
+            page.goto(address)
+            wait_idle(page)
+            page.get_by_role("button", name="Load sample data").wait_for()  # Home's last element
+            assert exceptions(page) == []
+            assert page.get_by_text("Page not found").count() == 0, address
+            assert "CSAT reasoning distillation" in main_text(page)
+            assert page.url.rstrip("/") == url  # /home lands on the root, with Home marked in the navigation

@@ -218,7 +218,7 @@ class Walk:
 
     def visit(self, path: str) -> str:
         """Open a page, wait for its script run to end, assert it shows no exception; its main text."""
-        # Home is the default page: it lives at "/" (its url_path is ignored), "/home" is "Page not found".
+        # Home is the default page: it lives at "/" ("/home" switches there, app.py).
         self.page.goto(f"{self.url}/{'' if path == 'home' else path}")
         wait_idle(self.page)
         self.drawn()

@@ -164,3 +164,40 @@ def test_filters_narrow_the_list(mined):
     md = " ".join(m.value for m in at.markdown)
     assert "no correct teacher sample" in md and "no wrong student sample" in md
     assert any(c.value == "answer: no answer · samples: ④" for c in at.caption)
+
+
+def test_estimate_follows_the_pool_and_student_chosen_before_starting(db_env, tmp_path):
+    """The estimate under "Start mining" is of the run the form would start now: choosing another pool
+    and student (nothing pressed yet) changes it; it once stayed on the defaults (5 questions of 'kice')."""
+    from tests.minidata import import_mini
+
+    store = Store(db_env)
+    pool(store, tmp_path)
+    import_mini(store, tmp_path, n=9, name="bigger")
+    models.add_model(store, "teacher", "gemini", "gemini-2.5-flash")
+    models.add_model(store, "student", "openai", "qwen3-14b", base_url="http://127.0.0.1:9/v1")
+    models.add_model(store, "other", "openai", "qwen3-8b", base_url="http://127.0.0.1:9/v1")
+    store.close()
+    clear_cached_store()
+    at = page()
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("student: 5 requests to send") for c in captions), captions
+    select(at, "Question pool").set_value("bigger")
+    select(at, "Student").set_value("other")
+    at.run()
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("other: 9 requests to send, 0 cached") for c in captions), captions
+    assert any(c.startswith("teacher: 9 requests to send, 0 cached") for c in captions), captions
+    assert not any(c.startswith("student:") for c in captions), captions
+    assert jobs_started(db_env) == []  # nothing was started to get there
+
+
+def jobs_started(db) -> list:
+    from core import jobs
+
+    clear_cached_store()
+    s = Store(db)
+    try:
+        return jobs.list_jobs(s)
+    finally:
+        s.close()
