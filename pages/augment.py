@@ -8,14 +8,13 @@ from core.augment import AugmentConfig
 from core.gates import GATES
 from pages._ui import (
     chart,
-    config_form,
     flash,
     get_store,
-    job_panel,
     label_text,
     made_by,
     run_action,
     show_question,
+    step_runner,
     text,
 )
 
@@ -47,26 +46,22 @@ with st.expander("New augment run", expanded=not augment.list_runs(store)):
     # model registered (the built-in Gemma, which cannot write blueprints).
     teacher = next((s["teacher"] for s in sources if s.get("teacher") in names), None) or next(
         (m["name"] for m in models.list_models(store) if m["provider"] == "gemini"), names[0])
-    cfg = config_form(AugmentConfig, "augment-form", submit="Estimate cost",
-                      choices={"mining_run": list(labels), "teacher": names, "student": names},
-                      labels={"mining_run": labels}, defaults={"teacher": teacher})
-    if cfg is not None:
-        st.session_state["augment-pending"] = cfg
-    pending = st.session_state.get("augment-pending")
-    if pending is not None:
+
+    def confirm(pending: AugmentConfig) -> bool:
+        """The estimate of the settings submitted, and the button that starts them."""
         est = run_action(lambda: augment.estimate(store, pending))
-        if isinstance(est, dict):
-            cost = f"≈ ${est['est_cost_usd']:.4f} at most" if est["est_cost_usd"] is not None else "cost unknown"
-            st.info(f"{est['seeds']} seeds × {pending.per_seed}: {est['structure_requests']} structure requests "
-                    f"({est['structures_cached']} cached), up to {est['blueprint_requests']} blueprints and "
-                    f"{est['resolve_requests_max']} re-solves to send; ~{est['input_tokens']:,} input and "
-                    f"~{est['output_tokens']:,} output tokens, {cost}.")
-            if st.button("Start augment", type="primary"):
-                job = run_action(lambda: augment.start_job(store, pending))
-                if isinstance(job, str):
-                    st.session_state["augment-job"] = job
-                    st.session_state.pop("augment-pending", None)
-    job_panel(store, "augment-job", kind="augment")
+        if not isinstance(est, dict):
+            return False
+        cost = f"≈ ${est['est_cost_usd']:.4f} at most" if est["est_cost_usd"] is not None else "cost unknown"
+        st.info(f"{est['seeds']} seeds × {pending.per_seed}: {est['structure_requests']} structure requests "
+                f"({est['structures_cached']} cached), up to {est['blueprint_requests']} blueprints and "
+                f"{est['resolve_requests_max']} re-solves to send; ~{est['input_tokens']:,} input and "
+                f"~{est['output_tokens']:,} output tokens, {cost}.")
+        return st.button("Start augment", type="primary")
+
+    step_runner(store, AugmentConfig, augment.start_job, key="augment", kind="augment", submit="Estimate cost",
+                choices={"mining_run": list(labels), "teacher": names, "student": names},
+                labels={"mining_run": labels}, defaults={"teacher": teacher}, confirm=confirm)
 
 # ---- results -----------------------------------------------------------------------------------
 done = [r for r in augment.list_runs(store) if r["candidates"] is not None]

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import jobs
 from core.training import PRESETS, TrainConfig, data, figures, health, ingest, launcher, preflight, sweep
-from pages._ui import chart, config_form, flash, get_store, job_panel, made_by, run_action, text
+from pages._ui import chart, config_form, flash, get_store, job_panel, launch, made_by, run_action, text
 
 store = get_store()
 st.title("Train")
@@ -110,9 +110,7 @@ else:
 
                         return jobs.start(store, "train-sweep", f"sweep of {n} runs", body, total=n)
 
-                    job_id = run_action(start_sweep)
-                    if job_id:
-                        st.session_state["train-sweep-job"] = job_id
+                    if launch("train-sweep-job", start_sweep):
                         st.session_state.pop("train-check", None)
                         st.rerun()
 

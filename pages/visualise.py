@@ -11,13 +11,12 @@ from core.mapping import FlipsConfig, MapConfig, OverlapConfig
 from core.render import plotly_unescape
 from pages._ui import (
     chart,
-    config_form,
     empty_state,
     get_store,
-    job_panel,
     made_by,
     run_action,
     show_question,
+    step_runner,
     text,
 )
 
@@ -39,13 +38,9 @@ st.caption(f"Embedder for the default ({embeddings.DEFAULT}): **{text(embeddings
 with st.expander("Make a map", expanded=not mapping.map_runs(store)):
     chosen = st.multiselect("Sets to map", sets, default=sets[:4], key="vis-sets",
                             help="datasets, preference sets, and hard negatives of a mining run (mining:RUN)")
-    cfg = config_form(MapConfig, "vis-map", fixed={"sets": chosen}, submit="Map", columns=4)
-    if cfg:
-        job = run_action(lambda: mapping.start_job(store, cfg))
-        if job:
-            st.session_state["vis-map-job"] = job
-            st.session_state.pop("vis-map-run", None)
-    job_panel(store, "vis-map-job", kind="map")
+    step_runner(store, MapConfig, mapping.start_job, key="vis-map", form_key="vis-map", kind="map",
+                fixed={"sets": chosen}, submit="Map", columns=4,
+                on_start=lambda _job: st.session_state.pop("vis-map-run", None))  # the new map is shown
 
 # ---- the map ------------------------------------------------------------------------------
 done = mapping.map_runs(store)
@@ -134,13 +129,9 @@ st.caption("Measured in the full embedding space, not on the 2-D map.")
 splits = {d["name"]: d["split"] for d in datasets.list_datasets(store)}
 train_default = next((s for s in sets if splits.get(s) == "train"), sets[0])
 test_default = next((s for s in sets if splits.get(s) == "test"), sets[-1])
-cfg = config_form(OverlapConfig, "vis-overlap", choices={"train": sets, "test": sets},
-                  defaults={"train": train_default, "test": test_default}, submit="Measure overlap", columns=3)
-if cfg:
-    job = run_action(lambda: mapping.start_job(store, cfg))
-    if job:
-        st.session_state["vis-overlap-job"] = job
-job_panel(store, "vis-overlap-job", kind="map-overlap")
+step_runner(store, OverlapConfig, mapping.start_job, key="vis-overlap", form_key="vis-overlap", kind="map-overlap",
+            choices={"train": sets, "test": sets}, defaults={"train": train_default, "test": test_default},
+            submit="Measure overlap", columns=3)
 last = mapping.last_done(store, "map-overlap")
 if last:
     s = last["summary"]
@@ -169,15 +160,9 @@ if not evaluated or not pair_sets:
 else:
     ds = st.selectbox("Test set", evaluated, key="vis-flips-ds")
     labs = mapping.labels(store, ds)
-    cfg = config_form(FlipsConfig, "vis-flips", fixed={"dataset": ds},
-                      choices={"a": labs, "b": labs, "pairs": pair_sets},
-                      defaults={"a": labs[0], "b": labs[-1], "pairs": pair_sets[-1]}, submit="Explain flips",
-                      columns=3)
-    if cfg:
-        job = run_action(lambda: mapping.start_job(store, cfg))
-        if job:
-            st.session_state["vis-flips-job"] = job
-    job_panel(store, "vis-flips-job", kind="map-flips")
+    step_runner(store, FlipsConfig, mapping.start_job, key="vis-flips", form_key="vis-flips", kind="map-flips",
+                fixed={"dataset": ds}, choices={"a": labs, "b": labs, "pairs": pair_sets},
+                defaults={"a": labs[0], "b": labs[-1], "pairs": pair_sets[-1]}, submit="Explain flips", columns=3)
     last = mapping.last_done(store, "map-flips")
     if last:
         s = last["summary"]
