@@ -7,6 +7,7 @@ from core import augment, models
 from core.augment import AugmentConfig
 from core.gates import GATES
 from pages._ui import (
+    cached,
     chart,
     flash,
     get_store,
@@ -114,7 +115,7 @@ st.header("Candidates")
 f1, f2 = st.columns(2)
 status = f1.selectbox("Gates", ["all", "passed", "failed", *GATES],
                       format_func=lambda v: v if v in ("all", "passed", "failed") else f"failed first at {v}")
-seed_filter = f2.selectbox("Seed", ["(all)", *sorted({r["seed_qid"] for r in augment.candidates(store, run_id)})])
+seed_filter = f2.selectbox("Seed", ["(all)", *sorted({r["seed_qid"] for r in cached(augment.candidates, store, run_id)})])
 listed = augment.candidates(store, run_id, failed_gate=status if status in GATES else None,
                             passed={"passed": True, "failed": False}.get(status),
                             seed_qid=None if seed_filter == "(all)" else seed_filter)
@@ -126,7 +127,11 @@ st.dataframe([{"id": c["id"], "seed": c["seed_qid"], "#": c["idx"], "first failu
                "reason": ((c["gates"] or {}).get(c["failed_gate"] or "", {}) or {}).get("reason", ""),
                "student right": {True: "yes", False: "no", None: "—"}[c["student_solved"]],
                "review": c["status"], "question": (c["question"] or "")[:60], "target": c["target"]} for c in listed],
-             hide_index=True, width="stretch")
+             hide_index=True, width="stretch",
+             # a gate's name ("rejected_answer", "contamination") and its reason were cut in auto-sized cells
+             column_config={"first failure": st.column_config.TextColumn(width=140),
+                            "reason": st.column_config.TextColumn(width="large"),
+                            "question": st.column_config.TextColumn(width="large")})
 cid = st.selectbox(f"Open one of {len(listed)}", [c["id"] for c in listed])
 c = next(x for x in listed if x["id"] == cid)
 with st.container(border=True):

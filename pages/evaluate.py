@@ -5,6 +5,7 @@ import streamlit as st
 from core import datasets, eval_run, evaluation, figures, generations, gold_labels, models, predictions, solve
 from core.pipeline import plural
 from pages._ui import (
+    cached,
     chart,
     estimate_caption,
     flash,
@@ -53,7 +54,7 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
         # live: the estimate follows the model, K and slice on screen, before Run is pressed
         step_runner(store, eval_run.EvalConfig, eval_run.start_job, key="eval", kind="eval", live=True,
                     submit="Run", columns=4, fixed={"dataset": dataset}, disabled=not registered, preview=preview,
-                    choices={"model": registered, "subject": eval_run.subjects(store, dataset)},
+                    choices={"model": registered, "subject": cached(eval_run.subjects, store, dataset)},
                     labels={"subject": {None: "(all subjects)"}, "limit": {None: "(all)"}})
     with import_tab:
         up = st.file_uploader("CSV with columns id,answer (answers 1–5, blank = no answer)", type=["csv"])
@@ -70,7 +71,7 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
                 flash(msg)
                 st.rerun()
 
-rep = evaluation.report(store, dataset)
+rep = cached(evaluation.report, store, dataset)
 
 
 def subject_cells(m: dict, subject: str) -> dict[str, str]:
@@ -121,11 +122,12 @@ table([{"subject": s, "n": m["by_subject"][s]["questions"]} | {
     k: v for mm in rep["models"] for k, v in subject_cells(mm, s).items()}
     for m in rep["models"][:1] for s in m["by_subject"]])
 
-left, right = st.columns(2)
-pos = figures.position_bars(evaluation.positions(store, dataset))
-chart(pos, left, width="stretch")
-cm_model = right.selectbox("Confusion matrix for", [m["model"] for m in rep["models"]])
-chart(figures.confusion_heatmap(evaluation.confusion(store, dataset, cm_model)), right, width="stretch")
+# The full width: grouped bars (gold + every model) × 6 choices with a count on each collided in half of it.
+pos = figures.position_bars(cached(evaluation.positions, store, dataset))
+chart(pos, width="stretch", key="eval-positions")
+left, _ = st.columns(2)
+cm_model = left.selectbox("Confusion matrix for", [m["model"] for m in rep["models"]])
+chart(figures.confusion_heatmap(cached(evaluation.confusion, store, dataset, cm_model)), left, width="stretch")
 
 d1, d2 = st.columns(2)
 d1.download_button("Report CSV", evaluation.report_csv(rep).encode("utf-8"), f"{dataset}_report.csv", "text/csv")
@@ -144,7 +146,7 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
     a = c1.selectbox("A (baseline)", labels, index=0)
     b = c2.selectbox("B (candidate)", labels, index=1)
     if a != b:
-        cmp = evaluation.compare(store, dataset, a, b)
+        cmp = cached(evaluation.compare, store, dataset, a, b)
         mc, bt = cmp["mcnemar"], cmp["bootstrap"]
         m1, m2, m3, m4 = st.columns([1, 1, 1, 1.8])  # the CI ("[+100.0, +100.0] %p") is clipped in a quarter
         # Numeric deltas: Streamlit picks the arrow and colour from the sign (zero: grey, no arrow).
@@ -162,7 +164,7 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
         kind = st.radio("Questions", ["fixed", "broken"], horizontal=True,
                         format_func=lambda k: f"{k} ({len(cmp[k])})")
         items = cmp[kind]
-        errors_a, errors_b = (evaluation.prediction_errors(store, dataset, x) for x in (a, b))
+        errors_a, errors_b = (cached(evaluation.prediction_errors, store, dataset, x) for x in (a, b))
         if items:
             pick = st.selectbox("Question", [i["qid"] for i in items],
                                 format_func=lambda q: next(

@@ -10,6 +10,7 @@ from core import datasets, embeddings, mapping
 from core.mapping import FlipsConfig, MapConfig, OverlapConfig
 from core.render import plotly_unescape
 from pages._ui import (
+    cached,
     chart,
     empty_state,
     get_store,
@@ -23,7 +24,7 @@ from pages._ui import (
 store = get_store()
 st.title("Visualise")
 
-sets = mapping.available_sets(store)
+sets = cached(mapping.available_sets, store)
 if not sets:
     empty_state("Sentence embeddings of train, augmented and test questions mapped to 2-D with UMAP, coloured by "
                 "set, subject or correctness; overlap measured; why test questions flipped.",
@@ -35,7 +36,7 @@ st.caption(f"Embedder for the default ({embeddings.DEFAULT}): **{text(embeddings
            "vectors are cached by text and embedder, so a second run embeds nothing.")
 
 # ---- make a map ---------------------------------------------------------------------------
-with st.expander("Make a map", expanded=not mapping.map_runs(store)):
+with st.expander("Make a map", expanded=not cached(mapping.map_runs, store)):
     chosen = st.multiselect("Sets to map", sets, default=sets[:4], key="vis-sets",
                             help="datasets, preference sets, and hard negatives of a mining run (mining:RUN)")
     step_runner(store, MapConfig, mapping.start_job, key="vis-map", form_key="vis-map", kind="map",
@@ -43,7 +44,7 @@ with st.expander("Make a map", expanded=not mapping.map_runs(store)):
                 on_start=lambda _job: st.session_state.pop("vis-map-run", None))  # the new map is shown
 
 # ---- the map ------------------------------------------------------------------------------
-done = mapping.map_runs(store)
+done = cached(mapping.map_runs, store)
 if not done:
     st.info("No map yet: choose sets above and press Map.")
 else:
@@ -53,8 +54,8 @@ else:
     config = MapConfig(**run["config"])
     points = run_action(lambda: mapping.map_points(store, config)) or []
     made_by(run)
-    mapped_datasets = [s for s in config.sets if mapping.set_kind(store, s) == "dataset"]
-    with_labels = {s: mapping.labels(store, s) for s in mapped_datasets}
+    mapped_datasets = [s for s in config.sets if cached(mapping.set_kind, store, s) == "dataset"]
+    with_labels = {s: cached(mapping.labels, store, s) for s in mapped_datasets}
     options = ["set", "subject"] + (["correct", "flip"] if any(with_labels.values()) else [])
     names = {"set": "set", "subject": "subject", "correct": "correct / wrong under a label",
              "flip": "fixed / broken between two labels"}
@@ -151,15 +152,15 @@ if last:
 
 # ---- why it flipped -----------------------------------------------------------------------
 st.header("Why it flipped")
-evaluated = [s for s in sets if mapping.set_kind(store, s) == "dataset" and len(mapping.labels(store, s)) >= 2]
-pair_sets = [s for s in sets if mapping.set_kind(store, s) == "preference"]
+evaluated = [s for s in sets if cached(mapping.set_kind, store, s) == "dataset" and len(cached(mapping.labels, store, s)) >= 2]
+pair_sets = [s for s in sets if cached(mapping.set_kind, store, s) == "preference"]
 if not evaluated or not pair_sets:
     st.info("For every test question that training fixed or broke: the nearest training pairs, their seed "
             "questions and mining run, and whether fixed questions sit closer to the training data.\n\n"
             "**Needs first:** a test set with predictions under two labels (Evaluate) and a preference set (Review).")
 else:
     ds = st.selectbox("Test set", evaluated, key="vis-flips-ds")
-    labs = mapping.labels(store, ds)
+    labs = cached(mapping.labels, store, ds)
     step_runner(store, FlipsConfig, mapping.start_job, key="vis-flips", form_key="vis-flips", kind="map-flips",
                 fixed={"dataset": ds}, choices={"a": labs, "b": labs, "pairs": pair_sets},
                 defaults={"a": labs[0], "b": labs[-1], "pairs": pair_sets[-1]}, submit="Explain flips", columns=3)

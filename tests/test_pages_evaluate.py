@@ -69,6 +69,9 @@ def test_report_table_and_charts(db_env, tmp_path):
     assert bars["data"][0]["x"] == ["국어 (n=5)", "한국사 (n=3)", "전체 (n=8)"]
     assert bars["data"][1]["y"] == pytest.approx([100.0, 200 / 3, 87.5])
     assert [t["name"] for t in positions["data"]] == ["gold", "A", "B"]
+    # the position chart's count labels collided in half the page: it has the full width, in no column
+    in_columns = [json.loads(c.proto.spec) for col in at.columns for c in col.get("plotly_chart")]
+    assert positions not in in_columns and heat in in_columns
     assert heat["data"][0]["z"] == evaluation_matrix_a()
     # The metric switch redraws the subject chart with macro-F1; the confusion matrix follows the choice.
     next(r for r in at.radio if r.label == "Metric").set_value("macro_f1").run()

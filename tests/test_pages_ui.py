@@ -217,3 +217,34 @@ def test_a_running_job_shows_its_phase_and_no_eta_while_compiling(db_env):
         at.session_state["hold"].set()
     finally:
         clear_cached_store()
+
+
+def test_cached_reads_once_per_write_and_never_serves_older_data(tmp_path):
+    """pages/_ui.py:cached: a page's query runs once per write to the store (every rerender, every tab
+    reads the result), and any write through the Store, or a reopened Store, reads afresh."""
+    from core.store import Store
+    from pages._ui import cached
+    from tests.minidata import import_mini
+
+    calls = []
+
+    def count(store, split):
+        calls.append(split)
+        return store.scalar("SELECT count(*) FROM datasets WHERE split = ?", [split])
+
+    s = Store(tmp_path / "c.duckdb")
+    try:
+        assert [cached(count, s, "test") for _ in range(3)] == [0, 0, 0] and calls == ["test"]
+        assert cached(count, s, "train") == 0 and calls == ["test", "train"]  # its arguments are its key
+        import_mini(s, tmp_path, n=2, name="one")  # a write (a bulk insert inside a transaction)
+        assert cached(count, s, "test") == 1 and len(calls) == 3
+        s.execute("DELETE FROM questions WHERE dataset = 'one'")
+        s.execute("DELETE FROM datasets WHERE name = 'one'")
+        assert cached(count, s, "test") == 0 and len(calls) == 4
+    finally:
+        s.close()
+    s = Store(tmp_path / "c.duckdb")  # another Store object on the same file: nothing carried over
+    try:
+        assert cached(count, s, "test") == 0 and len(calls) == 5
+    finally:
+        s.close()
