@@ -1,6 +1,6 @@
 """Page render times on a store that has been through the whole pipeline, before and after a change.
 
-    .venv/bin/python bench/bench_pages.py [--before REV] [--store PATH] [--repeat 5]
+    .venv/bin/python bench/bench_pages.py [--before REV] [--store PATH] [--keep PATH] [--repeat 5] [--browser]
 
 Builds (once, or reuses --store) a store through every step: a two-round recipe (core/recipe_run.py)
 with the loopback teacher of tests/recipedata.py and the tiny random Qwen3 student — mining, augment,
@@ -8,7 +8,8 @@ review, ORPO training, evaluation, twice — plus a map and an overlap on Visual
 every page with Streamlit's AppTest through app.py (navigation, sidebar and page as the dashboard runs
 them, no browser), in a
 fresh process per code tree: this working tree, and with --before REV a temporary `git worktree` of
-REV (e.g. main) on a copy of the same store. Prints each page's median render time (the first,
+REV (e.g. main) on a copy of the same store; with --browser, as headless Chromium loads each page from
+`streamlit run app.py` (tests/dashboard.py), the way the browser e2e walk measured it. Prints each page's median render time (the first,
 cold run of each page is dropped) side by side with the ratio. A benchmark: it prints and asserts
 nothing; the figures depend on the machine and its load.
 """
@@ -55,6 +56,27 @@ print(json.dumps(out))
 """
 
 
+BROWSER = r"""
+import json, os, statistics, sys, time
+from pathlib import Path
+sys.path.insert(0, os.getcwd())
+from tests.dashboard import browser_page, running_dashboard, wait_idle
+pages, repeat, db = sys.argv[1].split(","), int(sys.argv[2]), Path(sys.argv[3])
+out = {}
+with running_dashboard(db, {"OPENAI_API_KEY": "bench"}) as url, browser_page() as page:
+    for name in pages:
+        times = []
+        for i in range(repeat + 1):
+            # a fresh load of the page's address, timed until its script run has ended with content drawn
+            t0 = time.perf_counter()
+            page.goto(f"{url}/{'' if name == 'home' else name}")
+            wait_idle(page, timeout=120_000, started=3_000)
+            times.append(time.perf_counter() - t0)
+        out[name] = {"median_s": statistics.median(times[1:]), "cold_s": times[0]}
+print(json.dumps(out))
+"""
+
+
 def build(db: Path, work: Path) -> None:
     """The whole pipeline, headless: a two-round recipe, then a map and an overlap."""
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -87,9 +109,10 @@ def build(db: Path, work: Path) -> None:
         s.close()
 
 
-def time_pages(tree: Path, db: Path, repeat: int) -> dict:
+def time_pages(tree: Path, db: Path, repeat: int, browser: bool = False) -> dict:
     env = {**os.environ, "CSAT_DB": str(db), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", TIMER, ",".join(PAGES), str(repeat)], cwd=tree, env=env,
+    script, extra = (BROWSER, [str(db)]) if browser else (TIMER, [])
+    proc = subprocess.run([sys.executable, "-c", script, ",".join(PAGES), str(repeat), *extra], cwd=tree, env=env,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"timing in {tree} failed:\n{proc.stderr[-3000:]}")
@@ -102,6 +125,9 @@ def main() -> None:
     ap.add_argument("--store", type=Path, help="a store built by an earlier run (else built now)")
     ap.add_argument("--keep", type=Path, help="keep the built store at this path")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--browser", action="store_true",
+                    help="time each page in headless Chromium against `streamlit run app.py` (load to idle), "
+                         "as the browser e2e walk measures it, instead of AppTest")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-pages-"))
     try:
@@ -118,13 +144,14 @@ def main() -> None:
             shutil.copy(db, work / "before.duckdb")  # the old code may migrate or write: its own copy
             trees = {"before": (tree, work / "before.duckdb"), **trees}
         try:
-            got = {k: time_pages(tree, store, args.repeat) for k, (tree, store) in trees.items()}
+            got = {k: time_pages(tree, store, args.repeat, args.browser) for k, (tree, store) in trees.items()}
         finally:
             if args.before:
                 subprocess.run(["git", "worktree", "remove", "--force", str(work / "before")], cwd=ROOT,
                                capture_output=True)
         cols = list(got)
-        print(f"page render (median of {args.repeat} AppTest runs after a cold one), store {db.name}")
+        how = "browser loads (goto → script idle)" if args.browser else "AppTest runs through app.py"
+        print(f"page render, median of {args.repeat} {how} after a cold one; store {db.name}")
         print("page".ljust(11) + "".join(f"{c:>12}" for c in cols) + ("       ratio" if len(cols) == 2 else ""))
         for page in PAGES:
             cells = [got[c].get(page, {}) for c in cols]
