@@ -44,6 +44,9 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
             """The estimate (and a template warning) of the run the form would start now."""
             if not shown.get("model"):
                 return
+            if shown["limit"] and not str(shown["limit"]).isdigit():
+                st.caption("First N questions: a whole number ≥ 1 (empty: all).")
+                return
             estimate_caption(lambda: solve.estimate(
                 store, dataset, shown["model"], int(shown["samples"]),
                 float(shown["temperature"]) if shown["temperature"] else None,

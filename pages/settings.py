@@ -110,6 +110,9 @@ if registered and sets:
     names, set_names = [m["name"] for m in registered], [s["name"] for s in sets]
 
     def preview(shown: dict) -> None:
+        if shown["limit"] and not str(shown["limit"]).isdigit():
+            st.caption("Limit: a whole number ≥ 1 (empty: all).")
+            return
         estimate_caption(lambda: solve.estimate(store, shown["dataset"], shown["model"], int(shown["samples"]),
                                                 float(shown["temperature"]) if shown["temperature"] else None,
                                                 limit=int(shown["limit"]) if shown["limit"] else None))
