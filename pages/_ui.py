@@ -364,7 +364,7 @@ def _config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = 
     exclude = (*exclude, *fixed)
     values: dict[str, Any] = {}
     shown_defaults: dict[str, Any] = {}
-    with st.container() if live else st.form(key):
+    with st.container(key=f"{key}-live") if live else st.form(key):  # the key: a CSS class to find it by
         cols = st.columns(columns)
         for i, (name, field) in enumerate(f for f in cls.model_fields.items() if f[0] not in exclude):
             ann = field.annotation
