@@ -106,6 +106,7 @@ def _bulk_insert(store: Store, table: str, columns: dict[str, list[Any]]) -> Non
     names = ", ".join(columns)
     view = f"_import_{table}"
     with store.lock:  # the connection's registry is per connection: register, insert, drop as one step
+        store.writes += 1  # a write on store.con: page caches keyed on store.writes must see it
         store.con.register(view, data)
         try:
             store.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {view}")

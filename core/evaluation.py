@@ -1,7 +1,8 @@
 """Reports over stored predictions: per model and per subject, and paired comparisons.
 
 Only questions with a gold answer count; a question with no prediction counts as unanswered
-(wrong), so every model is scored on the same n.
+(wrong), so every model is scored on the same n — except a slice (`eval run --limit/--subject`):
+it is scored on the questions it ran, says so (`slice`), and is compared on the questions both share.
 """
 
 from __future__ import annotations
@@ -25,11 +26,40 @@ def _table(store: Store, dataset: str) -> tuple[list[dict[str, Any]], list[str]]
         (r["model"], r["qid"]): r for r in store.rows(
             "SELECT model, qid, answer, truncated, votes, error FROM predictions WHERE dataset = ?", [dataset])}
     for q in qs:
+        q["has"] = {m: (m, q["qid"]) in preds for m in models}  # a prediction row (a slice has only its own)
         q["pred"] = {m: (preds.get((m, q["qid"])) or {}).get("answer") for m in models}
         q["truncated"] = {m: bool((preds.get((m, q["qid"])) or {}).get("truncated")) for m in models}
         # "no answer (error)": the model's replies failed; apart from a parsed wrong or unparsed answer
         q["error"] = {m: (preds.get((m, q["qid"])) or {}).get("error") for m in models}
     return qs, models
+
+
+def slices(store: Store, dataset: str) -> dict[str, dict[str, Any]]:
+    """The prediction sets on `dataset` that score a slice: label -> {limit, subject, questions}."""
+    import json
+
+    out = {}
+    for r in store.rows("SELECT model, detail FROM eval_runs WHERE dataset = ? AND source = 'engine'", [dataset]):
+        try:
+            part = (json.loads(r["detail"] or "{}") or {}).get("slice")
+        except ValueError:
+            part = None
+        if part:
+            out[r["model"]] = part
+    return out
+
+
+def slice_text(part: dict[str, Any] | None) -> str | None:
+    """A slice in words, as core/eval_run.py:EvalConfig.slice_text writes it."""
+    if not part:
+        return None
+    return " · ".join(([f"first {part['limit']}"] if part.get("limit") else [])
+                      + ([part["subject"]] if part.get("subject") else [])) or None
+
+
+def _covered(qs: list[dict[str, Any]], sliced: dict[str, Any], *labels: str) -> list[dict[str, Any]]:
+    """The questions every one of `labels` is scored on: all, or those its slice (theirs) ran."""
+    return [q for q in qs if all(q["has"][m] for m in labels if m in sliced)]
 
 
 def _scores(qs: list[dict[str, Any]], model: str) -> dict[str, Any]:
@@ -47,10 +77,12 @@ def _scores(qs: list[dict[str, Any]], model: str) -> dict[str, Any]:
 
 def report(store: Store, dataset: str) -> dict[str, Any]:
     """The `eval report --json` contract."""
-    qs, models = _table(store, dataset)
+    all_qs, models = _table(store, dataset)
+    sliced = slices(store, dataset)
     out = []
     for m in models:
-        row = {"model": m, **_scores(qs, m)}
+        qs = _covered(all_qs, sliced, m)
+        row = {"model": m, **_scores(qs, m), "slice": slice_text(sliced.get(m))}
         points, max_points = stats.csat_points([q["pred"][m] == q["answer"] for q in qs], [q["points"] for q in qs])
         row |= {"points": points, "max_points": max_points,
                 "unanswered": sum(q["pred"][m] is None for q in qs),  # errors included
@@ -60,7 +92,7 @@ def report(store: Store, dataset: str) -> dict[str, Any]:
             s: _scores([q for q in qs if q["subject"] == s], m)
             for s in sorted({q["subject"] for q in qs})}
         out.append(row)
-    return {"dataset": dataset, "questions": len(qs), "models": out}
+    return {"dataset": dataset, "questions": len(all_qs), "models": out}
 
 
 def _require_model(models: list[str], label: str, dataset: str) -> None:
@@ -73,6 +105,7 @@ def compare(store: Store, dataset: str, a: str, b: str, n_resamples: int = 10_00
     qs, models = _table(store, dataset)
     _require_model(models, a, dataset)
     _require_model(models, b, dataset)
+    qs = _covered(qs, slices(store, dataset), a, b)  # a slice: the questions both answered
     ok_a = [q["pred"][a] == q["answer"] for q in qs]
     ok_b = [q["pred"][b] == q["answer"] for q in qs]
     # Questions sharing a passage are not independent: they move together in the bootstrap.
@@ -121,8 +154,10 @@ def shown_answer(answer: int | None, error: str | None = None) -> str:
 def positions(store: Store, dataset: str) -> list[dict[str, Any]]:
     """How often each choice number is the gold answer and each model's answer (position bias)."""
     qs, models = _table(store, dataset)
+    sliced = slices(store, dataset)
     rows = []
-    series = {"gold": [q["answer"] for q in qs]} | {m: [q["pred"][m] for q in qs] for m in models}
+    series = {"gold": [q["answer"] for q in qs]} | {m: [q["pred"][m] for q in _covered(qs, sliced, m)]
+                                                    for m in models}
     for who, values in series.items():
         for choice in range(1, 6):
             rows.append({"who": who, "choice": choice, "count": sum(v == choice for v in values), "n": len(values)})
@@ -134,6 +169,7 @@ def positions(store: Store, dataset: str) -> list[dict[str, Any]]:
 def confusion(store: Store, dataset: str, model: str) -> dict[str, Any]:
     qs, models = _table(store, dataset)
     _require_model(models, model, dataset)
+    qs = _covered(qs, slices(store, dataset), model)
     matrix = stats.confusion([q["answer"] for q in qs], [q["pred"][model] for q in qs], n_choices=5)
     return {"model": model, "n": len(qs), "matrix": matrix.tolist(),
             "gold": [1, 2, 3, 4, 5], "predicted": [1, 2, 3, 4, 5, "none"]}

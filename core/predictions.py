@@ -104,30 +104,40 @@ def import_predictions(store: Store, dataset: str, path: str | Path, model: str)
 
 
 def run_model(store: Store, dataset: str, model: str, samples: int = 1, temperature: float | None = None,
-              ctx: Any = None, label: str | None = None) -> dict[str, Any]:
+              ctx: Any = None, label: str | None = None, limit: int | None = None,
+              subject: str | None = None) -> dict[str, Any]:
     """Solve the set with a registered model (cached engine), majority vote over K samples, store.
 
+    limit / subject: a slice of the set (the first N questions, of one subject): only its questions
+    are stored, and the prediction set records the slice (core/evaluation.py scores it on them).
     ctx (core.jobs.JobContext) carries cancel and progress. A cancelled run stores no predictions
     (its generations are cached; running again resumes). The step around it: core/eval_run.py.
     """
     from core.generations import by_question
-    from core.solve import solve
+    from core.solve import solve, solve_requests
 
-    summary = solve(store, dataset, model, samples=samples, temperature=temperature, ctx=ctx)
+    summary = solve(store, dataset, model, samples=samples, temperature=temperature, ctx=ctx, limit=limit,
+                    subject=subject)
     if ctx is not None and ctx.cancelled():
         return summary | {"stored": False}
+    sliced = limit is not None or subject is not None
+    in_slice = {q["qid"] for q in solve_requests(store, dataset, 1, limit=limit, subject=subject)[0]} if sliced else None
     by_q = by_question(store, dataset, model, samples)
     answers, votes, truncated, errors = {}, {}, {}, {}
     for qid, gens in by_q.items():
+        if in_slice is not None and qid not in in_slice:
+            continue  # replies from another run of this model, outside the slice
         votes[qid] = [g["answer"] if g["error"] is None else None for g in gens]
         answers[qid] = majority_vote(votes[qid])["label"]  # a tie is no answer, never a guess
         truncated[qid] = any(g["truncated"] for g in gens)
         failed = next((g["error"] for g in gens if g["error"] is not None), None)
         if failed is not None:  # an API failure is "no answer (error)", never a vote; re-sent next run
             answers[qid], errors[qid] = None, failed
-    detail = json.dumps({"model": model, "samples": samples, "temperature": temperature}, ensure_ascii=False)
-    save_predictions(store, dataset, label or model, answers, source="engine", detail=detail,
-                     votes=votes, truncated=truncated, errors=errors)
+    detail = {"model": model, "samples": samples, "temperature": temperature}
+    if sliced:
+        detail["slice"] = {"limit": limit, "subject": subject, "questions": len(in_slice or ())}
+    save_predictions(store, dataset, label or model, answers, source="engine",
+                     detail=json.dumps(detail, ensure_ascii=False), votes=votes, truncated=truncated, errors=errors)
     return summary | {"stored": True}
 
 

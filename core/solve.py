@@ -48,14 +48,15 @@ def _check(samples: int) -> None:
 
 
 def solve_requests(store: Store, dataset: str, samples: int = 1, gold_only: bool = False,
-                   limit: int | None = None) -> tuple[list[dict[str, Any]], list[Request]]:
+                   limit: int | None = None, subject: str | None = None) -> tuple[list[dict[str, Any]], list[Request]]:
     """The dataset's questions and one request per (question, sample), in file order.
 
     gold_only: only questions with a gold answer (mining cannot use the others: don't pay for them).
-    limit: only the first N questions (a quick trial of a slow or paid model).
+    limit: only the first N questions (a quick trial of a slow or paid model); subject: only that
+    subject's questions (before the limit).
     """
     _check(samples)
-    qs = [q for q in datasets.questions(store, dataset) if not gold_only or q["answer"] is not None]
+    qs = [q for q in datasets.questions(store, dataset, subject=subject) if not gold_only or q["answer"] is not None]
     qs = qs[:limit] if limit else qs
     reqs = []
     for q in qs:
@@ -70,14 +71,15 @@ def _params(temperature: float | None) -> dict[str, Any]:
 
 
 def estimate(store: Store, dataset: str, model: str | Model, samples: int = 1,
-             temperature: float | None = None, gold_only: bool = False, limit: int | None = None) -> dict[str, Any]:
+             temperature: float | None = None, gold_only: bool = False, limit: int | None = None,
+             subject: str | None = None) -> dict[str, Any]:
     """What a run would send and roughly cost, before it starts (cached requests cost nothing).
 
     Output tokens: the model's mean reply length on this task so far, else ~1k, capped by max_tokens.
     est_cost_usd is None when the model's prices are unknown (set price_*_per_m params).
     """
     m = _model(store, model)
-    _, reqs = solve_requests(store, dataset, samples, gold_only, limit)
+    _, reqs = solve_requests(store, dataset, samples, gold_only, limit, subject)
     plan = engine.plan(store, m, reqs, _params(temperature))
     per_reply = generations.mean_output_tokens(store, m.name, "solve") or pricing.DEFAULT_OUTPUT_TOKENS
     if plan["max_tokens"]:
@@ -115,7 +117,8 @@ def summarise(qs: list[dict[str, Any]], reqs: list[Request], rows: list[dict[str
 
 
 def solve(store: Store, dataset: str, model: str | Model, samples: int = 1, temperature: float | None = None,
-          ctx: JobContext | None = None, gold_only: bool = False, limit: int | None = None) -> dict[str, Any]:
+          ctx: JobContext | None = None, gold_only: bool = False, limit: int | None = None,
+          subject: str | None = None) -> dict[str, Any]:
     """Run `model` over `dataset`, K samples per question; returns the summary (SUMMARY_KEYS).
 
     ctx carries cancel and progress (a direct call gets a local one). Cancel stops sending; what
@@ -123,7 +126,7 @@ def solve(store: Store, dataset: str, model: str | Model, samples: int = 1, temp
     """
     ctx = ctx or JobContext.local()
     m = _model(store, model)
-    qs, reqs = solve_requests(store, dataset, samples, gold_only, limit)
+    qs, reqs = solve_requests(store, dataset, samples, gold_only, limit, subject)
     run = engine.run(store, m, reqs, params=_params(temperature), job_id=ctx.job_id, cancel=ctx.cancel,
                      progress=ctx.progress)
     _refuse_if_all_failed(m, run)

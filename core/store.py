@@ -162,13 +162,19 @@ class Store:
         return self.scalar("SELECT count(*) FROM schema_migrations")
 
     # -- access -----------------------------------------------------------------------------
+    # Bumped by every write through this Store (the only writer: core/store_owner.py), so a page can
+    # cache a query under (query, writes) and never show data older than the last write (pages/_ui.py:cached).
+    writes: int = 0
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         with self.lock:
+            self.writes += 1
             self.con.execute(sql, params or [])
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             with self.lock:
+                self.writes += 1
                 self.con.executemany(sql, rows)
 
     def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
@@ -195,8 +201,10 @@ class Store:
                 yield self
             except BaseException:
                 self.con.execute("ROLLBACK")
+                self.writes += 1
                 raise
             self.con.execute("COMMIT")
+            self.writes += 1  # also for writes made on store.con directly inside the transaction
 
     def close(self) -> None:
         with self.lock:

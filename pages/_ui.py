@@ -47,6 +47,44 @@ def open_store() -> Store:
         st.stop()
 
 
+@st.cache_resource(show_spinner=False)
+def _query_cache() -> dict[tuple, Any]:
+    return {}
+
+
+def cached(fn: Callable[..., Any], store: Store, *args: Any) -> Any:
+    """fn(store, *args), computed once per write to the store: the key holds store.writes, which
+    every write through the Store bumps (this process is the store's only writer), so a page shows
+    nothing older than the last write, and rerenders (every click, every tab) read nothing twice.
+    The result is shared between sessions: read it, never change it in place."""
+    token = store.__dict__.setdefault("_cache_token", object())  # this Store object (a reopened file: another)
+    code = getattr(fn, "__code__", None)  # a page's own function: its file (pages run as __main__)
+    key = (getattr(fn, "__module__", ""), code.co_filename if code else "", getattr(fn, "__qualname__", repr(fn)),
+           token, args)
+    memo = _query_cache()
+    hit = memo.get(key)
+    if hit is not None and hit[0] == store.writes:
+        return hit[1]
+    writes = store.writes  # read before: a write during fn leaves the entry stale, never wrongly fresh
+    value = fn(store, *args)
+    if len(memo) > 512:
+        memo.clear()
+    memo[key] = (writes, value)
+    return value
+
+
+def memo(key: tuple, fn: Callable[[], Any]) -> Any:
+    """fn() once per `key`, for what a page knows has not changed when the key has not (a finished
+    training run's curves: its id, state and last step). Shared between sessions: read only."""
+    memo_ = _query_cache()
+    full = ("memo", *key)
+    if full not in memo_:
+        if len(memo_) > 512:
+            memo_.clear()
+        memo_[full] = (None, fn())
+    return memo_[full][1]
+
+
 def get_store() -> Store:
     """For page files: make sure app.py routes, then the process's store."""
     use_navigation()
@@ -214,7 +252,7 @@ def empty_state(what_it_does: str, needs: str, issue: str | None = None) -> None
 def sidebar_status(store: Store) -> None:
     with st.sidebar:
         st.caption("Pipeline")
-        for row in pipeline.status(store):
+        for row in cached(pipeline.status, store):
             mark = ":material/check_circle:" if row["holds"] else ":material/radio_button_unchecked:"
             st.caption(f"{mark} {row['step']}: {row['holds'] or '—'}")
         # The file name only (a long path wrapped mid-word); the full path in the tooltip.
@@ -327,7 +365,7 @@ def _config_form(cls: type, key: str, *, choices: dict[str, list[Any]] | None = 
     exclude = (*exclude, *fixed)
     values: dict[str, Any] = {}
     shown_defaults: dict[str, Any] = {}
-    with st.container() if live else st.form(key):
+    with st.container(key=f"{key}-live") if live else st.form(key):  # the key: a CSS class to find it by
         cols = st.columns(columns)
         for i, (name, field) in enumerate(f for f in cls.model_fields.items() if f[0] not in exclude):
             ann = field.annotation

@@ -7,15 +7,15 @@ from core import augment, models
 from core.augment import AugmentConfig
 from core.gates import GATES
 from pages._ui import (
+    cached,
     chart,
-    config_form,
     flash,
     get_store,
-    job_panel,
     label_text,
     made_by,
     run_action,
     show_question,
+    step_runner,
     text,
 )
 
@@ -47,26 +47,22 @@ with st.expander("New augment run", expanded=not augment.list_runs(store)):
     # model registered (the built-in Gemma, which cannot write blueprints).
     teacher = next((s["teacher"] for s in sources if s.get("teacher") in names), None) or next(
         (m["name"] for m in models.list_models(store) if m["provider"] == "gemini"), names[0])
-    cfg = config_form(AugmentConfig, "augment-form", submit="Estimate cost",
-                      choices={"mining_run": list(labels), "teacher": names, "student": names},
-                      labels={"mining_run": labels}, defaults={"teacher": teacher})
-    if cfg is not None:
-        st.session_state["augment-pending"] = cfg
-    pending = st.session_state.get("augment-pending")
-    if pending is not None:
+
+    def confirm(pending: AugmentConfig) -> bool:
+        """The estimate of the settings submitted, and the button that starts them."""
         est = run_action(lambda: augment.estimate(store, pending))
-        if isinstance(est, dict):
-            cost = f"≈ ${est['est_cost_usd']:.4f} at most" if est["est_cost_usd"] is not None else "cost unknown"
-            st.info(f"{est['seeds']} seeds × {pending.per_seed}: {est['structure_requests']} structure requests "
-                    f"({est['structures_cached']} cached), up to {est['blueprint_requests']} blueprints and "
-                    f"{est['resolve_requests_max']} re-solves to send; ~{est['input_tokens']:,} input and "
-                    f"~{est['output_tokens']:,} output tokens, {cost}.")
-            if st.button("Start augment", type="primary"):
-                job = run_action(lambda: augment.start_job(store, pending))
-                if isinstance(job, str):
-                    st.session_state["augment-job"] = job
-                    st.session_state.pop("augment-pending", None)
-    job_panel(store, "augment-job", kind="augment")
+        if not isinstance(est, dict):
+            return False
+        cost = f"≈ ${est['est_cost_usd']:.4f} at most" if est["est_cost_usd"] is not None else "cost unknown"
+        st.info(f"{est['seeds']} seeds × {pending.per_seed}: {est['structure_requests']} structure requests "
+                f"({est['structures_cached']} cached), up to {est['blueprint_requests']} blueprints and "
+                f"{est['resolve_requests_max']} re-solves to send; ~{est['input_tokens']:,} input and "
+                f"~{est['output_tokens']:,} output tokens, {cost}.")
+        return st.button("Start augment", type="primary")
+
+    step_runner(store, AugmentConfig, augment.start_job, key="augment", kind="augment", submit="Estimate cost",
+                choices={"mining_run": list(labels), "teacher": names, "student": names},
+                labels={"mining_run": labels}, defaults={"teacher": teacher}, confirm=confirm)
 
 # ---- results -----------------------------------------------------------------------------------
 done = [r for r in augment.list_runs(store) if r["candidates"] is not None]
@@ -119,7 +115,7 @@ st.header("Candidates")
 f1, f2 = st.columns(2)
 status = f1.selectbox("Gates", ["all", "passed", "failed", *GATES],
                       format_func=lambda v: v if v in ("all", "passed", "failed") else f"failed first at {v}")
-seed_filter = f2.selectbox("Seed", ["(all)", *sorted({r["seed_qid"] for r in augment.candidates(store, run_id)})])
+seed_filter = f2.selectbox("Seed", ["(all)", *sorted({r["seed_qid"] for r in cached(augment.candidates, store, run_id)})])
 listed = augment.candidates(store, run_id, failed_gate=status if status in GATES else None,
                             passed={"passed": True, "failed": False}.get(status),
                             seed_qid=None if seed_filter == "(all)" else seed_filter)
@@ -131,7 +127,11 @@ st.dataframe([{"id": c["id"], "seed": c["seed_qid"], "#": c["idx"], "first failu
                "reason": ((c["gates"] or {}).get(c["failed_gate"] or "", {}) or {}).get("reason", ""),
                "student right": {True: "yes", False: "no", None: "—"}[c["student_solved"]],
                "review": c["status"], "question": (c["question"] or "")[:60], "target": c["target"]} for c in listed],
-             hide_index=True, width="stretch")
+             hide_index=True, width="stretch",
+             # a gate's name ("rejected_answer", "contamination") and its reason were cut in auto-sized cells
+             column_config={"first failure": st.column_config.TextColumn(width=140),
+                            "reason": st.column_config.TextColumn(width="large"),
+                            "question": st.column_config.TextColumn(width="large")})
 cid = st.selectbox(f"Open one of {len(listed)}", [c["id"] for c in listed])
 c = next(x for x in listed if x["id"] == cid)
 with st.container(border=True):

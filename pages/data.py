@@ -10,14 +10,20 @@ from core.datasets import parse_mapping
 from core.formats import FORMATS, parse_file
 from core.formats.base import sha256_of
 from core.pipeline import plural
-from pages._ui import chart, flash, get_store, label_text, run_action, saved_upload, show_question, table
+from pages._ui import cached, chart, flash, get_store, label_text, run_action, saved_upload, show_question, table
 
 store = get_store()
 st.title("Data")
+
+
+def _browse(store, name: str, search: str | None, subject: str | None) -> list[dict]:
+    return datasets.questions(store, name, search=search, subject=subject)
+
+
 flash()
 
 # ---- what is stored -----------------------------------------------------------------------
-sets = datasets.list_datasets(store)
+sets = cached(datasets.list_datasets, store)
 if sets:
     # st.table, not st.dataframe: a handful of rows, and readable text in the DOM.
     table([{"name": s["name"], "split": s["split"], "questions": s["questions"],
@@ -42,7 +48,8 @@ c1, c2, c3 = st.columns(3)
 fmt = c1.selectbox("Format", FORMATS, help="auto detects Boostcamp CSV, KICE JSON, KMMLU CSV, else generic")
 split = c2.selectbox("Role", datasets.SPLITS, format_func={"train": "train pool", "seed": "seed", "test": "test"}.get)
 subject = c3.text_input("Subject for rows without one", placeholder="e.g. 한국사 (optional)")
-mapping_text = st.text_area("Column mapping for generic files (FIELD=COLUMN per line)", height=68,
+# tall enough for the placeholder's three lines (68 px, the smallest, cut the third)
+mapping_text = st.text_area("Column mapping for generic files (FIELD=COLUMN per line)", height=116,
                             placeholder="question=stem\nchoices=A,B,C,D\nanswer=label")
 
 
@@ -101,7 +108,7 @@ if sets:
     subjects = next(s["subjects"] for s in sets if s["name"] == chosen)
     subj = b2.selectbox("Subject", ["(all)", *subjects])
     query = b3.text_input("Search text or id")
-    found = datasets.questions(store, chosen, search=query or None, subject=None if subj == "(all)" else subj)
+    found = cached(_browse, store, chosen, query or None, None if subj == "(all)" else subj)
     page_size = 10
     pages = max(1, -(-len(found) // page_size))
     reveal = st.toggle("Show answers", value=False,
@@ -119,7 +126,7 @@ if sets:
     st.header("Delete")
     d1, d2 = st.columns([3, 2])
     victim = d1.selectbox("Dataset to delete", [s["name"] for s in sets], key="victim")
-    plan = run_action(lambda: datasets.delete_plan(store, victim))
+    plan = run_action(lambda: cached(datasets.delete_plan, store, victim))
     if plan and plan.blockers:
         st.warning(f"{label_text(repr(victim))} cannot be deleted: used by {label_text('; '.join(plan.blockers))}. "
                    "Delete those first.")

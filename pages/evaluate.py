@@ -5,17 +5,18 @@ import streamlit as st
 from core import datasets, eval_run, evaluation, figures, generations, gold_labels, models, predictions, solve
 from core.pipeline import plural
 from pages._ui import (
+    cached,
     chart,
-    config_form,
     estimate_caption,
     flash,
     get_store,
-    job_panel,
     label_text,
+    launch,
     made_by,
     run_action,
     saved_upload,
     show_question,
+    step_runner,
     table,
     text,
 )
@@ -38,21 +39,26 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
     run_tab, import_tab = st.tabs(["Run a registered model", "Import predictions CSV"])
     with run_tab:
         registered = [m["name"] for m in models.list_models(store)]
-        cfg = config_form(eval_run.EvalConfig, "eval-form", submit="Run", columns=4, fixed={"dataset": dataset},
-                          choices={"model": registered}, disabled=not registered)
-        shown = {k: st.session_state.get(f"eval-form-{k}", d) for k, d in
-                 (("model", registered[0] if registered else None), ("samples", 1), ("temperature", None))}
-        if shown["model"]:
-            estimate_caption(lambda: solve.estimate(store, dataset, shown["model"], int(shown["samples"]),
-                                                    float(shown["temperature"]) if shown["temperature"] else None))
-        if shown["model"] and (warn := eval_run.prompt_warning(
-                store, eval_run.EvalConfig(dataset=dataset, model=shown["model"]))):
-            st.warning(text(warn))
-        if cfg:
-            job = run_action(lambda: eval_run.start_job(store, cfg))
-            if job:
-                st.session_state["eval-job"] = job
-        job_panel(store, "eval-job", kind="eval")
+
+        def preview(shown: dict) -> None:
+            """The estimate (and a template warning) of the run the form would start now."""
+            if not shown.get("model"):
+                return
+            if shown["limit"] and not str(shown["limit"]).isdigit():
+                st.caption("First N questions: a whole number ≥ 1 (empty: all).")
+                return
+            estimate_caption(lambda: solve.estimate(
+                store, dataset, shown["model"], int(shown["samples"]),
+                float(shown["temperature"]) if shown["temperature"] else None,
+                limit=int(shown["limit"]) if shown["limit"] else None, subject=shown["subject"]))
+            if warn := eval_run.prompt_warning(store, eval_run.EvalConfig(dataset=dataset, model=shown["model"])):
+                st.warning(text(warn))
+
+        # live: the estimate follows the model, K and slice on screen, before Run is pressed
+        step_runner(store, eval_run.EvalConfig, eval_run.start_job, key="eval", kind="eval", live=True,
+                    submit="Run", columns=4, fixed={"dataset": dataset}, disabled=not registered, preview=preview,
+                    choices={"model": registered, "subject": cached(eval_run.subjects, store, dataset)},
+                    labels={"subject": {None: "(all subjects)"}, "limit": {None: "(all)"}})
     with import_tab:
         up = st.file_uploader("CSV with columns id,answer (answers 1–5, blank = no answer)", type=["csv"])
         imp_label = st.text_input("Label", placeholder="e.g. submission-v3")
@@ -68,7 +74,7 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
                 flash(msg)
                 st.rerun()
 
-rep = evaluation.report(store, dataset)
+rep = cached(evaluation.report, store, dataset)
 
 
 def subject_cells(m: dict, subject: str) -> dict[str, str]:
@@ -88,12 +94,10 @@ for c in generations.solved_on(store, dataset):
     i1.info(f"**{text(c['model'])}** has {plural(c['replies'], 'stored reply', 'stored replies')} on {text(dataset)} "
             f"({plural(c['questions'], 'question')}, K = {c['samples']}), e.g. from a Solve on Settings, but no "
             "prediction set yet. Scoring them reuses the stored replies (same settings): nothing is paid twice.")
-    if i2.button("Score these replies", key=f"use-cached-{c['model']}", type="primary"):
-        job = run_action(lambda c=c: eval_run.start_job(
-            store, eval_run.EvalConfig(dataset=dataset, model=c["model"], samples=c["samples"])))
-        if job:
-            st.session_state["eval-job"] = job
-            st.rerun()
+    if i2.button("Score these replies", key=f"use-cached-{c['model']}", type="primary") and launch(
+            "eval-job", lambda c=c: eval_run.start_job(
+                store, eval_run.EvalConfig(dataset=dataset, model=c["model"], samples=c["samples"]))):
+        st.rerun()
 if not rep["models"]:
     st.info("No predictions on this set yet: run a model or import a CSV above.")
     st.stop()
@@ -102,7 +106,12 @@ if rep["questions"] == 0:
 
 # ---- report ----------------------------------------------------------------------------------
 st.header("Report")
-table([{"model": m["model"], "n": m["questions"], "correct": m["correct"], "accuracy": f"{m['accuracy']:.2%}",
+any_slice = any(m.get("slice") for m in rep["models"])
+if any_slice:
+    st.caption("A slice (Run with *First N questions* or *Subject*) is scored on its own questions (its n) and "
+               "compared with another set on the questions both answered.")
+table([{"model": m["model"], **({"slice": m.get("slice") or "whole set"} if any_slice else {}), "n": m["questions"],
+        "correct": m["correct"], "accuracy": f"{m['accuracy']:.2%}",
            "macro-F1": f"{m['macro_f1']:.3f}",
            "CSAT points": f"{m['points']:g} / {m['max_points']:g}" if m["points"] is not None else "—",
            "unanswered": m["unanswered"], "of which errors": m.get("errors", 0), "truncated": m["truncated"]}
@@ -116,11 +125,12 @@ table([{"subject": s, "n": m["by_subject"][s]["questions"]} | {
     k: v for mm in rep["models"] for k, v in subject_cells(mm, s).items()}
     for m in rep["models"][:1] for s in m["by_subject"]])
 
-left, right = st.columns(2)
-pos = figures.position_bars(evaluation.positions(store, dataset))
-chart(pos, left, width="stretch")
-cm_model = right.selectbox("Confusion matrix for", [m["model"] for m in rep["models"]])
-chart(figures.confusion_heatmap(evaluation.confusion(store, dataset, cm_model)), right, width="stretch")
+# The full width: grouped bars (gold + every model) × 6 choices with a count on each collided in half of it.
+pos = figures.position_bars(cached(evaluation.positions, store, dataset))
+chart(pos, width="stretch", key="eval-positions")
+left, _ = st.columns(2)
+cm_model = left.selectbox("Confusion matrix for", [m["model"] for m in rep["models"]])
+chart(figures.confusion_heatmap(cached(evaluation.confusion, store, dataset, cm_model)), left, width="stretch")
 
 d1, d2 = st.columns(2)
 d1.download_button("Report CSV", evaluation.report_csv(rep).encode("utf-8"), f"{dataset}_report.csv", "text/csv")
@@ -139,7 +149,7 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
     a = c1.selectbox("A (baseline)", labels, index=0)
     b = c2.selectbox("B (candidate)", labels, index=1)
     if a != b:
-        cmp = evaluation.compare(store, dataset, a, b)
+        cmp = cached(evaluation.compare, store, dataset, a, b)
         mc, bt = cmp["mcnemar"], cmp["bootstrap"]
         m1, m2, m3, m4 = st.columns([1, 1, 1, 1.8])  # the CI ("[+100.0, +100.0] %p") is clipped in a quarter
         # Numeric deltas: Streamlit picks the arrow and colour from the sign (zero: grey, no arrow).
@@ -157,7 +167,7 @@ if len(labels) >= 2 and rep["questions"]:  # no gold answers: nothing to compare
         kind = st.radio("Questions", ["fixed", "broken"], horizontal=True,
                         format_func=lambda k: f"{k} ({len(cmp[k])})")
         items = cmp[kind]
-        errors_a, errors_b = (evaluation.prediction_errors(store, dataset, x) for x in (a, b))
+        errors_a, errors_b = (cached(evaluation.prediction_errors, store, dataset, x) for x in (a, b))
         if items:
             pick = st.selectbox("Question", [i["qid"] for i in items],
                                 format_func=lambda q: next(

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import datasets, jobs, pipeline, recipe, recipe_run, recipe_view
-from pages._ui import chart, get_store, job_panel, label_text, run_action, saved_upload, table
+from pages._ui import chart, get_store, job_panel, label_text, launch, run_action, saved_upload, table
 
 store = get_store()
 st.title("CSAT reasoning distillation")
@@ -66,9 +66,7 @@ if config:
         elif plan.get("estimate_note"):
             st.caption(f"Estimate: {plan['estimate_note']}.")
     if st.button("Run recipe", type="primary", key="recipe-run"):
-        job = run_action(lambda: recipe_run.start_job(store, config))
-        if job:
-            st.session_state["recipe-job"] = job
+        launch("recipe-job", lambda: recipe_run.start_job(store, config))
     job_panel(store, "recipe-job", kind="recipe")
 
     @st.fragment(run_every=2.0)

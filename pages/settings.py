@@ -4,14 +4,13 @@ import streamlit as st
 
 from core import config, datasets, engine, generations, models, prompts, solve
 from pages._ui import (
-    config_form,
     estimate_caption,
     flash,
     get_store,
-    job_panel,
     label_text,
     made_by,
     run_action,
+    step_runner,
     table,
     text,
 )
@@ -109,22 +108,22 @@ st.caption("Run a registered model over a dataset, K samples per question. Repli
 sets = datasets.list_datasets(store)
 if registered and sets:
     names, set_names = [m["name"] for m in registered], [s["name"] for s in sets]
-    cfg = config_form(solve.SolveConfig, "solve-form", submit="Start solving", columns=4,
-                      choices={"model": names, "dataset": set_names})
-    shown = {k: st.session_state.get(f"solve-form-{k}", d) for k, d in
-             (("dataset", set_names[0]), ("model", names[0]), ("samples", 1), ("temperature", None),
-              ("limit", None))}
-    estimate_caption(lambda: solve.estimate(store, shown["dataset"], shown["model"], int(shown["samples"]),
-                                            float(shown["temperature"]) if shown["temperature"] else None,
-                                            limit=int(shown["limit"]) if shown["limit"] else None))
-    st.caption("Where results go: replies are stored (cached) per model and dataset, not as a prediction set. "
-               "To score them, open Evaluate: it offers the stored replies (“Score these replies”) and sends "
-               "nothing twice.")
-    if cfg:
-        job = run_action(lambda: solve.start_job(store, cfg))
-        if job:
-            st.session_state["solve-job"] = job
-    job = job_panel(store, "solve-job", kind="solve")
+
+    def preview(shown: dict) -> None:
+        if shown["limit"] and not str(shown["limit"]).isdigit():
+            st.caption("Limit: a whole number ≥ 1 (empty: all).")
+            return
+        estimate_caption(lambda: solve.estimate(store, shown["dataset"], shown["model"], int(shown["samples"]),
+                                                float(shown["temperature"]) if shown["temperature"] else None,
+                                                limit=int(shown["limit"]) if shown["limit"] else None))
+        st.caption("Where results go: replies are stored (cached) per model and dataset, not as a prediction set. "
+                   "To score them, open Evaluate: it offers the stored replies (“Score these replies”) and sends "
+                   "nothing twice.")
+
+    # live: the estimate follows the set, model, K and limit on screen, before anything is pressed
+    job = step_runner(store, solve.SolveConfig, solve.start_job, key="solve", kind="solve", live=True,
+                      submit="Start solving", columns=4, choices={"model": names, "dataset": set_names},
+                      preview=preview)
     if job:
         p = job["params"]
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import jobs, lineage
 from core.training import PRESETS, TrainConfig, data, figures, health, ingest, launcher, preflight, sweep
-from pages._ui import chart, config_form, flash, get_store, job_panel, made_by, run_action, text
+from pages._ui import cached, chart, config_form, flash, get_store, job_panel, launch, made_by, memo, run_action, text
 
 store = get_store()
 st.title("Train")
@@ -110,9 +110,7 @@ else:
 
                         return jobs.start(store, "train-sweep", f"sweep of {n} runs", body, total=n)
 
-                    job_id = run_action(start_sweep)
-                    if job_id:
-                        st.session_state["train-sweep-job"] = job_id
+                    if launch("train-sweep-job", start_sweep):
                         st.session_state.pop("train-check", None)
                         st.rerun()
 
@@ -131,12 +129,22 @@ def _heldout_cell(r, which: str) -> str:
     return "—" if h.get("margin") is None else f"{h['margin']:+.3f} · {h['accuracy']:.0%}"
 
 
-st.dataframe([{"run": r["run"], "state": r["state"], "set": r["set"], "base": r["base"], "backend": r["backend"] or "—",
+# The table once ran wider than the page: the tuned model (base-orpo-RUN, last) and the start time were cut
+# off at the right. The tuned model comes third, at its own width; the held-out headers are short, their
+# meaning in the tooltip.
+_HELD = "mean margin (chosen − rejected log-prob) · preference accuracy on the held-out pairs"
+st.dataframe([{"run": r["run"], "state": r["state"], "tuned model": r["adapter_model"] or "—", "set": r["set"],
+               "base": r["base"], "backend": r["backend"] or "—",
                "steps": r["steps"] if r["steps"] is not None else "—", "loss": _num((r["final"] or {}).get("loss")),
                "held-out base (margin · acc)": _heldout_cell(r, "base"),
                "held-out tuned (margin · acc)": _heldout_cell(r, "tuned"),
-               "tuned model": r["adapter_model"] or "—", "started": r["created_at"][:19]} for r in runs],
-             hide_index=True, width="stretch")
+               "started": r["created_at"][:16]} for r in runs],
+             hide_index=True, width="stretch",
+             column_config={"tuned model": st.column_config.TextColumn(width=170),
+                            "held-out base (margin · acc)": st.column_config.TextColumn(
+                                "held-out base", help=f"the base model (adapter off): {_HELD}"),
+                            "held-out tuned (margin · acc)": st.column_config.TextColumn(
+                                "held-out tuned", help=f"the tuned model: {_HELD}")})
 ids = [r["run"] for r in runs]
 if st.session_state.get("train-pick") not in ids:
     st.session_state["train-pick"] = st.session_state.get("train-run") if st.session_state.get("train-run") in ids else ids[0]
@@ -148,9 +156,14 @@ run_id = st.selectbox("Run", ids, key="train-pick",
 live = next(r for r in runs if r["run"] == run_id)["state"] == "running"
 
 
+def _curves(store, run_id: str):
+    rows = ingest.metrics(store, run_id)
+    return rows, (figures.curves(rows, title=f"run {run_id}") if rows else None)
+
+
 def lineage_line(set_name: str) -> None:
     """Where the run's pairs came from (core/lineage.py): set ← augment run ← mining run ← pool."""
-    walk = run_action(lambda: lineage.of_set(store, set_name))
+    walk = run_action(lambda: cached(lineage.of_set, store, set_name))
     if not walk:
         return
     mined = ", ".join(f"{m['run']} (pool {m.get('pool', '?')}, {m.get('teacher', '?')} vs {m.get('student', '?')})"
@@ -184,7 +197,9 @@ def heldout_panel(run) -> None:
     if warn and run["state"] != "running":
         st.warning(warn)
     if len(h.get("history") or []) >= 2:
-        chart(figures.heldout(h), width="stretch", key=f"train-heldout-fig-{run['id']}")
+        fig = (memo(("train-heldout", store.path, run["id"], run["state"], len(h["history"])),
+                    lambda: figures.heldout(h)) if run["state"] != "running" else figures.heldout(h))
+        chart(fig, width="stretch", key=f"train-heldout-fig-{run['id']}")
 
 
 def health_badges(rows, h) -> None:
@@ -231,10 +246,12 @@ def run_panel() -> None:
             st.session_state["train-run"] = run_id
             st.rerun(scope="app")
     heldout_panel(run)
-    rows = ingest.metrics(store, run_id)
+    # a finished run's curves are drawn once per write to the store; a running one's on every poll
+    rows, fig = (memo(("train-curves", store.path, run_id, state, steps), lambda: _curves(store, run_id))
+                 if state != "running" else _curves(store, run_id))
     if rows:
         health_badges(rows, run.get("heldout"))
-        chart(figures.curves(rows, title=f"run {run_id}"), width="stretch", key=f"train-curves-{run_id}")
+        chart(fig, width="stretch", key=f"train-curves-{run_id}")
     else:
         st.caption("No logged step yet: the worker is loading the model.")
     with st.expander("Log (last lines)", expanded=state == "failed"):

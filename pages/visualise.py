@@ -10,21 +10,21 @@ from core import datasets, embeddings, lineage, mapping
 from core.mapping import FlipsConfig, MapConfig, OverlapConfig
 from core.render import plotly_unescape
 from pages._ui import (
+    cached,
     chart,
-    config_form,
     empty_state,
     get_store,
-    job_panel,
     made_by,
     run_action,
     show_question,
+    step_runner,
     text,
 )
 
 store = get_store()
 st.title("Visualise")
 
-sets = mapping.available_sets(store)
+sets = cached(mapping.available_sets, store)
 if not sets:
     empty_state("Sentence embeddings of train, augmented and test questions mapped to 2-D with UMAP, coloured by "
                 "set, subject or correctness; overlap measured; why test questions flipped.",
@@ -36,19 +36,15 @@ st.caption(f"Embedder for the default ({embeddings.DEFAULT}): **{text(embeddings
            "vectors are cached by text and embedder, so a second run embeds nothing.")
 
 # ---- make a map ---------------------------------------------------------------------------
-with st.expander("Make a map", expanded=not mapping.map_runs(store)):
+with st.expander("Make a map", expanded=not cached(mapping.map_runs, store)):
     chosen = st.multiselect("Sets to map", sets, default=sets[:4], key="vis-sets",
                             help="datasets, preference sets, and hard negatives of a mining run (mining:RUN)")
-    cfg = config_form(MapConfig, "vis-map", fixed={"sets": chosen}, submit="Map", columns=4)
-    if cfg:
-        job = run_action(lambda: mapping.start_job(store, cfg))
-        if job:
-            st.session_state["vis-map-job"] = job
-            st.session_state.pop("vis-map-run", None)
-    job_panel(store, "vis-map-job", kind="map")
+    step_runner(store, MapConfig, mapping.start_job, key="vis-map", form_key="vis-map", kind="map",
+                fixed={"sets": chosen}, submit="Map", columns=4,
+                on_start=lambda _job: st.session_state.pop("vis-map-run", None))  # the new map is shown
 
 # ---- the map ------------------------------------------------------------------------------
-done = mapping.map_runs(store)
+done = cached(mapping.map_runs, store)
 if not done:
     st.info("No map yet: choose sets above and press Map.")
 else:
@@ -58,8 +54,8 @@ else:
     config = MapConfig(**run["config"])
     points = run_action(lambda: mapping.map_points(store, config)) or []
     made_by(run)
-    mapped_datasets = [s for s in config.sets if mapping.set_kind(store, s) == "dataset"]
-    with_labels = {s: mapping.labels(store, s) for s in mapped_datasets}
+    mapped_datasets = [s for s in config.sets if cached(mapping.set_kind, store, s) == "dataset"]
+    with_labels = {s: cached(mapping.labels, store, s) for s in mapped_datasets}
     options = ["set", "subject"] + (["correct", "flip"] if any(with_labels.values()) else [])
     names = {"set": "set", "subject": "subject", "correct": "correct / wrong under a label",
              "flip": "fixed / broken between two labels"}
@@ -134,13 +130,9 @@ st.caption("Measured in the full embedding space, not on the 2-D map.")
 splits = {d["name"]: d["split"] for d in datasets.list_datasets(store)}
 train_default = next((s for s in sets if splits.get(s) == "train"), sets[0])
 test_default = next((s for s in sets if splits.get(s) == "test"), sets[-1])
-cfg = config_form(OverlapConfig, "vis-overlap", choices={"train": sets, "test": sets},
-                  defaults={"train": train_default, "test": test_default}, submit="Measure overlap", columns=3)
-if cfg:
-    job = run_action(lambda: mapping.start_job(store, cfg))
-    if job:
-        st.session_state["vis-overlap-job"] = job
-job_panel(store, "vis-overlap-job", kind="map-overlap")
+step_runner(store, OverlapConfig, mapping.start_job, key="vis-overlap", form_key="vis-overlap", kind="map-overlap",
+            choices={"train": sets, "test": sets}, defaults={"train": train_default, "test": test_default},
+            submit="Measure overlap", columns=3)
 last = mapping.last_done(store, "map-overlap")
 if last:
     s = last["summary"]
@@ -160,31 +152,25 @@ if last:
 
 # ---- why it flipped -----------------------------------------------------------------------
 st.header("Why it flipped")
-evaluated = [s for s in sets if mapping.set_kind(store, s) == "dataset" and len(mapping.labels(store, s)) >= 2]
-pair_sets = [s for s in sets if mapping.set_kind(store, s) == "preference"]
+evaluated = [s for s in sets if cached(mapping.set_kind, store, s) == "dataset" and len(cached(mapping.labels, store, s)) >= 2]
+pair_sets = [s for s in sets if cached(mapping.set_kind, store, s) == "preference"]
 if not evaluated or not pair_sets:
     st.info("For every test question that training fixed or broke: the nearest training pairs, their seed "
             "questions and mining run, and whether fixed questions sit closer to the training data.\n\n"
             "**Needs first:** a test set with predictions under two labels (Evaluate) and a preference set (Review).")
 else:
     ds = st.selectbox("Test set", evaluated, key="vis-flips-ds")
-    labs = mapping.labels(store, ds)
+    labs = cached(mapping.labels, store, ds)
     # the set label B's model was trained on (its lineage) is preselected; (none) reads it when run
-    trained_by = lineage.label_training_run(store, labs[-1], ds)
+    trained_by = cached(lineage.label_training_run, store, labs[-1], ds)
     trained = trained_by["set"] if trained_by else None
-    cfg = config_form(FlipsConfig, "vis-flips", fixed={"dataset": ds},
-                      choices={"a": labs, "b": labs, "pairs": pair_sets},
-                      defaults={"a": labs[0], "b": labs[-1], "pairs": trained if trained in pair_sets else pair_sets[-1]},
-                      submit="Explain flips", columns=3)
+    step_runner(store, FlipsConfig, mapping.start_job, key="vis-flips", form_key="vis-flips", kind="map-flips",
+                fixed={"dataset": ds}, choices={"a": labs, "b": labs, "pairs": pair_sets},
+                defaults={"a": labs[0], "b": labs[-1], "pairs": trained if trained in pair_sets else pair_sets[-1]},
+                submit="Explain flips", columns=3)
     if trained:
-        st.caption(text(f"{labs[-1]} was trained on {trained} "
-                        f"(training run {trained_by['run']}); "
+        st.caption(text(f"{labs[-1]} was trained on {trained} (training run {trained_by['run']}); "
                         "Pairs (none) uses the set label B was trained on."))
-    if cfg:
-        job = run_action(lambda: mapping.start_job(store, cfg))
-        if job:
-            st.session_state["vis-flips-job"] = job
-    job_panel(store, "vis-flips-job", kind="map-flips")
     last = mapping.last_done(store, "map-flips")
     if last:
         s = last["summary"]

@@ -85,8 +85,10 @@ def make_oracle():
 
 
 def form(page, submit: str):
-    """The st.form whose submit button says `submit` (to tell apart widgets with the same label)."""
-    return page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name=submit, exact=True)).first
+    """The form whose submit button says `submit` (to tell apart widgets with the same label): an st.form,
+    or a live one (pages/_ui.py:config_form(live=True): a container with the CSS class st-key-KEY-live)."""
+    return page.locator("[data-testid=stForm], [class*='-form-live']").filter(
+        has=page.get_by_role("button", name=submit, exact=True)).first
 
 
 def select(page, label: str, option: str, within=None, rerun: bool = True) -> None:
@@ -332,8 +334,8 @@ def step_solve(w: Walk) -> None:
     """Settings' Solve panel: the tiny student over the test set, as a background job."""
     w.visit("settings")
     solve_form = form(w.page, "Start solving")
-    select(w.page, "model", "student", within=solve_form, rerun=False)
-    select(w.page, "dataset", "exam", within=solve_form, rerun=False)
+    select(w.page, "model", "student", within=solve_form)  # a live form: each change reruns the page
+    select(w.page, "dataset", "exam", within=solve_form)
     click(w.page, "Start solving")
     wait_text(w.page, r"— done", timeout=120_000)
     body = main_text(w.page)
@@ -346,9 +348,9 @@ def step_mine(w: Walk) -> None:
     body = w.visit("mine")
     assert "Needs first" not in body
     mine_form = form(w.page, "Start mining")
-    select(w.page, "question pool", "pool", within=mine_form, rerun=False)
-    select(w.page, "teacher", "teacher", within=mine_form, rerun=False)
-    select(w.page, "student", "student", within=mine_form, rerun=False)
+    select(w.page, "question pool", "pool", within=mine_form)  # a live form: each change reruns the page
+    select(w.page, "teacher", "teacher", within=mine_form)
+    select(w.page, "student", "student", within=mine_form)
     click(w.page, "Start mining")
     page = w.page
     wait_metric(page, "hard negatives", timeout=120_000)
@@ -381,8 +383,8 @@ def run_on_test_set(page, model: str) -> None:
         try:
             run_form.wait_for(state="visible", timeout=5_000)
             page.set_default_timeout(5_000)
-            select(page, "model", model, within=run_form, rerun=False)
-            fill(page, "Store as", model, enter=False, within=run_form, rerun=False)
+            select(page, "model", model, within=run_form)  # a live form: each change reruns the page
+            fill(page, "Store as", model, within=run_form)
             run_form.get_by_role("button", name="Run", exact=True).click()
             break
         except PlaywrightTimeout:

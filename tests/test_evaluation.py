@@ -73,13 +73,13 @@ REPORT_A = {"model": "A", "questions": 8, "correct": 2, "accuracy": 0.25, "macro
             "by_subject": {"국어": {"questions": 5, "correct": 1, "accuracy": 0.2, "macro_f1": 1 / 12,
                                   "points": 2.0, "max_points": 11.0},
                            "한국사": {"questions": 3, "correct": 1, "accuracy": 1 / 3, "macro_f1": 0.2,
-                                   "points": 3.0, "max_points": 7.0}}}
+                                   "points": 3.0, "max_points": 7.0}}, "slice": None}
 REPORT_B = {"model": "B", "questions": 8, "correct": 7, "accuracy": 0.875, "macro_f1": 0.76,
             "points": 15.0, "max_points": 18.0, "unanswered": 0, "errors": 0,
             "by_subject": {"국어": {"questions": 5, "correct": 5, "accuracy": 1.0, "macro_f1": 1.0,
                                   "points": 11.0, "max_points": 11.0},
                            "한국사": {"questions": 3, "correct": 2, "accuracy": 2 / 3, "macro_f1": 5 / 9,
-                                   "points": 4.0, "max_points": 7.0}}}
+                                   "points": 4.0, "max_points": 7.0}}, "slice": None}
 
 
 # ---- reports ---------------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_set_without_points_reports_null_points(store, tmp_path):
         "by_subject": {"국어": {"questions": 2, "correct": 2, "accuracy": 1.0, "macro_f1": 1.0,
                               "points": None, "max_points": None},
                        "사회·문화": {"questions": 2, "correct": 0, "accuracy": 0.0, "macro_f1": 0.0,
-                                 "points": None, "max_points": None}}})
+                                 "points": None, "max_points": None}}, "slice": None})
     assert (n["correct"], n["points"], n["unanswered"]) == (3, None, 0)
     c = evaluation.compare(store, "boost", "M", "N", n_resamples=500)
     # Boostcamp rows sharing paragraph text share a passage: 3 clusters for 4 scored questions.
@@ -626,3 +626,42 @@ def test_vote_reports_fleiss_kappa_over_items_with_equal_votes(voted):
     table = [[b.count(c) for c in (None, 1, 2, 3, 4, 5)] for b in ballots.values()]
     assert v["kappa_items"] == 4
     assert v["fleiss_kappa"] == pytest.approx(sm_kappa(table), abs=1e-4)
+
+
+def test_cli_eval_run_scores_a_slice(capsys, db):
+    """`eval run --limit N --subject S` scores a slice: only its questions are sent and stored, the report
+    says it is a slice and scores it on its n, and a different slice is a different run."""
+    from core import runs
+
+    with Loopback("openai", Scripted()) as srv:
+        s = Store(db)
+        add_fake(s, srv)
+        s.close()
+        rc, out, err = cli(capsys, db, "eval", "run", "--dataset", "kice", "--model", "fake", "--limit", "2",
+                           "--subject", "한국사")
+        assert (rc, err) == (0, ""), err
+        assert out.startswith("fake [first 2 · 한국사] on kice (a slice: first 2 · 한국사, 2 questions): 1/2 sample "
+                              "answers correct (2 requests sent, 0 cached, 0 errors)."), out
+        assert srv.count == 2  # q6 and q7: the first two 한국사 questions
+        rc, out, err = cli(capsys, db, "eval", "run", "--dataset", "kice", "--model", "fake", "--limit", "2",
+                           "--subject", "한국사")
+        assert rc == 0 and "(0 requests sent, 2 cached, 0 errors)" in out  # the same slice: the same run
+        rc, out, err = cli(capsys, db, "eval", "run", "--dataset", "kice", "--model", "fake")
+        assert rc == 0 and out.startswith("fake on kice: 5/8 sample answers correct (6 requests sent, 2 cached")
+        rc, out, err = cli(capsys, db, "eval", "run", "--dataset", "kice", "--model", "fake", "--subject", "수학")
+        assert rc != 0 and "'kice' has no questions of subject '수학'" in err and "subjects: 국어, 한국사" in err, err
+    rc, out, _ = cli(capsys, db, "eval", "report", "--dataset", "kice", "--json")
+    got = {m["model"]: (m["questions"], m["correct"], m["unanswered"], m["slice"], sorted(m["by_subject"]))
+           for m in json.loads(out)["models"]}
+    assert got == {"fake [first 2 · 한국사]": (2, 1, 1, "first 2 · 한국사", ["한국사"]),
+                   "fake": (8, 5, 2, None, ["국어", "한국사"])}
+    rc, out, _ = cli(capsys, db, "eval", "report", "--dataset", "kice")
+    assert "  fake [first 2 · 한국사] (slice: first 2 · 한국사): 1/2 = 50.00%" in out, out
+    s = Store(db)
+    try:
+        made = runs.list_runs(s, "evaluate")
+        assert len(made) == 2 and len({r["config_hash"] for r in made}) == 2  # two slices, two runs
+        cmp = evaluation.compare(s, "kice", "fake", "fake [first 2 · 한국사]", n_resamples=50)
+        assert cmp["questions"] == 2  # compared on the questions both answered
+    finally:
+        s.close()

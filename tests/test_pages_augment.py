@@ -92,6 +92,9 @@ def test_start_from_the_form_then_see_every_gate(mined, db_env):
                                          "contamination", "duplicate", "resolve"]
     table = at.dataframe[0].value
     assert len(table) == 10 and list(table["first failure"]).count("—") == 2
+    # a gate's name ("rejected_answer") was cut in the auto-sized "first failure" column: it has its width
+    widths = {k: v.get("width") for k, v in json.loads(at.dataframe[0].proto.columns).items()}
+    assert widths["first failure"] >= 130 and widths["reason"] == "large"
     assert set(table["schema"]) == {"pass", "FAIL"} and list(table["resolve"]).count("—") == 7
     gate_lines = [m.value for m in at.markdown if "**resolve**" in m.value or "**schema**" in m.value]
     assert gate_lines and ":material/check_circle:" in gate_lines[0]  # the first candidate is the valid one

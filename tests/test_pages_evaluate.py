@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core import datasets, evaluation, predictions
 from core.store import Store
 from tests.evaldata import PRED_A, PRED_B, UNLABELLED, boostcamp_file, kice_set, pred_csv
-from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
+from tests.pagetest import clear_cached_store, fresh_page_store, open_page, shown  # noqa: F401
 
 
 def page() -> AppTest:
@@ -69,6 +69,9 @@ def test_report_table_and_charts(db_env, tmp_path):
     assert bars["data"][0]["x"] == ["국어 (n=5)", "한국사 (n=3)", "전체 (n=8)"]
     assert bars["data"][1]["y"] == pytest.approx([100.0, 200 / 3, 87.5])
     assert [t["name"] for t in positions["data"]] == ["gold", "A", "B"]
+    # the position chart's count labels collided in half the page: it has the full width, in no column
+    in_columns = [json.loads(c.proto.spec) for col in at.columns for c in col.get("plotly_chart")]
+    assert positions not in in_columns and heat in in_columns
     assert heat["data"][0]["z"] == evaluation_matrix_a()
     # The metric switch redraws the subject chart with macro-F1; the confusion matrix follows the choice.
     next(r for r in at.radio if r.label == "Metric").set_value("macro_f1").run()
@@ -153,3 +156,38 @@ def test_vote_and_write_labels(db_env, tmp_path):
     # The set now has gold answers: the report scores the voters on them and the comparison appears.
     assert list(at.table[0].value["correct"]) == [3, 4, 2]
     assert "Compare" in [h.value for h in at.header]
+
+
+def test_score_a_slice_from_the_form_and_see_it_in_the_report(db_env, tmp_path, monkeypatch):
+    """The run form has the slice (first N, subject): the estimate follows it before Run is pressed, and a
+    sliced prediction set shows in the report as a slice, scored on its own n."""
+    from core import eval_run, models
+    from core.jobs import JobContext
+    from tests.loopback import Loopback, Reply
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    s = Store(db_env)
+    kice_set(s, tmp_path)
+    predictions.import_predictions(s, "kice", pred_csv(tmp_path, "b", PRED_B), "B")
+    with Loopback("openai", lambda n, body: Reply(text='검토한다.\n{"Answer":"4"}')) as srv:
+        models.add_model(s, "fake", "openai", "fake-model", base_url=srv.base_url, params={"max_retries": 0})
+        summary = eval_run.run_step(s, eval_run.EvalConfig(dataset="kice", model="fake", subject="한국사", limit=2),
+                                    JobContext.local())
+    assert (summary["label"], summary["slice"], summary["questions"]) == ("fake [first 2 · 한국사]", "first 2 · 한국사", 2)
+    s.close()
+    clear_cached_store()
+    at = page()
+    report = at.table[0].value
+    assert [shown(v) for v in report["model"]] == ["B", "fake [first 2 · 한국사]"]
+    assert [shown(v) for v in report["slice"]] == ["whole set", "first 2 · 한국사"]
+    assert list(report["n"]) == [8, 2] and list(report["correct"]) == [7, 1]  # q6 (정답 4) right, q7 wrong
+    assert any(c.value.startswith("A slice (Run with") for c in at.caption)
+    # The form: the estimate follows the model and slice on screen, nothing pressed.
+    next(x for x in at.selectbox if x.label == "Model").set_value("fake")
+    at.run()
+    assert any(c.value.startswith("6 requests to send, 2 cached") for c in at.caption), [c.value for c in at.caption]
+    next(x for x in at.selectbox if x.label == "Subject").set_value("국어")
+    next(x for x in at.text_input if x.label == "First N questions").input("3")
+    at.run()
+    assert any(c.value.startswith("3 requests to send, 0 cached") for c in at.caption), [c.value for c in at.caption]
+    assert next(x for x in at.selectbox if x.label == "Subject").options == ["(all subjects)", "국어", "한국사"]

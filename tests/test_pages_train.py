@@ -72,6 +72,10 @@ def test_preset_preflight_start_live_curves_and_overlay(db_env, tiny_qwen):
     assert any("made by train run " + run_id in shown(c.value) for c in at.caption)
     table = at.dataframe[0].value
     assert "None" not in table.astype(str).to_string() and "held-out tuned (margin · acc)" in table.columns
+    # the tuned model's name was cut off at the right of a table wider than the page: third, at its own width
+    assert list(table.columns)[:3] == ["run", "state", "tuned model"]
+    import json as _json
+    assert _json.loads(at.dataframe[0].proto.columns)["tuned model"]["width"] >= 150
     held = next(d.value for d in at.dataframe if "preference accuracy" in d.value.columns)
     assert list(held["model"]) == ["base (adapter off)", "tuned"] and list(held["pairs"]) == [1, 1]
     assert any("badge[" in m.value and "grad norm" in m.value for m in at.markdown)  # health signals by the curves

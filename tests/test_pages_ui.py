@@ -96,18 +96,54 @@ def test_config_form_is_built_from_the_config_class():
     assert [s.label for s in at.selectbox] == ["Model"]
     assert [n.label for n in at.number_input] == ["Samples (K)"]
     assert at.number_input[0].max == 100 and at.number_input[0].min == 1  # bounds from the Field
-    store_as, temperature = at.text_input  # laid out in three columns: "Store as" wraps under "Model"
-    assert (store_as.label, temperature.label) == ("Store as", "Temperature")
+    # laid out in three columns, read column by column: "Store as" wraps under "Model"
+    assert [t.label for t in at.text_input] == ["Store as", "First N questions", "Temperature", "Subject"]
+    store_as = at.text_input[0]
     at.selectbox[0].select("m2")
     at.number_input[0].set_value(3)
     store_as.input("base")
     at.button[0].click().run()
     assert at.session_state["cfg"] == {"dataset": "kice", "model": "m2", "samples": 3, "temperature": None,
-                                       "label": "base"}
-    at.text_input[1].input("9")  # out of bounds: one line, no config
+                                       "label": "base", "limit": None, "subject": None}
+    next(t for t in at.text_input if t.label == "Temperature").input("9")  # out of bounds: one line, no config
     at.button[0].click().run()
     assert [e.value for e in at.error] == ["bad evaluate setting temperature: Input should be less than or equal "
                                            "to 2 — see --help for each setting's range"]
+
+
+def runner_script():
+    import streamlit as st
+
+    from core.eval_run import EvalConfig
+    from pages._ui import open_store, step_runner
+
+    def start(store, cfg):
+        st.session_state["started"] = cfg.model_dump()
+        return "job-1"
+
+    step_runner(open_store(), EvalConfig, start, key="r", kind="eval", live=True, submit="Run",
+                fixed={"dataset": "kice"}, choices={"model": ["m1", "m2"]},
+                preview=lambda v: st.caption(f"would run {v['model']} ×{v['samples']} on {v['dataset']}"),
+                check=lambda c: "not m1" if c.model == "m1" else None)
+
+
+def test_step_runner_previews_the_values_on_screen_checks_and_keeps_the_job_id(db_env):
+    """pages/_ui.py:step_runner, the form → job → panel block of every step page: with a live form the
+    preview follows each change before anything is pressed; a check stops a start with its reason; a
+    started job's id is kept where the job panel reads it."""
+    at = AppTest.from_function(runner_script, default_timeout=30)
+    at.run()
+    assert [c.value for c in at.caption] == ["would run m1 ×1 on kice"]
+    at.selectbox[0].select("m2")
+    at.number_input[0].set_value(4)
+    at.run()
+    assert [c.value for c in at.caption] == ["would run m2 ×4 on kice"]  # nothing pressed yet
+    at.selectbox[0].select("m1")
+    at.button(key="r-form-submit").click().run()
+    assert [e.value for e in at.error] == ["not m1"] and "started" not in at.session_state
+    at.selectbox[0].select("m2")
+    at.button(key="r-form-submit").click().run()
+    assert at.session_state["started"]["model"] == "m2" and at.session_state["r-job"] == "job-1"
 
 
 def panel_script():
@@ -181,3 +217,34 @@ def test_a_running_job_shows_its_phase_and_no_eta_while_compiling(db_env):
         at.session_state["hold"].set()
     finally:
         clear_cached_store()
+
+
+def test_cached_reads_once_per_write_and_never_serves_older_data(tmp_path):
+    """pages/_ui.py:cached: a page's query runs once per write to the store (every rerender, every tab
+    reads the result), and any write through the Store, or a reopened Store, reads afresh."""
+    from core.store import Store
+    from pages._ui import cached
+    from tests.minidata import import_mini
+
+    calls = []
+
+    def count(store, split):
+        calls.append(split)
+        return store.scalar("SELECT count(*) FROM datasets WHERE split = ?", [split])
+
+    s = Store(tmp_path / "c.duckdb")
+    try:
+        assert [cached(count, s, "test") for _ in range(3)] == [0, 0, 0] and calls == ["test"]
+        assert cached(count, s, "train") == 0 and calls == ["test", "train"]  # its arguments are its key
+        import_mini(s, tmp_path, n=2, name="one")  # a write (a bulk insert inside a transaction)
+        assert cached(count, s, "test") == 1 and len(calls) == 3
+        s.execute("DELETE FROM questions WHERE dataset = 'one'")
+        s.execute("DELETE FROM datasets WHERE name = 'one'")
+        assert cached(count, s, "test") == 0 and len(calls) == 4
+    finally:
+        s.close()
+    s = Store(tmp_path / "c.duckdb")  # another Store object on the same file: nothing carried over
+    try:
+        assert cached(count, s, "test") == 0 and len(calls) == 5
+    finally:
+        s.close()

@@ -26,7 +26,8 @@ def run(ctx: typer.Context, config: EvalConfig, as_json: bool = False) -> None:
     if s and as_json:
         print_json(s)
     elif s:
-        typer.echo(f"{s['label']} on {config.dataset}: {s['correct']}/{s['questions'] * s['samples']} sample answers "
+        part = f" (a slice: {s['slice']}, {s['questions']} questions)" if s.get("slice") else ""
+        typer.echo(f"{s['label']} on {config.dataset}{part}: {s['correct']}/{s['questions'] * s['samples']} sample answers "
                    f"correct ({s['requests_sent']} requests sent, {s['cached']} cached, {s['errors']} errors). "
                    f"See: python -m core eval report --dataset {config.dataset}")
     exit_if_cancelled(job)
@@ -61,12 +62,13 @@ def report(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
     if as_json:
         print_json({"dataset": rep["dataset"], "models": [
             {k: m[k] for k in ("model", "questions", "correct", "accuracy", "macro_f1", "points", "max_points",
-                               "unanswered", "errors", "by_subject")} for m in rep["models"]]})
+                               "unanswered", "errors", "by_subject", "slice")} for m in rep["models"]]})
         return
     typer.echo(f"{dataset}: {rep['questions']} questions with gold answers")
     for m in rep["models"]:
         pts = f", points {m['points']:g}/{m['max_points']:g}" if m["points"] is not None else ""
-        typer.echo(f"  {m['model']}: {m['correct']}/{m['questions']} = {m['accuracy']:.2%}, "
+        part = f" (slice: {m['slice']})" if m.get("slice") else ""
+        typer.echo(f"  {m['model']}{part}: {m['correct']}/{m['questions']} = {m['accuracy']:.2%}, "
                    f"macro-F1 {m['macro_f1']:.3f}{pts}, unanswered {m['unanswered']}"
                    + (f" ({m['errors']} no answer (error): the requests failed)" if m.get("errors") else ""))
         for s, v in m["by_subject"].items():
