@@ -12,7 +12,7 @@ $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
 	$(PIP) install -q "$(TORCH)"
 	$(PIP) install -q -r requirements.txt
-	$(PY) -m core map warm  # UMAP's numba code compiled once (~1 min), not on the first map
+	$(PY) -m core visualise warm  # UMAP's numba code compiled once (~1 min), not on the first map
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt

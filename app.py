@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.steps import steps
 from pages._ui import open_store, sidebar_status
 
 st.set_page_config(page_title="CSAT distillation", page_icon=":material/school:", layout="wide")
@@ -15,15 +16,10 @@ def _home_alias() -> None:
     st.switch_page(HOME)
 
 
+# Home, every step with a page (the registry, core/steps: page file, title, icon and URL are its name), Settings.
 PAGES = [
     HOME,
-    st.Page("pages/data.py", title="Data", icon=":material/library_books:", url_path="data"),
-    st.Page("pages/mine.py", title="Mine", icon=":material/search:", url_path="mine"),
-    st.Page("pages/augment.py", title="Augment", icon=":material/auto_awesome:", url_path="augment"),
-    st.Page("pages/review.py", title="Review", icon=":material/rate_review:", url_path="review"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
-    st.Page("pages/visualise.py", title="Visualise", icon=":material/scatter_plot:", url_path="visualise"),
+    *(st.Page(f"pages/{s.name}.py", title=s.title, icon=s.icon, url_path=s.name) for s in steps() if s.page),
     st.Page("pages/settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
     st.Page(_home_alias, title="Home", url_path="home", visibility="hidden"),
 ]

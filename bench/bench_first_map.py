@@ -6,7 +6,7 @@ Each figure is the wall time of the map step (embed + UMAP + store) plus reading
 each in a fresh process, on a fresh store unless said otherwise:
 
   cold         empty numba cache and empty embedding cache (what a new user met before the cache)
-  first        numba cache warmed by `python -m core map warm` (what `make install` runs), fresh
+  first        numba cache warmed by `python -m core visualise warm` (what `make install` runs), fresh
                embeddings: the first map of a new user now
   warm         the same process again after `first`, embeddings cached, another UMAP seed: the
                warm path every ratio is measured against
@@ -42,7 +42,7 @@ import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
 from core import mapping
-from core.mapping import MapConfig
+from core.steps.visualise.mapping import MapConfig
 from core.store import Store
 store = Store(sys.argv[2])
 out = {}
@@ -102,7 +102,7 @@ def embed_child(db: Path, path: str) -> dict:
 
 def make_set(db: Path, tmp: Path, n: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from core import datasets
+    from core.steps.data import datasets
     from core.store import Store
 
     store = Store(db)
@@ -161,7 +161,7 @@ def main() -> None:
     print(f"{args.n} questions · embedder as the page's default · one process per row (wall incl. imports)")
     print(f"  cold  (empty numba + embedding caches): map {cold['first_s']:7.1f} s, process {cold['wall_s']:7.1f} s"
           f"  {cold['summary']}")
-    print(f"  `map warm` once at install:             {warm_install:7.1f} s")
+    print(f"  `visualise warm` once at install:             {warm_install:7.1f} s")
     print(f"  first (numba cache warm, new embeds):   map {first['first_s']:7.1f} s, process {first['wall_s']:7.1f} s"
           f"  {first['summary']}")
     print(f"  warm  (same process, cached vectors):   map {warm:7.2f} s")

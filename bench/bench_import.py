@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_import.py [--rows 200000] [--old-rows 20000]
 
 The old path (kept here, verbatim, as `old_insert`) stored parsed records with one DuckDB
-executemany per table, ~1 ms a row; the current path (core.datasets.import_parsed) hands DuckDB
+executemany per table, ~1 ms a row; the current path (core.steps.data.datasets.import_parsed) hands DuckDB
 one Arrow table per table. Parsing is shared. The old path is timed on --old-rows rows (it takes
 minutes on the full file) and reported in rows/s, next to the new path on the same rows and on the
 full file, so the ratio compares like with like. A benchmark, not a test: it prints and asserts nothing.
@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from core import datasets  # noqa: E402
 from core.config import UNKNOWN_SUBJECT  # noqa: E402
-from core.formats import parse_file  # noqa: E402
-from core.formats.base import nfc, sha256_of  # noqa: E402
+from core.steps.data import datasets  # noqa: E402
+from core.steps.data.formats import parse_file  # noqa: E402
+from core.steps.data.formats.base import nfc, sha256_of  # noqa: E402
 from core.store import Store  # noqa: E402
 
 

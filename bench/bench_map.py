@@ -30,8 +30,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from core import datasets, embeddings, mapping  # noqa: E402
-from core.mapping import MapConfig  # noqa: E402
+from core import embeddings  # noqa: E402
+from core.steps.data import datasets  # noqa: E402
+from core.steps.visualise import mapping  # noqa: E402
+from core.steps.visualise.mapping import MapConfig  # noqa: E402
 from core.store import Store  # noqa: E402
 
 BENCH_EMBEDDER = "bench:perturbed-sample-vectors"

@@ -93,8 +93,8 @@ def build(db: Path, work: Path) -> None:
         code = main(["--db", str(db), "recipe", "run", str(path)])
         if code != 0:
             raise SystemExit(f"recipe run failed ({code})")
-    from core import mapping
-    from core.mapping import MapConfig, OverlapConfig
+    from core.steps.visualise import mapping
+    from core.steps.visualise.mapping import MapConfig, OverlapConfig
     from core.store import Store
 
     s = Store(db)

@@ -78,8 +78,8 @@ def build_model(folder: Path) -> Path:
 
 
 def make_run_dir(root: Path, name: str, model: Path, steps: int, cuda: bool = False) -> Path:
-    from core.training import data, files
-    from core.training.config import TrainConfig
+    from core.steps.train import data, files
+    from core.steps.train.config import TrainConfig
 
     cfg = TrainConfig(set_name="bench", base_model=str(model), max_steps=steps, gradient_accumulation_steps=2,
                       max_length=512, max_prompt_length=384, max_completion_length=128, learning_rate=1e-4,
@@ -111,9 +111,9 @@ def env() -> dict[str, str]:
 
 def run_worker(run_dir: Path) -> tuple[float, float]:
     """(wall seconds per step, CPU seconds per step) of the training loop."""
-    from core.training import files
+    from core.steps.train import files
 
-    subprocess.run([sys.executable, "-m", "core.training.worker", str(run_dir)], cwd=ROOT, env=env(), check=True,
+    subprocess.run([sys.executable, "-m", "core.steps.train.worker", str(run_dir)], cwd=ROOT, env=env(), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     status = files.read_json(run_dir / files.STATUS)
     assert status["state"] == "done", status

@@ -20,11 +20,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core import engine, generations, journal, pricing, solve
+from core import engine, generations, journal, pricing
 from core.engine import Request
 from core.errors import CoreError
 from core.models import Model
 from core.providers.base import GenParams, ProviderError, Result
+from core.steps.solve import solve
 
 if TYPE_CHECKING:
     from core.store import Store

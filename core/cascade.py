@@ -36,8 +36,8 @@ DATASET: list[tuple[str, str, str]] = [
     ("evaluate", "predictions", "dataset = $1"),
     ("evaluate", "eval_runs", "dataset = $1"),
     ("evaluate", "gold_votes", "dataset = $1"),
-    ("map", "projections", "set_name = $1 OR key IN (SELECT key FROM projection_runs WHERE list_contains(sets, $1))"),
-    ("map", "projection_runs", "list_contains(sets, $1)"),
+    ("visualise", "projections", "set_name = $1 OR key IN (SELECT key FROM projection_runs WHERE list_contains(sets, $1))"),
+    ("visualise", "projection_runs", "list_contains(sets, $1)"),
     # Replies first made for this set and used by no other set (a shared question keeps its reply).
     ("solve", "generations", "dataset = $1 AND cache_key NOT IN "
                              "(SELECT cache_key FROM generation_refs WHERE dataset <> $1)"),

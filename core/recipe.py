@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.augment import AugmentConfig
 from core.errors import CoreError
-from core.eval_run import EvalConfig
-from core.mapping import OverlapConfig
-from core.mining import MiningConfig
 from core.runs import ROOT, StepConfig
+from core.steps.augment.augment import AugmentConfig
+from core.steps.evaluate.eval_run import EvalConfig
+from core.steps.mine.mining import MiningConfig
+from core.steps.visualise.mapping import OverlapConfig
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -159,7 +159,7 @@ class RecipeConfig(StepConfig):
         return _step(EvalConfig, "eval", self.eval | {"dataset": self.test_name(), "model": model, "label": label})
 
     def train_config(self, set_name: str):
-        from core.training.config import TrainConfig, preset
+        from core.steps.train.config import TrainConfig, preset
 
         settings = dict(self.train)
         name = settings.pop("preset", None)
@@ -286,7 +286,10 @@ def key_problems(store: Store, config: RecipeConfig) -> list[str]:
 
 def plan(store: Store, config: RecipeConfig) -> dict[str, Any]:
     """What `recipe run` would do, with what can be estimated now (nothing is sent or stored)."""
-    from core import augment, datasets, mining, models
+    from core import models
+    from core.steps.augment import augment
+    from core.steps.data import datasets
+    from core.steps.mine import mining
 
     have_models = {m["name"] for m in models.list_models(store)}
     have_sets = {d["name"] for d in datasets.list_datasets(store)}

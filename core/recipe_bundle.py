@@ -16,9 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core import datasets, models, preference_sets, prompts, runs, similarity
+from core import models, prompts, runs
 from core.errors import CoreError
 from core.recipe import RecipeConfig
+from core.steps.augment import similarity
+from core.steps.data import datasets
+from core.steps.review import preference_sets
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -93,7 +96,7 @@ def overlap(store: Store, pool: str, test: str, set_names: list[str]) -> dict[st
 
 
 def manifest(store: Store, config: RecipeConfig, summary: dict[str, Any]) -> dict[str, Any]:
-    from core import training
+    from core.steps import train as training
 
     rounds = summary["rounds"]
     step_runs: list[dict[str, Any]] = []
@@ -143,7 +146,7 @@ def manifest(store: Store, config: RecipeConfig, summary: dict[str, Any]) -> dic
 
 def _run_record(store: Store, step: str, run_id: str) -> dict[str, Any]:
     if step == "mine":
-        from core import mining
+        from core.steps.mine import mining
 
         r = mining.get_run(store, run_id)
     else:

@@ -28,26 +28,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from core import (
-    augment,
-    datasets,
-    engine,
-    eval_run,
-    evaluation,
-    gates,
-    jobs,
-    mapping,
-    mining,
-    models,
-    preference_sets,
-    prompts,
-    review,
-    runs,
-)
+from core import engine, jobs, models, prompts, runs
 from core.errors import CoreError
 from core.jobs import JobContext
 from core.recipe import RecipeConfig, key_problems, warnings
 from core.runs import ROOT, StepConfig
+from core.steps.augment import augment, gates
+from core.steps.data import datasets
+from core.steps.evaluate import eval_run, evaluation
+from core.steps.mine import mining
+from core.steps.review import preference_sets, review
+from core.steps.visualise import mapping
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -277,7 +268,7 @@ class _Runner:
         return out
 
     def train(self, set_name: str) -> dict[str, Any]:
-        from core import training
+        from core.steps import train as training
 
         cfg = self.config.train_config(set_name)
         run_id, what = training.start(self.store, cfg)
@@ -305,7 +296,7 @@ class _Runner:
 
     def cancel_training(self, run_id: str) -> None:
         """End a training run's worker (it keeps its checkpoints: the recipe run again resumes it)."""
-        from core import training
+        from core.steps import train as training
 
         try:
             run = training.cancel(self.store, run_id)

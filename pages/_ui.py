@@ -187,8 +187,8 @@ def run_action(fn: Callable[[], Any], success: str | Callable[[Any], str] | None
 
 
 def estimate_caption(fn: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
-    """The cost estimate line shown before a run starts (core/solve.py:estimate_text), or its error."""
-    from core.solve import estimate_text
+    """The cost estimate line shown before a run starts (core/steps/solve/solve.py:estimate_text), or its error."""
+    from core.steps.solve.solve import estimate_text
 
     est = run_action(fn)
     if isinstance(est, dict):

@@ -3,9 +3,10 @@
 import plotly.express as px
 import streamlit as st
 
-from core import augment, models
-from core.augment import AugmentConfig
-from core.gates import GATES
+from core import models
+from core.steps.augment import augment
+from core.steps.augment.augment import AugmentConfig
+from core.steps.augment.gates import GATES
 from pages._ui import (
     cached,
     chart,

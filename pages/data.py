@@ -5,11 +5,11 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from core import datasets
-from core.datasets import parse_mapping
-from core.formats import FORMATS, parse_file
-from core.formats.base import sha256_of
-from core.pipeline import plural
+from core.steps import plural
+from core.steps.data import datasets
+from core.steps.data.datasets import parse_mapping
+from core.steps.data.formats import FORMATS, parse_file
+from core.steps.data.formats.base import sha256_of
 from pages._ui import cached, chart, flash, get_store, label_text, run_action, saved_upload, show_question, table
 
 store = get_store()

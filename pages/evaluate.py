@@ -2,8 +2,11 @@
 
 import streamlit as st
 
-from core import datasets, eval_run, evaluation, figures, generations, gold_labels, models, predictions, solve
-from core.pipeline import plural
+from core import figures, generations, models
+from core.steps import plural
+from core.steps.data import datasets
+from core.steps.evaluate import eval_run, evaluation, gold_labels, predictions
+from core.steps.solve import solve
 from pages._ui import (
     cached,
     chart,

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core import datasets, jobs, pipeline, recipe, recipe_run, recipe_view
+from core import jobs, pipeline, recipe, recipe_run, recipe_view
+from core.steps.data import datasets
 from pages._ui import chart, get_store, job_panel, label_text, launch, run_action, saved_upload, table
 
 store = get_store()

@@ -3,8 +3,11 @@
 import plotly.express as px
 import streamlit as st
 
-from core import datasets, mining, models, solve
+from core import models
 from core.render import answer_label, answers_label
+from core.steps.data import datasets
+from core.steps.mine import mining
+from core.steps.solve import solve
 from pages._ui import (
     chart,
     flash,

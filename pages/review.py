@@ -9,13 +9,14 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from core import gates, review
-from core import preference_sets as ps
-from core.datasets import parse_mapping
 from core.errors import NotFound
-from core.pipeline import plural
 from core.render import choice_label
 from core.runs import get_run
+from core.steps import plural
+from core.steps.augment import gates
+from core.steps.data.datasets import parse_mapping
+from core.steps.review import preference_sets as ps
+from core.steps.review import review
 from pages._ui import config_form, flash, get_store, label_text, made_by, run_action, show_question, text
 
 store = get_store()

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from core import config, datasets, engine, generations, models, prompts, solve
+from core import config, engine, generations, models, prompts
+from core.steps.data import datasets
+from core.steps.solve import solve
 from pages._ui import (
     estimate_caption,
     flash,

@@ -4,7 +4,7 @@ check, health signals, cancel, resume, sweeps."""
 import streamlit as st
 
 from core import jobs, lineage
-from core.training import PRESETS, TrainConfig, data, figures, health, ingest, launcher, preflight, sweep
+from core.steps.train import PRESETS, TrainConfig, data, figures, health, ingest, launcher, preflight, sweep
 from pages._ui import cached, chart, config_form, flash, get_store, job_panel, launch, made_by, memo, run_action, text
 
 store = get_store()
@@ -27,7 +27,7 @@ def _num(v, spec: str = ".4f") -> str:
 
 # ---- new run: settings → pre-flight → start ---------------------------------------------------------
 if not sets or not bases:
-    st.info("**Needs first:** a frozen preference set (Review page, or `pairs import`) and a local base model "
+    st.info("**Needs first:** a frozen preference set (Review page, or `review import`) and a local base model "
             "(the built-in gemma3-270m-local, or one registered on Settings with provider `local`).")
 else:
     with st.expander("New training run", expanded=not runs):
@@ -255,7 +255,7 @@ def run_panel() -> None:
     else:
         st.caption("No logged step yet: the worker is loading the model.")
     with st.expander("Log (last lines)", expanded=state == "failed"):
-        from core.training.files import log_tail
+        from core.steps.train.files import log_tail
 
         st.code("\n".join(log_tail(run["run_dir"], 40)) or "(empty)", language=None)
     template = run.get("template") or {}

@@ -6,9 +6,11 @@ import importlib.util
 
 import streamlit as st
 
-from core import datasets, embeddings, lineage, mapping
-from core.mapping import FlipsConfig, MapConfig, OverlapConfig
+from core import embeddings, lineage
 from core.render import plotly_unescape
+from core.steps.data import datasets
+from core.steps.visualise import mapping
+from core.steps.visualise.mapping import FlipsConfig, MapConfig, OverlapConfig
 from pages._ui import (
     cached,
     chart,

@@ -15,7 +15,9 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from core import datasets, mining, models
+from core import models
+from core.steps.data import datasets
+from core.steps.mine import mining
 from core.store import Store
 from tests.loopback import Loopback, Reply
 

@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from core import datasets
+from core.steps.data import datasets
 from core.store import Store
 
 C5 = ["가", "나", "다", "라", "마"]

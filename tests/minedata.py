@@ -12,7 +12,8 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from core import datasets, models
+from core import models
+from core.steps.data import datasets
 from core.store import Store
 from tests.loopback import Loopback, Reply
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core import datasets
+from core.steps.data import datasets
 
 
 def import_mini(store, tmp_path: Path, n: int = 6, name: str = "mini", answers: bool = True) -> list[str]:

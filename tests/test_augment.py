@@ -1,6 +1,6 @@
 """Augment: structure extraction, blueprint prompting and every gate, against loopback servers.
 
-A real mining run (core.mining with loopback teacher and student) on six questions makes six hard
+A real mining run (core.steps.mine.mining with loopback teacher and student) on six questions makes six hard
 negatives. The augment teacher is a loopback Gemini server with a script: per seed it returns a
 structure (garbage for one seed), per (seed, variant) one scripted blueprint, and per candidate a
 re-solve. Ten blueprints hit every gate once: valid, invalid schema, duplicate choices,
@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from core import augment, gates, models, similarity
-from core.augment import AugmentConfig
+from core import models
 from core.cli import main
 from core.cli.augment import SUMMARY_KEYS
+from core.steps.augment import augment, gates, similarity
+from core.steps.augment.augment import AugmentConfig
 from core.store import Store
 from tests.augmentdata import (  # noqa: F401 (test_preference_sets still imports some from here)
     EXPECTED_FAILED,
@@ -274,8 +275,8 @@ def test_embedding_similarity_when_an_embedder_is_chosen(store, tmp_path):
 
 
 def test_review_edit_reruns_gates_through_recheck(mined):
-    """The contract with Review: an edit there re-runs these gates (core.review.edit → gates.recheck)."""
-    from core import review
+    """The contract with Review: an edit there re-runs these gates (core.steps.review.review.edit → gates.recheck)."""
+    from core.steps.review import review
 
     store, mining_run, tests = mined
     with Loopback("gemini", Teacher(tests)) as srv:

@@ -8,8 +8,9 @@ import json
 from loopback import Loopback, Reply, answer_batch_file
 from minidata import import_mini
 
-from core import batchfile, generations, models, solve
+from core import batchfile, generations, models
 from core.cli import main
+from core.steps.solve import solve
 from core.store import Store
 
 

@@ -46,8 +46,9 @@ def test_import_on_data_page(tmp_path):
 
 def test_run_a_model_on_the_evaluate_page(tmp_path):
     """A background job in the real dashboard process: progress, then the report, all in the browser."""
-    from core import datasets, models
+    from core import models
     from core.migrations.m002_models_generations_jobs import GEMMA_LOCAL
+    from core.steps.data import datasets
     from core.store import Store
     from tests.loopback import Loopback, Reply
 

@@ -75,11 +75,15 @@ def questions(host: str, prefix: str) -> list[dict]:
 
 
 def fill_store(db: Path, tmp: Path, host: str) -> None:
-    from core import augment, datasets, embeddings, mapping, mining, models
-    from core.augment import AugmentConfig
-    from core.eval_run import EvalConfig, run_step
+    from core import embeddings, models
     from core.jobs import JobContext
-    from core.mapping import MapConfig
+    from core.steps.augment import augment
+    from core.steps.augment.augment import AugmentConfig
+    from core.steps.data import datasets
+    from core.steps.evaluate.eval_run import EvalConfig, run_step
+    from core.steps.mine import mining
+    from core.steps.visualise import mapping
+    from core.steps.visualise.mapping import MapConfig
     from core.store import Store
     from tests.augmentdata import FAST, write_jsonl
     from tests.loopback import Loopback, Reply

@@ -7,11 +7,15 @@ import json
 
 import pytest
 
-from core import cascade, datasets, gold_labels, mining, models, predictions, solve
+from core import cascade, models
 from core.cli import main
 from core.errors import CoreError
-from core.eval_run import EvalConfig, run_step
 from core.jobs import JobContext
+from core.steps.data import datasets
+from core.steps.evaluate import gold_labels, predictions
+from core.steps.evaluate.eval_run import EvalConfig, run_step
+from core.steps.mine import mining
+from core.steps.solve import solve
 from core.store import Store
 from tests.loopback import Loopback, Reply
 from tests.minidata import import_mini

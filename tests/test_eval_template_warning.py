@@ -6,7 +6,7 @@ import json
 
 from core import models
 from core.cli import main
-from core.eval_run import EvalConfig, prompt_warning
+from core.steps.evaluate.eval_run import EvalConfig, prompt_warning
 from core.store import Store
 from tests.loopback import Loopback, Reply
 from tests.minidata import import_mini

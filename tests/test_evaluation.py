@@ -20,9 +20,11 @@ from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 from statsmodels.stats.multitest import multipletests
 
-from core import datasets, evaluation, figures, gold_labels, models, predictions, stats
+from core import figures, models, stats
 from core.cli import main
 from core.errors import ImportFailed, NotFound
+from core.steps.data import datasets
+from core.steps.evaluate import evaluation, gold_labels, predictions
 from core.store import Store
 from tests.evaldata import (
     C4,

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from core import evaluation, figures, predictions
+from core import figures
+from core.steps.evaluate import evaluation, predictions
 from tests.minidata import import_mini
 
 ORDER = ["1", "2", "3", "4", "5", "none"]

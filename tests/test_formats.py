@@ -1,4 +1,4 @@
-"""Importers (core.formats) and the all-or-nothing import into the store (core.datasets).
+"""Importers (core.steps.data.formats) and the all-or-nothing import into the store (core.steps.data.datasets).
 
 Every fixture file is built in tmp_path: Korean text, UTF-8 unless a test says otherwise.
 """
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import core.formats.base as base
-from core import datasets
+import core.steps.data.formats.base as base
 from core.errors import ImportFailed
-from core.formats import detect_format, parse_file
-from core.formats.base import parse_answer, parse_choices
+from core.steps.data import datasets
+from core.steps.data.formats import detect_format, parse_file
+from core.steps.data.formats.base import parse_answer, parse_choices
 
 PARA_A = "다음 글을 읽고 물음에 답하시오. 철수는 아침마다 운동을 한다."
 PARA_B = "(가) 조선 후기의 실학자들은 현실 개혁을 주장하였다."

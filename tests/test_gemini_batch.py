@@ -15,9 +15,10 @@ import pytest
 from loopback import GeminiBatchLoopback, Reply
 from minidata import import_mini
 
-from core import jobs, models, pricing, solve
+from core import jobs, models, pricing
 from core.errors import CoreError
 from core.providers import gemini
+from core.steps.solve import solve
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,11 +27,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import datasets, predictions
-from core import preference_sets as ps
 from core.answers import extract_answer
 from core.errors import CoreError, ImportFailed
-from core.formats.base import parse_answer
+from core.steps.data import datasets
+from core.steps.data.formats.base import parse_answer
+from core.steps.evaluate import predictions
+from core.steps.review import preference_sets as ps
 from core.store import Store
 
 EXAMPLES = int(os.environ.get("CSAT_FUZZ_EXAMPLES") or 60)
@@ -384,8 +385,9 @@ def test_pairs_datasets_folder(fuzz_store, tmp_path):
 # -- the augment step's targets list -------------------------------------------------------------
 
 def test_targets_list(tmp_path, monkeypatch):
-    from core import augment, prompts
-    from core.augment import AugmentConfig
+    from core import prompts
+    from core.steps.augment import augment
+    from core.steps.augment.augment import AugmentConfig
 
     monkeypatch.setattr(prompts, "OVERRIDE_DIR", tmp_path)
     line = st.one_of(st.sampled_from(["국어: 법률 지문", "# 주석", "", ":", "국어:", ": x", "한국사: a: b"]), text)

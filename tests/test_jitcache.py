@@ -1,4 +1,4 @@
-"""The first map is fast: numba's compiled code cached on disk (core/jitcache.py) and the map's
+"""The first map is fast: numba's compiled code cached on disk (core/steps/visualise/jitcache.py) and the map's
 phases shown with an honest ETA (no "ETA 0 s" while UMAP compiles)."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
-from core import jitcache, jobs, mapping
+from core import jobs
+from core.steps.visualise import jitcache, mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,14 +11,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # bottom (0) to top (4): a module may import its own layer and the layers below, never above.
 BOTTOM = ("core.migrations", "core.errors", "core.config", "core.secrets")
-LAYERS = {0: "migrations, errors, config, secrets", 1: "store", 2: "domain (core/*)", 3: "cli", 4: "pages"}
+LAYERS = {0: "migrations, errors, config, secrets", 1: "store", 2: "shared machinery (core/*)",
+          3: "steps (core/steps/<step>/ and the registry)", 4: "over the steps (recipes, batch files, pipeline)",
+          5: "cli", 6: "pages"}
+# Above the steps: what runs or reads several of them.
+OVER_STEPS = ("core.recipe", "core.recipe_run", "core.recipe_bundle", "core.recipe_view", "core.batchfile",
+              "core.raymine", "core.pipeline")
 HEAVY = ("torch", "transformers", "trl", "peft", "umap", "sentence_transformers", "scipy", "plotly", "pandas")
 # Modules the CLI loads for --help (the nouns and what they import at module level) must not import
 # these at module level. Checked for the modules of the existing steps' CLI.
 HELP_PATH = ("core.cli", "core.cli.options", "core.cli.solve", "core.cli.mine", "core.cli.evaluate", "core.cli.data",
-             "core.cli.models", "core.cli.jobs", "core.solve", "core.mining", "core.eval_run", "core.runs",
-             "core.jobs", "core.datasets", "core.models", "core.engine", "core.generations", "core.judge",
-             "core.classify", "core.stats", "core.store")
+             "core.cli.models", "core.cli.jobs", "core.steps.solve.solve", "core.steps.mine.mining", "core.steps.evaluate.eval_run", "core.runs",
+             "core.jobs", "core.steps.data.datasets", "core.models", "core.engine", "core.generations", "core.steps.mine.judge",
+             "core.steps.mine.classify", "core.stats", "core.store")
 
 
 def module_name(path: Path) -> str:
@@ -62,10 +67,14 @@ def layer(name: str) -> int:
     if name in ("core.store", "core.store_owner"):
         return 1
     if name == "core.cli" or name.startswith(("core.cli.", "core.__main__")):
+        return 5
+    if name in OVER_STEPS:
+        return 4
+    if name == "core.steps" or name.startswith("core.steps."):
         return 3
     if name.startswith("core"):
         return 2
-    return 4  # pages, app
+    return 6  # pages, app
 
 
 def own(names: set[str], mods: dict[str, Path]) -> set[str]:

@@ -23,12 +23,16 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import augment, jobs, lineage, mapping, models, predictions, review
-from core import preference_sets as ps
-from core.augment import AugmentConfig
+from core import jobs, lineage, models
 from core.cli import main
 from core.errors import CoreError, NotFound
-from core.mapping import FlipsConfig
+from core.steps.augment import augment
+from core.steps.augment.augment import AugmentConfig
+from core.steps.evaluate import predictions
+from core.steps.review import preference_sets as ps
+from core.steps.review import review
+from core.steps.visualise import mapping
+from core.steps.visualise.mapping import FlipsConfig
 from core.store import Store
 from tests.augmentdata import AugmentOracle, mine, seed_data, writer
 from tests.loopback import Loopback
@@ -41,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_qwen):
     """The pipeline's store, built once; each test gets its own copy (`db`)."""
-    from core.training import TrainConfig, ingest, launcher
+    from core.steps.train import TrainConfig, ingest, launcher
 
     tmp = tmp_path_factory.mktemp("lineage")
     db = tmp / "built.duckdb"

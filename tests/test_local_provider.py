@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from minidata import import_mini
 
-from core import engine, generations, models, solve
+from core import engine, generations, models
 from core.engine import Request
 from core.errors import CoreError
 from core.migrations.m002_models_generations_jobs import GEMMA_LOCAL
 from core.providers import local
 from core.providers.base import GenParams
+from core.steps.solve import solve
 
 
 def prompts(n):

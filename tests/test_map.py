@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import embeddings, mapping, predictions
+from core import embeddings
 from core.cli import main
 from core.jobs import JobContext
-from core.mapping import FlipsConfig, OverlapConfig
+from core.steps.evaluate import predictions
+from core.steps.visualise import mapping
+from core.steps.visualise.mapping import FlipsConfig, OverlapConfig
 from core.store import Store
 from tests.minidata import import_mini
 
@@ -54,7 +56,7 @@ def exam(store: Store, tmp_path: Path, n: int, name: str = "exam") -> None:
             f.write(json.dumps({"id": f"q{i + 1}", "question": f"{name} 문항 {i + 1}: 옳은 것은?",
                                 "choices": ["가", "나", "다", "라", "마"], "answer": i % 5 + 1,
                                 "subject": "국어" if i % 2 == 0 else "한국사"}, ensure_ascii=False) + "\n")
-    from core import datasets
+    from core.steps.data import datasets
 
     datasets.import_file(store, path, name, "test", fmt="generic")
 
@@ -103,7 +105,7 @@ def test_a_shared_passage_is_embedded_once_and_mixed_into_each_question(store, t
     rows.append({"id": "q4", "question": "지문 없는 문항: 옳은 것은?", "choices": ["가", "나"], "answer": 1,
                  "subject": "국어"})
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    from core import datasets
+    from core.steps.data import datasets
 
     datasets.import_file(store, path, "shared", "test", fmt="generic")
     its = mapping.items(store, "shared")

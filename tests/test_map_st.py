@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import embeddings, mapping
+from core import embeddings
 from core.cli import main
+from core.steps.visualise import mapping
 from core.store import Store
 from tests.minidata import import_mini
 from tests.tiny_models import CORPUS

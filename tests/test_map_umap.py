@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import mapping
-from core.mapping import MapConfig
+from core.steps.visualise import mapping
+from core.steps.visualise.mapping import MapConfig
 from tests.test_map import clusters, exam, inject
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from core import classify, mining, mining_export, models
+from core import models
 from core.cli import main
 from core.cli.mine import SUMMARY_KEYS
 from core.errors import CoreError, NotFound
+from core.steps.mine import classify, mining, mining_export
 from core.store import Store
 from tests.loopback import Loopback
 from tests.minedata import (

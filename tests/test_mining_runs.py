@@ -9,9 +9,10 @@ import json
 import pytest
 
 import core.store
-from core import jobs, mining, runs
+from core import jobs, runs
 from core.errors import CoreError
 from core.migrations import all_migrations
+from core.steps.mine import mining
 from core.store import Store
 from tests.loopback import Loopback
 from tests.minedata import STUDENT, TEACHER, Script, pool, register
@@ -125,7 +126,7 @@ def old_store(db, tmp_path, t: Loopback, s: Loopback) -> dict[str, dict]:
         st = Store(db)
         pool(st, tmp_path)
         register(st, t, s)
-        from core import solve
+        from core.steps.solve import solve
 
         for who in ("teacher", "student"):
             solve.solve(st, "kice", who, samples=1, gold_only=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import datasets
+from core.steps.data import datasets
 from core.store import Store
 from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
 

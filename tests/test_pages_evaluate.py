@@ -7,7 +7,8 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import datasets, evaluation, predictions
+from core.steps.data import datasets
+from core.steps.evaluate import evaluation, predictions
 from core.store import Store
 from tests.evaldata import PRED_A, PRED_B, UNLABELLED, boostcamp_file, kice_set, pred_csv
 from tests.pagetest import clear_cached_store, fresh_page_store, open_page, shown  # noqa: F401
@@ -161,8 +162,9 @@ def test_vote_and_write_labels(db_env, tmp_path):
 def test_score_a_slice_from_the_form_and_see_it_in_the_report(db_env, tmp_path, monkeypatch):
     """The run form has the slice (first N, subject): the estimate follows it before Run is pressed, and a
     sliced prediction set shows in the report as a slice, scored on its own n."""
-    from core import eval_run, models
+    from core import models
     from core.jobs import JobContext
+    from core.steps.evaluate import eval_run
     from tests.loopback import Loopback, Reply
 
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import mining, models
+from core import models
+from core.steps.mine import mining
 from core.store import Store
 from tests.loopback import Loopback
 from tests.minedata import STUDENT, TEACHER, VERDICTS, Script, pool, register

@@ -9,7 +9,8 @@ import pytest
 from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.testing.v1 import AppTest
 
-from core import datasets, predictions
+from core.steps.data import datasets
+from core.steps.evaluate import predictions
 from core.store import Store
 from tests.pagetest import ROOT, clear_cached_store, fresh_page_store, open_page, shown  # noqa: F401
 
@@ -164,7 +165,8 @@ def _gold_of(body: dict) -> int:
 @pytest.fixture
 def mined_unparsed(db_env, tmp_path, monkeypatch):
     """A finished mining run where the teacher is always right and the student never names a choice."""
-    from core import mining, models
+    from core import models
+    from core.steps.mine import mining
     from tests.loopback import Loopback, Reply
     from tests.minidata import import_mini
 
@@ -213,7 +215,8 @@ def _mini_with_model(db_env, tmp_path, monkeypatch, srv, params: dict | None = N
 
 def test_settings_solve_results_reach_evaluate(db_env, tmp_path, monkeypatch):
     """Item 8: replies from a Solve (Settings) are offered on Evaluate and scored from the cache."""
-    from core import jobs, solve
+    from core import jobs
+    from core.steps.solve import solve
     from tests.loopback import Loopback
 
     with Loopback("openai") as srv:  # always answers ①
@@ -241,8 +244,9 @@ def test_settings_solve_results_reach_evaluate(db_env, tmp_path, monkeypatch):
 
 def test_mine_refuses_a_model_without_its_key(db_env, tmp_path, monkeypatch):
     """Item 9: the page warns before starting, the run is refused, nothing starts, the error stays."""
-    from core import jobs, mining, models
+    from core import jobs, models
     from core.errors import CoreError
+    from core.steps.mine import mining
     from tests.minidata import import_mini
 
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
@@ -299,7 +303,8 @@ def test_failed_job_error_stays_until_dismissed(db_env, tmp_path):
 
 def test_solve_panel_final_numbers_and_truncation_explained(db_env, tmp_path, monkeypatch):
     """Item 10: the finished run's own numbers, truncation explained with the setting, first-N limit."""
-    from core import jobs, solve
+    from core import jobs
+    from core.steps.solve import solve
     from tests.loopback import Loopback, Reply
 
     with Loopback("openai", lambda n, b: Reply(text="선지를 차례로 검토하면", finish="length")) as srv:
@@ -330,7 +335,8 @@ def test_job_panel_says_it_is_loading_before_the_first_reply(db_env, tmp_path, m
     """Item 10: 0/N with no tokens says what is happening (a local model loads, the first reply is awaited)."""
     import threading
 
-    from core import jobs, solve
+    from core import jobs
+    from core.steps.solve import solve
     from tests.loopback import Loopback, Reply
 
     release = threading.Event()
@@ -456,8 +462,9 @@ def test_register_form_starts_empty_after_a_registration(db_env):
 
 def test_sidebar_counts_only_finished_runs_with_plurals_right(db_env, tmp_path, monkeypatch):
     """Item 12: a failed mining run is not 'the latest run'; one prediction set is singular."""
-    from core import mining, models
+    from core import models
     from core.errors import CoreError
+    from core.steps.mine import mining
     from tests.minidata import import_mini
 
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)

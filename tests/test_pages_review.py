@@ -8,8 +8,8 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import preference_sets as ps
-from core import review
+from core.steps.review import preference_sets as ps
+from core.steps.review import review
 from core.store import Store
 from tests.loopback import Loopback
 from tests.pagetest import ROOT, clear_cached_store, fresh_page_store, open_page, shown  # noqa: F401

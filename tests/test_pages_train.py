@@ -11,8 +11,8 @@ from trainhelp import (
 )
 
 from core import models
+from core.steps.train import TrainConfig, ingest, launcher, record
 from core.store import Store
-from core.training import TrainConfig, ingest, launcher, record
 from tests.pagetest import clear_cached_store, fresh_page_store, open_page, shown  # noqa: F401
 
 

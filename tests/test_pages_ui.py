@@ -81,7 +81,7 @@ def test_an_upload_is_saved_once_and_cleaned_up():
 def form_script():
     import streamlit as st
 
-    from core.eval_run import EvalConfig
+    from core.steps.evaluate.eval_run import EvalConfig
     from pages._ui import config_form
 
     cfg = config_form(EvalConfig, "f", submit="Run", fixed={"dataset": "kice"}, choices={"model": ["m1", "m2"]})
@@ -114,7 +114,7 @@ def test_config_form_is_built_from_the_config_class():
 def runner_script():
     import streamlit as st
 
-    from core.eval_run import EvalConfig
+    from core.steps.evaluate.eval_run import EvalConfig
     from pages._ui import open_store, step_runner
 
     def start(store, cfg):
@@ -183,7 +183,8 @@ def phase_script():
 
     import streamlit as st
 
-    from core import jobs, mapping
+    from core import jobs
+    from core.steps.visualise import mapping
     from pages._ui import job_panel, open_store
 
     store = open_store()

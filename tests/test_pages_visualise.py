@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, mapping
-from core.mapping import FlipsConfig, MapConfig, OverlapConfig
+from core import jobs
+from core.steps.visualise import mapping
+from core.steps.visualise.mapping import FlipsConfig, MapConfig, OverlapConfig
 from core.store import Store
 from tests.pagetest import clear_cached_store, fresh_page_store, open_page  # noqa: F401
 from tests.test_map import exam, flips_case, inject

@@ -10,11 +10,12 @@ import json
 
 import pytest
 
-from core import gates, review
-from core import preference_sets as ps
 from core.cli import main
 from core.errors import CoreError, ImportFailed, NotFound
 from core.prompts import solve_messages
+from core.steps.augment import gates
+from core.steps.review import preference_sets as ps
+from core.steps.review import review
 from core.store import Store
 from tests.test_review import RUN, seed_review
 
@@ -311,8 +312,8 @@ def test_freeze_a_real_augment_run(store, tmp_path, monkeypatch):
     """Augment's own rows (tests/test_augment.py's scripted teacher) → bulk accept → freeze → TRL export."""
     monkeypatch.setenv("GEMINI_API_KEY", "test-key")
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    from core import augment
-    from core.augment import AugmentConfig
+    from core.steps.augment import augment
+    from core.steps.augment.augment import AugmentConfig
     from tests.loopback import Loopback
     from tests.test_augment import Teacher, mine, seed_data, writer
 

@@ -13,10 +13,12 @@ import pytest
 from loopback import Loopback, Reply
 from minidata import import_mini
 
-from core import batchfile, mining, models, solve
+from core import batchfile, models
 from core.cli import main
 from core.errors import CoreError
 from core.providers.base import ProviderError
+from core.steps.mine import mining
+from core.steps.solve import solve
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

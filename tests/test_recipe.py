@@ -16,11 +16,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core import embeddings, preference_sets, recipe, recipe_run, recipe_view, review
+from core import embeddings, recipe, recipe_run, recipe_view
 from core.cli import main
 from core.errors import CoreError
+from core.steps.review import preference_sets, review
+from core.steps.train import record
 from core.store import Store
-from core.training import record
 from tests.loopback import Loopback, Reply
 from tests.recipedata import TAG, Teacher, gold
 from tests.recipedata import recipe as write_recipe

@@ -17,10 +17,11 @@ import pytest
 from loopback import Loopback, Reply
 from minidata import import_mini
 
-from core import datasets, engine, journal, models
+from core import engine, journal, models
 from core.engine import Request
 from core.errors import CoreError, ImportFailed
 from core.providers.base import parse_retry_after
+from core.steps.data import datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = {"retry_base_s": 0.01, "timeout_s": 5}
@@ -476,7 +477,7 @@ def _fails_on(numbers: set[int]):
 
 
 def test_mined_question_whose_samples_errored_is_error_never_mined_and_resent(store, tmp_path):
-    from core import mining
+    from core.steps.mine import mining
 
     import_mini(store, tmp_path, n=6, name="pool")  # gold answers 1, 2, 3, 4, 5, 1
     broken = {1, 3}
@@ -507,7 +508,7 @@ def test_mined_question_whose_samples_errored_is_error_never_mined_and_resent(st
 
 
 def test_a_run_where_every_request_failed_fails_and_says_why(store, tmp_path, db_env):
-    from core import mining
+    from core.steps.mine import mining
     from core.store import Store
 
     import_mini(store, tmp_path, n=4, name="pool")
@@ -540,7 +541,7 @@ def test_a_run_where_every_request_failed_fails_and_says_why(store, tmp_path, db
 
 
 def test_evaluation_keeps_no_answer_error_apart_from_a_wrong_answer(store, tmp_path):
-    from core import evaluation, predictions
+    from core.steps.evaluate import evaluation, predictions
 
     import_mini(store, tmp_path, n=5, name="test")
     with Loopback("openai", _fails_on({1, 2})) as srv:
@@ -587,7 +588,7 @@ def test_unreadable_values_are_row_numbered_refusals(store, tmp_path, line, prob
 
 
 def test_unreadable_answers_in_every_importer_and_eval_import(store, tmp_path):
-    from core import predictions
+    from core.steps.evaluate import predictions
 
     boost = tmp_path / "b.csv"
     boost.write_text('id,paragraph,problems\nx1,지문,"{\'question\': \'q\', \'choices\': [\'가\', \'나\'], '

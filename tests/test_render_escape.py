@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from markdown_it import MarkdownIt
 
-from core import figures, mapping
+from core import figures
 from core.render import markdown_text, plotly_text, plotly_unescape, visible_controls
+from core.steps.visualise import mapping
 from pages._ui import label_text, text
 
 EVIL = "http://127.0.0.1:9/x"

@@ -12,9 +12,10 @@ from datetime import datetime
 
 import pytest
 
-from core import models, review
+from core import models
 from core.cli import main
 from core.errors import CoreError, NotFound
+from core.steps.review import review
 from core.store import Store
 from tests.loopback import Loopback, Reply
 from tests.minidata import import_mini

@@ -89,7 +89,8 @@ def test_an_echoed_key_is_stored_and_printed_nowhere(tmp_path, wire):
 
 def test_the_journal_lines_hold_the_masked_error(store, tmp_path, monkeypatch):
     """The journal's lines are written and folded within one run: capture each line as it is written."""
-    from core import models, solve
+    from core import models
+    from core.steps.solve import solve
 
     written: list[str] = []
     real = journal.Journal.append
@@ -133,7 +134,7 @@ def test_each_choke_point_masks_on_its_own(store, capsys, monkeypatch):
     from core import jobs, runs
     from core.cli import main
     from core.errors import CoreError
-    from core.preference_sets import FreezeConfig
+    from core.steps.review.preference_sets import FreezeConfig
 
     secrets.register(KEY)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from loopback import Loopback, Reply
 from minidata import import_mini
 
-from core import generations, jobs, models, solve
+from core import generations, jobs, models
 from core.cli import main
+from core.steps.solve import solve
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs, runs, solve
+from core import jobs, runs
 from core.cli import main
-from core.eval_run import EvalConfig
 from core.jobs import JobContext
-from core.mining import MiningConfig
+from core.steps.evaluate.eval_run import EvalConfig
+from core.steps.mine.mining import MiningConfig
+from core.steps.solve import solve
 from core.store import Store
 from tests.loopback import Loopback, Reply
 from tests.minidata import import_mini

@@ -14,8 +14,8 @@ import typer
 from core.cli import _register, app
 from core.cli.options import build_config
 from core.errors import CoreError
-from core.training.config import PRESETS, TrainConfig
-from core.training.data import heldout_count, split_heldout
+from core.steps.train.config import PRESETS, TrainConfig
+from core.steps.train.data import heldout_count, split_heldout
 
 CORE = ("set_name", "base_model")
 _register()  # every noun, as `python -m core` registers them

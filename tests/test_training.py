@@ -36,8 +36,8 @@ from core.engine import Request
 from core.errors import CoreError
 from core.providers.base import GenParams
 from core.providers.local import LocalProvider
+from core.steps.train import data, files, ingest, launcher, preflight, record
 from core.store import Store
-from core.training import data, files, ingest, launcher, preflight, record
 
 # -- pre-flight and prompts (no worker) ---------------------------------------------------------------
 
@@ -118,7 +118,7 @@ def test_a_typo_in_a_setting_fails_before_anything_starts(tiny):
 
 
 def test_busy_gpu_refuses_a_second_run(tiny, tmp_path):
-    from core.training import liveness
+    from core.steps.train import liveness
 
     fd = liveness.acquire(tmp_path)  # what a live worker holds
     tiny.execute("INSERT INTO training_runs (id, set_name, base_model, state, run_dir, pid, config, "
@@ -137,7 +137,7 @@ def test_nan_loss_stops_the_run_and_names_the_pairs(tmp_path):
 
     from transformers import TrainerControl, TrainerState
 
-    from core.training import worker
+    from core.steps.train import worker
 
     status = worker.Status(tmp_path)
     ref = {"nan": None, "start_step": 0, "trainer": SimpleNamespace(window=[4, 1, 4])}
@@ -195,7 +195,7 @@ def test_cli_run_reattached_by_another_process_registers_a_working_adapter(tiny)
         assert "thinking on" in ingest.template_mismatch(store, out["adapter_model"], thinking=True)
         assert ingest.template_mismatch(store, "tiny") is None
         exported = Path(store.path).parent / "exported"
-        from core.training import export
+        from core.steps.train import export
 
         export.export(store, out["run"], exported)
         assert (exported / "adapter_config.json").is_file()
@@ -209,7 +209,7 @@ def test_cli_run_reattached_by_another_process_registers_a_working_adapter(tiny)
 
 
 def test_the_worker_never_loads_the_store():
-    code = ("import sys, core.training.worker as w; w.make_trainer_class(); "
+    code = ("import sys, core.steps.train.worker as w; w.make_trainer_class(); "
             "print(sorted(m for m in ('duckdb', 'core.store', 'streamlit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))

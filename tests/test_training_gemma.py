@@ -21,8 +21,8 @@ from trainhelp import (
 from core import engine, models
 from core.engine import Request
 from core.migrations.m002_models_generations_jobs import GEMMA_LOCAL
-from core.training import files, ingest, launcher
-from core.training.config import TrainConfig
+from core.steps.train import files, ingest, launcher
+from core.steps.train.config import TrainConfig
 
 
 @pytest.mark.timeout(900)  # ~1 min on an idle 2-core machine, several under a full parallel suite

@@ -28,8 +28,8 @@ from trainhelp import (  # noqa: F401 (fixtures)
 
 from core import models
 from core.errors import CoreError
+from core.steps.train import files, ingest, launcher, record
 from core.store import Store
-from core.training import files, ingest, launcher, record
 
 
 def test_cancel_mid_run_leaves_no_process(tiny):

@@ -26,7 +26,7 @@ from trainhelp import (  # noqa: F401 (fixtures)
 )
 
 from core.errors import CoreError
-from core.training import files, ingest, launcher, record, sweep
+from core.steps.train import files, ingest, launcher, record, sweep
 
 
 def _first_step(store, run_id):
@@ -45,7 +45,7 @@ def test_a_live_worker_is_running_whatever_its_recorded_start_time_and_refuses_a
     with pytest.raises(CoreError, match="still running"):
         launcher.resume(tiny, run_id)
     run = record.get(tiny, run_id)
-    twin = subprocess.run([sys.executable, "-m", "core.training.worker", run["run_dir"]], cwd=ROOT, capture_output=True,
+    twin = subprocess.run([sys.executable, "-m", "core.steps.train.worker", run["run_dir"]], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert twin.returncode == 3 and "another worker holds" in twin.stdout
     # Marked failed by mistake while alive: the next sync heals it.
@@ -78,7 +78,7 @@ def test_done_wins_a_wrong_mark_heals_and_a_finished_run_is_not_trained_again(ti
     # A worker started by hand on the finished folder trains nothing.
     run_dir = Path(done["run_dir"])
     until(lambda: not record.alive(run_dir), "the finished worker to exit")
-    again = subprocess.run([sys.executable, "-m", "core.training.worker", str(run_dir)], cwd=ROOT, capture_output=True,
+    again = subprocess.run([sys.executable, "-m", "core.steps.train.worker", str(run_dir)], cwd=ROOT, capture_output=True,
                            text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert again.returncode == 0 and "already finished" in again.stdout
     assert files.read_json(run_dir / files.STATUS)["step"] == 2
@@ -136,7 +136,7 @@ def test_sweep_runs_each_setting_once_and_compares_them_on_heldout_pairs(tiny):
 
 def test_two_processes_on_cpu_train_with_the_same_metrics_shape_as_one(tiny):
     """The multi-GPU path (data parallel over N processes), rehearsed on a CPU with 2 processes."""
-    from core.training import preflight
+    from core.steps.train import preflight
 
     one_id, _ = launcher.start(tiny, config(max_steps=2))
     one = ingest.wait(tiny, one_id, poll_s=0.2)

@@ -8,8 +8,9 @@ import importlib.util
 
 from minidata import import_mini
 
-from core import models, providers, solve
+from core import models, providers
 from core.providers import vllm_offline
+from core.steps.solve import solve
 
 FAKE = '''
 CALLS = []

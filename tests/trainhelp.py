@@ -41,7 +41,7 @@ def kill_leftover_workers(root) -> list[int]:
 
     import psutil
 
-    from core.training import launcher, liveness
+    from core.steps.train import launcher, liveness
 
     killed = []
     for status in Path(root).rglob("status.json"):
@@ -86,7 +86,7 @@ def cli(db: Path, *args: str) -> subprocess.CompletedProcess:
 
 def config(**over):
     """A TrainConfig for set "s" on the "tiny" model with the TINY settings."""
-    from core.training.config import TrainConfig
+    from core.steps.train.config import TrainConfig
 
     return TrainConfig(**{"set_name": "s", "base_model": "tiny", **TINY, **over})
 

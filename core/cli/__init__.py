@@ -20,6 +20,7 @@ import typer  # noqa: E402
 from core.config import db_path  # noqa: E402
 from core.errors import CoreError, ImportFailed  # noqa: E402
 from core.secrets import redact  # noqa: E402
+from core.steps import steps  # noqa: E402
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -48,24 +49,27 @@ def print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, ensure_ascii=False, indent=1, default=str))
 
 
-# noun -> (module of core.cli, its one-line help). A command imports only its noun's module; the root
-# --help lists these without importing any (no numpy, no step configs). tests/test_cli_help.py checks
-# that each line matches the module's own help.
-NOUNS: dict[str, tuple[str, str]] = {
-    "augment": ("augment", "Augment: new questions with the same logic as each hard negative, gated."),
-    "batch": ("batch", "Batch files (OpenAI Batch JSONL) and Ray: a step's requests answered outside the live loop, stored back."),
-    "data": ("data", "Import, browse, export and delete question sets."),
-    "eval": ("evaluate", "Score models on a test set and compare them."),
-    "jobs": ("jobs", "Background jobs: state, progress, errors."),
-    "lineage": ("lineage", "Lineage: where a tuned model, a pair or a question came from, and where it went."),
-    "map": ("map", "Visualise: embed sets, map them with UMAP, measure overlap, neighbours, flips."),
-    "mine": ("mine", "Hard-negative mining: teacher ✓ / student ✗, both reasoning paths kept."),
-    "models": ("models", "Register, list, test and delete models."),
-    "pairs": ("pairs", "Review preference pairs and manage frozen preference sets (what training reads)."),
-    "recipe": ("recipe", "Recipes: every round of the method from one TOML file."),
-    "solve": ("solve", "Solve every question of a dataset with a registered model."),
-    "train": ("train", "ORPO fine-tuning as a background worker: start, follow, cancel, resume."),
+# noun -> (module of core.cli, its one-line help): every step of the registry (core/steps: the noun is
+# the step's name, its module core/cli/<name>.py) and the tools over them. A command imports only its
+# noun's module; the root --help lists these without importing any (no numpy, no step configs).
+# tests/test_cli_help.py checks that each line matches the module's own help.
+TOOLS: dict[str, str] = {
+    "batch": "Batch files (OpenAI Batch JSONL) and Ray: a step's requests answered outside the live loop, stored back.",
+    "jobs": "Background jobs: state, progress, errors.",
+    "lineage": "Lineage: where a tuned model, a pair or a question came from, and where it went.",
+    "models": "Register, list, test and delete models.",
+    "recipe": "Recipes: every round of the method from one TOML file.",
 }
+NOUNS: dict[str, tuple[str, str]] = dict(sorted(
+    {s.name: (s.name, s.help) for s in steps()}.items() | {n: (n, h) for n, h in TOOLS.items()}.items()))
+ALIASES: dict[str, str] = {a: s.name for s in steps() for a in s.aliases}  # `map` is `visualise`
+
+
+def add_noun(sub: typer.Typer, noun: str) -> None:
+    """Register a noun's commands under its name and, hidden, under its earlier names."""
+    app.add_typer(sub, name=noun)
+    for alias in (a for a, n in ALIASES.items() if n == noun):
+        app.add_typer(sub, name=alias, hidden=True)
 
 
 def _noun(argv: list[str]) -> str | None:
@@ -83,6 +87,7 @@ def _register(noun: str | None = None) -> None:
     """Import the noun's module (it registers itself on `app`); every noun's when none is known."""
     import importlib
 
+    noun = ALIASES.get(noun, noun)
     names = [NOUNS[noun][0]] if noun in NOUNS else [m for m, _ in NOUNS.values()]
     for module in names:
         importlib.import_module(f"core.cli.{module}")

@@ -12,15 +12,15 @@ from typing import Any
 
 import typer
 
-from core import augment as augmenting
-from core.augment import AugmentConfig
-from core.cli import app, print_json, store_of
+from core.cli import add_noun, print_json, store_of
 from core.cli.options import build_config, config_params, exit_if_cancelled, json_option, run_job
 from core.errors import CoreError
-from core.gates import GATES
+from core.steps.augment import augment as augmenting
+from core.steps.augment.augment import AugmentConfig
+from core.steps.augment.gates import GATES
 
 augment_app = typer.Typer(help="Augment: new questions with the same logic as each hard negative, gated.")
-app.add_typer(augment_app, name="augment")
+add_noun(augment_app, "augment")
 
 SUMMARY_KEYS = ("run", "mining_run", "seeds", "candidates", "passed", "failed", "requests_sent", "cached")
 

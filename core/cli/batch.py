@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import typer
 
-from core.cli import app, print_json, store_of
+from core.cli import add_noun, print_json, store_of
 
 batch_app = typer.Typer(no_args_is_help=True,
                         help="Batch files (OpenAI Batch JSONL) and Ray: a step's requests answered outside the live loop, stored back.")
-app.add_typer(batch_app, name="batch")
+add_noun(batch_app, "batch")
 
 
 @batch_app.command("write")

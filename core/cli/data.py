@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from core import datasets
-from core.cli import app, print_json, store_of
-from core.datasets import parse_mapping
-from core.formats.base import visible_controls
+from core.cli import add_noun, print_json, store_of
 from core.render import question_text
+from core.steps.data import datasets
+from core.steps.data.datasets import parse_mapping
+from core.steps.data.formats.base import visible_controls
 
 data_app = typer.Typer(no_args_is_help=True, help="Import, browse, export and delete question sets.")
-app.add_typer(data_app, name="data")
+add_noun(data_app, "data")
 
 
 @data_app.command("import")

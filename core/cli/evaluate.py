@@ -6,17 +6,17 @@ from pathlib import Path
 
 import typer
 
-from core.cli import app, print_json, store_of
+from core.cli import add_noun, print_json, store_of
 from core.cli.options import config_command, exit_if_cancelled, json_option, run_job
-from core.eval_run import EvalConfig
+from core.steps.evaluate.eval_run import EvalConfig
 
 eval_app = typer.Typer(no_args_is_help=True, help="Score models on a test set and compare them.")
-app.add_typer(eval_app, name="eval")
+add_noun(eval_app, "evaluate")
 
 
 def run(ctx: typer.Context, config: EvalConfig, as_json: bool = False) -> None:
     """Run a registered model on the set (cached engine) and store its predictions."""
-    from core import eval_run
+    from core.steps.evaluate import eval_run
 
     store = store_of(ctx)
     if warn := eval_run.prompt_warning(store, config):
@@ -29,7 +29,7 @@ def run(ctx: typer.Context, config: EvalConfig, as_json: bool = False) -> None:
         part = f" (a slice: {s['slice']}, {s['questions']} questions)" if s.get("slice") else ""
         typer.echo(f"{s['label']} on {config.dataset}{part}: {s['correct']}/{s['questions'] * s['samples']} sample answers "
                    f"correct ({s['requests_sent']} requests sent, {s['cached']} cached, {s['errors']} errors). "
-                   f"See: python -m core eval report --dataset {config.dataset}")
+                   f"See: python -m core evaluate report --dataset {config.dataset}")
     exit_if_cancelled(job)
 
 
@@ -40,13 +40,15 @@ eval_app.command("run")(config_command(EvalConfig, run, extra=[json_option()]))
 def import_(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV with columns id,answer"),
             dataset: str = typer.Option(..., "--dataset"), model: str = typer.Option(..., "--model", help="label")) -> None:
     """Store predictions made elsewhere (e.g. a competition submission)."""
-    from core import predictions
+    from core.steps.evaluate import predictions
 
     r = predictions.import_predictions(store_of(ctx), dataset, file, model)
     typer.echo(f"Stored {r.stored} predictions as {model!r} on {dataset!r}"
                + (f"; {r.missing} questions have no prediction (count as unanswered)" if r.missing else "") + ".")
     if r.unknown_ids:
-        from core.formats.base import visible_controls  # an id is file text: no escape codes reach the terminal
+        from core.steps.data.formats.base import (
+            visible_controls,  # an id is file text: no escape codes reach the terminal
+        )
 
         shown = visible_controls(", ".join(r.unknown_ids[:20])) + (" …" if len(r.unknown_ids) > 20 else "")
         typer.echo(f"{len(r.unknown_ids)} id(s) in the file are not in {dataset!r} and were not stored: {shown}", err=True)
@@ -56,7 +58,7 @@ def import_(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV with 
 def report(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Accuracy, macro-F1 and CSAT points per model and subject."""
-    from core import evaluation
+    from core.steps.evaluate import evaluation
 
     rep = evaluation.report(store_of(ctx), dataset)
     if as_json:
@@ -80,7 +82,7 @@ def compare(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"), a
             b: str = typer.Option(..., "--b"), resamples: int = typer.Option(10_000, "--resamples"),
             seed: int = typer.Option(0, "--seed"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Paired comparison of b against a (McNemar, clustered bootstrap, per-subject Holm)."""
-    from core import evaluation
+    from core.steps.evaluate import evaluation
 
     c = evaluation.compare(store_of(ctx), dataset, a, b, n_resamples=resamples, seed=seed)
     if as_json:
@@ -102,7 +104,7 @@ def labels(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
            apply: bool = typer.Option(False, "--apply", help="write agreed labels as the gold answers"),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Gold labels by majority vote over several models × runs; ties are listed, never guessed."""
-    from core import gold_labels
+    from core.steps.evaluate import gold_labels
 
     store = store_of(ctx)
     v = gold_labels.vote_gold_labels(store, dataset, voters)
@@ -122,7 +124,8 @@ def labels(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"),
 def export(ctx: typer.Context, dataset: str = typer.Option(..., "--dataset"), out: Path = typer.Option(..., "--out"),
            png_dir: Path = typer.Option(None, "--png-dir", help="also write the charts as PNG here")) -> None:
     """Write the report as CSV (one row per model × subject), and optionally the charts as PNG."""
-    from core import evaluation, figures
+    from core import figures
+    from core.steps.evaluate import evaluation
 
     store = store_of(ctx)
     rep = evaluation.report(store, dataset)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import typer
 
 from core import jobs
-from core.cli import app, print_json, store_of
+from core.cli import add_noun, print_json, store_of
 from core.errors import NotFound
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Background jobs: state, progress, errors.")
-app.add_typer(jobs_app, name="jobs")
+add_noun(jobs_app, "jobs")
 
 
 @jobs_app.command("list")

@@ -4,7 +4,7 @@
     lineage pair ID | SET#IDX                   pair → candidate → seed, mining item, mining run; → sets, models
     lineage question DATASET QID [--model M]    a pool question forward (mined, pairs, sets, models); with
                                                 --model, a test question → the nearest pairs of the set M was
-                                                trained on → their seeds → their mining run (as `map flips`)
+                                                trained on → their seeds → their mining run (as `visualise flips`)
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 import typer
 
 from core import embeddings, lineage
-from core.cli import app, print_json, store_of
+from core.cli import add_noun, print_json, store_of
 from core.cli.options import exit_if_cancelled, run_job
 
 lineage_app = typer.Typer(no_args_is_help=True,
                           help="Lineage: where a tuned model, a pair or a question came from, and where it went.")
-app.add_typer(lineage_app, name="lineage")
+add_noun(lineage_app, "lineage")
 
 _JSON = typer.Option(False, "--json", help="print the walk as JSON on stdout")
 
@@ -97,7 +97,7 @@ def question(ctx: typer.Context, dataset: str = typer.Argument(..., help="the qu
              as_json: bool = _JSON) -> None:
     """A question's lineage: forward from a pool question; with --model, a test question to its nearest
     training pairs, their seeds and mining run."""
-    from core import mapping
+    from core.steps.visualise import mapping
 
     store = store_of(ctx)
     w: dict[str, Any] = {"question": lineage.of_question(store, dataset, qid)}

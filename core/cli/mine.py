@@ -8,12 +8,12 @@ from pathlib import Path
 
 import typer
 
-from core.cli import app, print_json, store_of
+from core.cli import add_noun, print_json, store_of
 from core.cli.options import config_command, exit_if_cancelled, json_option, run_job
-from core.mining import MiningConfig
+from core.steps.mine.mining import MiningConfig
 
 mine_app = typer.Typer(help="Hard-negative mining: teacher ✓ / student ✗, both reasoning paths kept.")
-app.add_typer(mine_app, name="mine")
+add_noun(mine_app, "mine")
 
 SUMMARY_KEYS = ("run", "pool", "teacher", "student", "questions", "hard_negatives", "both_correct", "both_wrong",
                 "student_only", "judged_kept", "requests_sent", "cached", "errors", "error_reasons")
@@ -21,7 +21,7 @@ SUMMARY_KEYS = ("run", "pool", "teacher", "student", "questions", "hard_negative
 
 def mine(ctx: typer.Context, config: MiningConfig, as_json: bool = False) -> None:
     """Run mining on a pool (or use a subcommand: list, export)."""
-    from core import mining
+    from core.steps.mine import mining
 
     store = store_of(ctx)
     job = run_job(store, mining.start_job(store, config), as_json)
@@ -51,7 +51,7 @@ def _line(s: dict) -> str:
 @mine_app.command("list")
 def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """List mining runs (newest first; a run whose process died shows as interrupted)."""
-    from core import mining
+    from core.steps.mine import mining
 
     runs = mining.list_runs(store_of(ctx))
     if as_json:
@@ -66,7 +66,7 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
 @mine_app.command("export")
 def export(ctx: typer.Context, run: str, out: Path = typer.Option(..., "--out")) -> None:
     """Write a run's hard negatives (with both reasoning paths) as JSONL."""
-    from core import mining_export
+    from core.steps.mine import mining_export
 
     n = mining_export.export_hard_negatives(store_of(ctx), run, out)
     typer.echo(f"Wrote {n} hard negatives to {out}.")

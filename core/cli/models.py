@@ -5,12 +5,12 @@ from __future__ import annotations
 import typer
 
 from core import engine, models
-from core.cli import app, print_json, store_of
+from core.cli import add_noun, print_json, store_of
 from core.errors import CoreError
 from core.models import parse_param_items as parse_params
 
 models_app = typer.Typer(no_args_is_help=True, help="Register, list, test and delete models.")
-app.add_typer(models_app, name="models")
+add_noun(models_app, "models")
 
 
 @models_app.command("add")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import typer
 
-from core.cli import app, print_json, store_of
+from core.cli import add_noun, print_json, store_of
 from core.cli.options import exit_if_cancelled, run_job
 
 recipe_app = typer.Typer(no_args_is_help=True, help="Recipes: every round of the method from one TOML file.")
-app.add_typer(recipe_app, name="recipe")
+add_noun(recipe_app, "recipe")
 
 ROUND_KEYS = ("round", "student", "mining_run", "hard_negatives", "augment_run", "pairs", "pairs_set", "set",
               "set_pairs", "train_run", "tuned_model", "eval", "overlap", "on_policy")

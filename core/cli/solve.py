@@ -7,10 +7,10 @@ import inspect
 
 import typer
 
-from core import solve as solving
 from core.cli import app, print_json, store_of
 from core.cli.options import config_command, exit_if_cancelled, json_option, run_job
-from core.solve import SolveConfig
+from core.steps.solve import solve as solving
+from core.steps.solve.solve import SolveConfig
 
 
 def _human(s: dict, dataset: str, model: str) -> str:

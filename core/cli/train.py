@@ -11,14 +11,14 @@ from typing import Any
 
 import typer
 
-from core.cli import app, print_json, store_of
+from core.cli import add_noun, print_json, store_of
 from core.cli.options import config_params
 from core.config import key_values
 from core.errors import CoreError
-from core.training.config import TrainConfig, preset
+from core.steps.train.config import TrainConfig, preset
 
 train_app = typer.Typer(no_args_is_help=True, help="ORPO fine-tuning as a background worker: start, follow, cancel, resume.")
-app.add_typer(train_app, name="train")
+add_noun(train_app, "train")
 
 _CORE = ("set_name", "base_model")
 
@@ -77,7 +77,7 @@ def _progress(as_bar: bool):
 
 def _follow(store: Any, run_id: str) -> dict[str, Any]:
     """Wait for the run with a bar on stderr; Ctrl-C / SIGTERM cancels it (exit 130, resumable)."""
-    from core import training
+    from core.steps import train as training
 
     stop = {"asked": False}
 
@@ -102,7 +102,7 @@ def _follow(store: Any, run_id: str) -> dict[str, Any]:
 
 
 def _report(run: dict[str, Any], as_json: bool) -> None:
-    from core.training import ingest
+    from core.steps.train import ingest
 
     s = ingest.summary(run)
     if as_json:
@@ -121,8 +121,8 @@ def _report(run: dict[str, Any], as_json: bool) -> None:
 def start(ctx: typer.Context, set_name: str, base: str, param: list[str] | None, preset_name: str | None,
           wait: bool, as_json: bool, **fields: Any) -> None:
     """Start (or resume, or attach to) the run for these settings."""
-    from core import training
-    from core.training import record
+    from core.steps import train as training
+    from core.steps.train import record
 
     store = store_of(ctx)
     config = _config(ctx, set_name, base, param, preset_name, fields)
@@ -138,7 +138,7 @@ def start(ctx: typer.Context, set_name: str, base: str, param: list[str] | None,
         return
     run = record.get(store, run_id)
     if as_json:
-        from core.training import ingest
+        from core.steps.train import ingest
 
         print_json(ingest.summary(run))
     else:
@@ -181,7 +181,7 @@ _with_options(_start_command, [*_common_params, _wait_param, _json_param],
 
 
 def preflight_cmd(ctx: typer.Context, **kwargs: Any) -> None:
-    from core.training import preflight
+    from core.steps.train import preflight
 
     fixed = {p.name: kwargs.pop(p.name) for p in _common_params}
     as_json = kwargs.pop("as_json")
@@ -219,7 +219,7 @@ _with_options(preflight_cmd, _common_params + [_json_param],
 
 
 def sweep_cmd(ctx: typer.Context, **kwargs: Any) -> None:
-    from core.training import sweep
+    from core.steps.train import sweep
 
     fixed = {p.name: kwargs.pop(p.name) for p in _common_params}
     as_json = kwargs.pop("as_json")
@@ -283,7 +283,7 @@ _with_options(sweep_cmd, _common_params + [_json_param],
 @train_app.command("list")
 def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Every training run with its state (runs left running are re-attached or marked failed)."""
-    from core import training
+    from core.steps import train as training
 
     runs = training.list_runs(store_of(ctx))
     if as_json:
@@ -302,7 +302,7 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
 def show_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id"),
              as_json: bool = typer.Option(False, "--json"), tail: int = typer.Option(20, "--tail", help="log lines")) -> None:
     """A run's config, state, metrics and log tail."""
-    from core import training
+    from core.steps import train as training
 
     info = training.show(store_of(ctx), run, tail=tail)
     if as_json:
@@ -319,7 +319,7 @@ def show_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id"),
     def f(v: Any, spec: str = ".4f") -> str:
         return "—" if v is None else format(v, spec)
 
-    from core.training import health
+    from core.steps.train import health
 
     h = info.get("heldout_detail") or {}
     if h:
@@ -344,7 +344,7 @@ def show_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id"),
 @train_app.command("cancel")
 def cancel_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id")) -> None:
     """End the run's whole process tree (frees the GPU); resume continues from the last checkpoint."""
-    from core import training
+    from core.steps import train as training
 
     r = training.cancel(store_of(ctx), run)
     typer.echo(f"run {run}: {r['message']}")
@@ -354,7 +354,7 @@ def cancel_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id")
 def resume_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id"),
                wait: bool = typer.Option(False, "--wait"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Continue a cancelled or failed run from its last checkpoint (optimizer, scheduler, data order)."""
-    from core import training
+    from core.steps import train as training
 
     store = store_of(ctx)
     where = training.resume(store, run)
@@ -368,7 +368,7 @@ def export_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id")
                out: Path = typer.Option(..., "--out", help="new folder"),
                merged: bool = typer.Option(False, "--merged", help="merge the adapter into the base weights")) -> None:
     """Write the adapter folder (or merged weights) of a finished run."""
-    from core.training import export
+    from core.steps.train import export
 
     r = export.export(store_of(ctx), run, out, merged=merged)
     what = "merged weights (a transformers folder)" if r["kind"] == "merged" else "LoRA adapter folder"

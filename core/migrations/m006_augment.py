@@ -1,7 +1,7 @@
 """Migration m006_augment: structures of hard negatives and the candidates blueprint prompting writes.
 
 Contract between Augment (writes candidates), Review (decides, edits) and preference sets (freeze).
-A candidate *is* a preference pair while it is being reviewed: `pairs list/accept/reject` act on it.
+A candidate *is* a preference pair while it is being reviewed: `review list/accept/reject` act on it.
 """
 
 from __future__ import annotations

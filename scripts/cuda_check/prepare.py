@@ -2,7 +2,7 @@
 `start()` with the worker spawn held back, for a small random Qwen3 (hidden 256, 4 layers).
 
 Then copy the repo (with .gpu/) to a CUDA machine and run `bash scripts/cuda_check/run.sh` there: it
-trains each folder with `python -m core.training.worker` (4-bit bf16, 4-bit fp16, bf16), resumes one,
+trains each folder with `python -m core.steps.train.worker` (4-bit bf16, 4-bit fp16, bf16), resumes one,
 and generates with the 4-bit base + trained adapter through the local provider.
 """
 
@@ -41,9 +41,9 @@ def small_qwen(folder: Path) -> None:
 
 def main() -> None:
     from core import models
+    from core.steps.train import launcher, record
+    from core.steps.train.config import TrainConfig
     from core.store import Store
-    from core.training import launcher, record
-    from core.training.config import TrainConfig
     from tests.trainhelp import make_set, pair
 
     out = ROOT / ".gpu"

@@ -14,7 +14,7 @@ PY
 for r in bf16-4bit fp16-4bit bf16-full; do
   echo "=== $r"
   if [ $r = fp16-4bit ]; then export CSAT_TRAIN_PRECISION=fp16; else unset CSAT_TRAIN_PRECISION; fi
-  timeout 200 python3 -m core.training.worker .gpu/runs/$r > ${OUT:-/tmp}/$r.log 2>&1; echo "exit $?"
+  timeout 200 python3 -m core.steps.train.worker .gpu/runs/$r > ${OUT:-/tmp}/$r.log 2>&1; echo "exit $?"
   tail -5 ${OUT:-/tmp}/$r.log
   python3 -c "import json;s=json.load(open('.gpu/runs/$r/status.json'));print({k:s.get(k) for k in ('state','backend','precision','step','max_steps','resumed_from','message','reason')})"
   tail -2 .gpu/runs/$r/metrics.jsonl
@@ -24,7 +24,7 @@ echo "=== resume: a second start of bf16-4bit with max_steps 6 continues from it
 python3 - <<'PY'
 import json; p=".gpu/runs/bf16-4bit/config.json"; c=json.load(open(p)); c["config"]["max_steps"]=6; json.dump(c, open(p,"w"))
 PY
-timeout 200 python3 -m core.training.worker .gpu/runs/bf16-4bit > ${OUT:-/tmp}/resume.log 2>&1; echo "exit $?"; grep -i -m3 "resum" ${OUT:-/tmp}/resume.log; tail -1 .gpu/runs/bf16-4bit/metrics.jsonl
+timeout 200 python3 -m core.steps.train.worker .gpu/runs/bf16-4bit > ${OUT:-/tmp}/resume.log 2>&1; echo "exit $?"; grep -i -m3 "resum" ${OUT:-/tmp}/resume.log; tail -1 .gpu/runs/bf16-4bit/metrics.jsonl
 echo "=== local provider, 4-bit base + the trained adapter, on CUDA"
 python3 - <<'PY'
 import os
