@@ -65,9 +65,10 @@ class JobContext:
         """A context for a direct call: cancel works, progress goes nowhere."""
         return cls(None, None, cancel)
 
-    def phase(self, offset: int, total: int) -> JobContext:
-        """A context for one phase of a multi-phase step: the same cancel and job, progress shifted
-        by `offset` so the job shows one bar of `total` over every phase."""
+    def phase(self, offset: int, total: int, tokens: tuple[int, int] = (0, 0)) -> JobContext:
+        """A context for one phase of a multi-phase step (the one way steps report phases): the same
+        cancel and job, progress shifted by `offset` so the job shows one bar of `total` over every
+        phase, and `tokens` (input, output) of the earlier phases added to this phase's counts."""
         parent, child = self, JobContext(None, self.job_id, self.cancel, self.cost)
 
         def progress(p: Any = None, **kw: Any) -> None:
@@ -75,7 +76,8 @@ class JobContext:
                 parent.progress(**kw)
                 return
             parent.progress(done=offset + p.done, total=max(total, offset + p.total), errors=p.errors,
-                            input_tokens=p.input_tokens, output_tokens=p.output_tokens, force=kw.get("force", False))
+                            input_tokens=tokens[0] + p.input_tokens, output_tokens=tokens[1] + p.output_tokens,
+                            force=kw.get("force", False))
 
         child.progress = progress  # type: ignore[method-assign]
         return child

@@ -185,7 +185,7 @@ def mine(store: Store, n: int = 6) -> str:
     with Loopback("openai", solver(True)) as t, Loopback("openai", solver(False)) as s:
         models.add_model(store, "m-teacher", "openai", "big", base_url=t.base_url, params=FAST)
         models.add_model(store, "m-student", "openai", "small", base_url=s.base_url, params=FAST)
-        summary = mining.mine(store, mining.MiningConfig(pool="pool", teacher="m-teacher", student="m-student"))
+        summary = mining.run(store, mining.MiningConfig(pool="pool", teacher="m-teacher", student="m-student"))
     assert summary["hard_negatives"] == n
     return summary["run"]
 

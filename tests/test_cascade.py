@@ -13,7 +13,8 @@ from core.errors import CoreError
 from core.jobs import JobContext
 from core.steps.data import datasets
 from core.steps.evaluate import gold_labels, predictions
-from core.steps.evaluate.eval_run import EvalConfig, run_step
+from core.steps.evaluate.eval_run import EvalConfig
+from core.steps.evaluate.eval_run import run as run_step
 from core.steps.mine import mining
 from core.steps.solve import solve
 from core.store import Store
@@ -62,9 +63,9 @@ def mined(store, tmp_path):
     with Loopback("openai", always(1)) as t, Loopback("openai", always(2)) as s:
         register(store, "teacher", t)
         register(store, "student", s)
-        summary = mining.mine(store, mining.MiningConfig(pool="pool", teacher="teacher", student="student"))
+        summary = mining.run(store, mining.MiningConfig(pool="pool", teacher="teacher", student="student"))
         assert summary["hard_negatives"] == 2  # q1 and q6 (gold 1), the student says 2
-        solve.run_step(store, solve.SolveConfig(dataset="other", model="student"), JobContext.local())
+        solve.run(store, solve.SolveConfig(dataset="other", model="student"), JobContext.local())
         run_step(store, EvalConfig(dataset="pool", model="student", label="base"), JobContext.local())
         run_step(store, EvalConfig(dataset="other", model="student"), JobContext.local())
     predictions.save_predictions(store, "pool", "imported", {"q1": 1, "q2": 3}, source="import")

@@ -59,7 +59,7 @@ def built(tmp_path_factory, tiny_qwen):
             oracle = AugmentOracle()
             with Loopback("gemini", lambda n, body: oracle.reply(body)) as srv:
                 writer(store, srv)
-                aug = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=1))
+                aug = augment.run(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=1))
             assert aug["passed"] == 6
             review.accept_passing(store, aug["run"])
             frozen = ps.freeze(store, "v1", aug["run"])

@@ -18,6 +18,7 @@ from core import models
 from core.cli import main
 from core.cli.mine import SUMMARY_KEYS
 from core.errors import CoreError, NotFound
+from core.jobs import JobContext
 from core.steps.mine import classify, mining, mining_export
 from core.store import Store
 from tests.loopback import Loopback
@@ -99,7 +100,7 @@ def test_mine_exact_counts_paths_and_cache(store, tmp_path):
     with Loopback("gemini", Script("교사", TEACHER)) as t, Loopback("openai", Script("학생", STUDENT)) as s:
         register(store, t, s)
         cfg = mining.MiningConfig(pool="kice", teacher="teacher", student="student")
-        summary = mining.mine(store, cfg)
+        summary = mining.run(store, cfg)
         run = summary.pop("run")
         assert summary == {"pool": "kice", "teacher": "teacher", "student": "student", "questions": 6,
                            "hard_negatives": 2, "both_correct": 1, "both_wrong": 1, "student_only": 1,
@@ -151,7 +152,7 @@ def test_mine_exact_counts_paths_and_cache(store, tmp_path):
             {"subject": "한국사", "outcome": "student_only", "n": 1}]
 
         # A re-run is the same run and costs nothing: every reply comes from the cache, no new rows.
-        again = mining.mine(store, cfg)
+        again = mining.run(store, cfg)
         assert again == summary | {"run": run, "requests_sent": 0, "cached": 10}
         assert (t.count, s.count) == (5, 5)  # the question without an answer is never sent
     assert store.scalar("SELECT count(*) FROM generations") == 10
@@ -182,7 +183,7 @@ def test_mine_k_samples_majority_and_hard_rule(store, tmp_path):
         register(store, t, s)
         base = {"pool": "kice", "teacher": "teacher", "student": "student", "samples": 3}
         counts = ("hard_negatives", "both_correct", "both_wrong", "student_only", "no_answer")
-        got = mining.mine(store, mining.MiningConfig(**base))
+        got = mining.run(store, mining.MiningConfig(**base))
         assert ([got[k] for k in counts], got["requests_sent"], got["cached"]) == ([2, 1, 1, 1, 1], 30, 0)
         items = by_qid(mining.items(store, got["run"]))
         assert {q: i["outcome"] for q, i in items.items()} == OUTCOME
@@ -194,22 +195,22 @@ def test_mine_k_samples_majority_and_hard_rule(store, tmp_path):
         assert gen(store, items["3"]["golden_key"])["answer"] == 5  # its one correct sample, though not a majority
 
         for m, want in ((1, [3, 0, 1, 1, 1]), (2, [2, 1, 1, 1, 1]), (3, [1, 2, 1, 1, 1])):
-            got = mining.mine(store, mining.MiningConfig(**base, rule="hard", min_wrong=m))
+            got = mining.run(store, mining.MiningConfig(**base, rule="hard", min_wrong=m))
             assert ([got[k] for k in counts], got["requests_sent"], got["cached"]) == (want, 0, 30), m
         hard3 = by_qid(mining.items(store, got["run"]))
         assert (hard3["1"]["outcome"], hard3["4"]["outcome"]) == ("both_correct", "hard_negative")
         assert (t.count, s.count) == (15, 15)
         with pytest.raises(CoreError, match="min_wrong 4 exceeds samples 3"):
-            mining.mine(store, mining.MiningConfig(**base, rule="hard", min_wrong=4))
+            mining.run(store, mining.MiningConfig(**base, rule="hard", min_wrong=4))
     assert store.scalar("SELECT count(*) FROM generations") == 30
 
 
 def test_mine_unknown_pool_or_model(store, tmp_path):
     with pytest.raises(NotFound, match="no dataset named 'kice'"):
-        mining.mine(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student"))
+        mining.run(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student"))
     pool(store, tmp_path)
     with pytest.raises(NotFound, match="no model named 'teacher'"):
-        mining.mine(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student"))
+        mining.run(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student"))
     assert store.scalar("SELECT count(*) FROM mining_runs") == 0
 
 
@@ -219,7 +220,7 @@ def test_missing_key_marks_run_failed(store, tmp_path, monkeypatch):
     with Loopback("gemini", Script("교사", TEACHER)) as t, Loopback("openai", Script("학생", STUDENT)) as s:
         register(store, t, s)
         with pytest.raises(CoreError, match="no API key"):
-            mining.mine(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student"))
+            mining.run(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student"))
         assert (t.count, s.count) == (0, 0)
     assert [(r["state"], r.get("hard_negatives")) for r in mining.list_runs(store)] == [("failed", None)]
 
@@ -235,7 +236,7 @@ def test_judge_keeps_both_correct_only_when_it_prefers_the_teacher(store, tmp_pa
             Loopback("openai", judge_script) as j:
         register(store, t, s, j)
         cfg = mining.MiningConfig(pool="kice", teacher="teacher", student="student", judge="judge")
-        got = mining.mine(store, cfg)
+        got = mining.run(store, cfg)
         assert {k: got[k] for k in ("questions", "hard_negatives", "both_correct", "judged_kept", "no_answer",
                                     "requests_sent", "cached")} == {
             "questions": 6, "hard_negatives": 0, "both_correct": 5, "judged_kept": 2, "no_answer": 1,
@@ -264,7 +265,7 @@ def test_judge_keeps_both_correct_only_when_it_prefers_the_teacher(store, tmp_pa
         assert first["judge"] == {"preferred": "teacher", "reason": "교사 풀이가 근거를 더 정확히 든다."}
         assert first["failed"]["reasoning"] == solve_text("학생", 1, 1)
 
-        again = mining.mine(store, cfg)
+        again = mining.run(store, cfg)
         assert (again["judged_kept"], again["requests_sent"], again["cached"]) == (2, 0, 15)
         assert j.count == 5
 
@@ -274,7 +275,7 @@ def test_judge_not_called_without_both_correct(store, tmp_path):
     with Loopback("gemini", Script("교사", TEACHER)) as t, Loopback("openai", Script("학생", {q: 5 for q in GOLD})) as s, \
             Loopback("openai", Script("심판", verdicts=VERDICTS)) as j:
         register(store, t, s, j)
-        got = mining.mine(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student", judge="judge"))
+        got = mining.run(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student", judge="judge"))
         assert (got["both_correct"], got["judged_kept"], j.count) == (0, 0, 0)
 
 
@@ -297,7 +298,7 @@ def test_cancel_then_resume_sends_only_the_rest(store, tmp_path, side, stop_at):
         register(store, t, s, teacher_params=one if side == "teacher" else None,
                  student_params=one if side == "student" else None)
         cfg = mining.MiningConfig(pool="kice", teacher="teacher", student="student")
-        first = mining.mine(store, cfg, cancel=cancel)
+        first = mining.run(store, cfg, JobContext.local(cancel))
         assert set(first) == {"run", "state"} and first["state"] == "cancelled"
         assert mining.get_run(store, first["run"])["state"] == "cancelled"
         assert store.scalar("SELECT count(*) FROM mining_items WHERE run_id = ?", [first["run"]]) == 0
@@ -305,7 +306,7 @@ def test_cancel_then_resume_sends_only_the_rest(store, tmp_path, side, stop_at):
         assert (t.count, s.count) == sent
         assert store.scalar("SELECT count(*) FROM generations") == sum(sent)
 
-        second = mining.mine(store, cfg, cancel=threading.Event())
+        second = mining.run(store, cfg, JobContext.local(threading.Event()))
         assert second["run"] == first["run"]  # the same config resumes the cancelled run
         assert (second["requests_sent"], second["cached"]) == (10 - sum(sent), sum(sent))
         assert (t.count, s.count) == (5, 5)
@@ -352,7 +353,7 @@ def test_mine_with_classifier_reports_per_subject(store, tmp_path):
             Loopback("openai", Script("분류", labels=LABELS)) as c:
         register(store, t, s)
         models.add_model(store, "clf", "openai", "clf-model", base_url=c.base_url, params=FAST)
-        got = mining.mine(store, mining.MiningConfig(pool="unl", teacher="teacher", student="student",
+        got = mining.run(store, mining.MiningConfig(pool="unl", teacher="teacher", student="student",
                                                      classifier="clf"))
         assert (got["hard_negatives"], got["requests_sent"], c.count) == (4, 11, 3)
         assert mining.by_subject(store, got["run"]) == [
@@ -372,7 +373,7 @@ def test_mine_with_local_student(store, tmp_path, tiny_qwen):
         models.add_model(store, "teacher", "gemini", "gemini-2.5-flash", base_url=t.base_url, params=FAST)
         models.add_model(store, "tiny", "local", str(tiny_qwen), params={"max_tokens": 24, "temperature": 0})
         cfg = mining.MiningConfig(pool="kice", teacher="teacher", student="tiny")
-        got = mining.mine(store, cfg)
+        got = mining.run(store, cfg)
         assert (got["questions"], got["requests_sent"], got["cached"], t.count) == (6, 10, 0, 5)
         outcomes = ("hard_negatives", "both_correct", "both_wrong", "student_only", "no_answer", "errors")
         assert sum(got[k] for k in outcomes) == 6 and got["no_answer"] == 1
@@ -396,7 +397,7 @@ def test_mine_with_local_student(store, tmp_path, tiny_qwen):
                 assert failed["answer"] != GOLD[int(q)] and failed["error"] is None
         assert store.scalar("SELECT count(*) FROM generations WHERE model = 'tiny'") == 5  # not question 6 (no gold)
 
-        again = mining.mine(store, cfg)
+        again = mining.run(store, cfg)
         assert (again["requests_sent"], again["cached"], t.count) == (0, 10, 5)
         assert {k: again[k] for k in outcomes} == {k: got[k] for k in outcomes}
 

@@ -35,10 +35,10 @@ def test_mining_the_same_config_twice_is_the_same_run(store, tmp_path):
     pool(store, tmp_path)
     with Loopback("gemini", Script("교사", TEACHER)) as t, Loopback("openai", Script("학생", STUDENT)) as s:
         register(store, t, s)
-        first = mining.mine(store, cfg())
+        first = mining.run(store, cfg())
         assert (t.count, s.count, first["requests_sent"]) == (5, 5, 10)
         items = store.rows("SELECT * FROM mining_items WHERE run_id = ? ORDER BY qid", [first["run"]])
-        again = mining.mine(store, cfg())
+        again = mining.run(store, cfg())
         assert again["run"] == first["run"]
         assert (t.count, s.count) == (5, 5)  # nothing sent the second time
         assert (again["requests_sent"], again["cached"]) == (0, 10)
@@ -56,11 +56,11 @@ def test_a_changed_config_is_another_run(store, tmp_path):
     pool(store, tmp_path)
     with Loopback("gemini", Script("교사", TEACHER)) as t, Loopback("openai", Script("학생", STUDENT)) as s:
         register(store, t, s)
-        one = mining.mine(store, cfg())
-        two = mining.mine(store, cfg(samples=2))
+        one = mining.run(store, cfg())
+        two = mining.run(store, cfg(samples=2))
         assert two["run"] != one["run"]
         assert (t.count, s.count) == (10, 10)  # the second sample of each question is new work
-        assert mining.mine(store, cfg(samples=2))["run"] == two["run"] and (t.count, s.count) == (10, 10)
+        assert mining.run(store, cfg(samples=2))["run"] == two["run"] and (t.count, s.count) == (10, 10)
     assert [r["run"] for r in mining.list_runs(store)] == [two["run"], one["run"]]
     assert mining.get_run(store, one["run"])["config"]["samples"] == 1  # the first run is as it was
     assert store.scalar("SELECT count(*) FROM mining_items WHERE run_id = ?", [one["run"]]) == 6
@@ -88,11 +88,11 @@ def test_a_failed_run_says_why_and_the_same_config_resumes_it(store, tmp_path, m
         register(store, t, s)
         monkeypatch.delenv("GEMINI_API_KEY")
         with pytest.raises(CoreError, match="no API key"):
-            mining.mine(store, cfg())
+            mining.run(store, cfg())
         failed = mining.list_runs(store)[0]
         assert failed["state"] == "failed" and "no API key" in mining.get_run(store, failed["run"])["message"]
         monkeypatch.setenv("GEMINI_API_KEY", "test-key")
-        again = mining.mine(store, cfg())
+        again = mining.run(store, cfg())
     assert again["run"] == failed["run"] and mining.get_run(store, again["run"])["message"] is None
     assert [r["state"] for r in mining.list_runs(store)] == ["done"]
 
@@ -184,9 +184,9 @@ def test_m050_keeps_every_mining_run_and_item_of_a_previous_schema_store(tmp_pat
                 if state == "done":
                     assert run["summary"]["hard_negatives"] == 2
             # Mining the duplicated config again resumes the newest of them, from the cache.
-            again = mining.mine(st, cfg())
+            again = mining.run(st, cfg())
             assert again["run"] == "f6a7b8c9d0" and again["requests_sent"] == 0 and (t.count, s.count) == sent
             assert len(mining.items(st, "a1b2c3d4e5")) == 6  # the older duplicate is untouched
-            assert mining.mine(st, cfg(samples=3))["run"] != "0123456789"  # a run without a hash never resumes
+            assert mining.run(st, cfg(samples=3))["run"] != "0123456789"  # a run without a hash never resumes
         finally:
             st.close()

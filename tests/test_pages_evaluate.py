@@ -173,7 +173,7 @@ def test_score_a_slice_from_the_form_and_see_it_in_the_report(db_env, tmp_path, 
     predictions.import_predictions(s, "kice", pred_csv(tmp_path, "b", PRED_B), "B")
     with Loopback("openai", lambda n, body: Reply(text='검토한다.\n{"Answer":"4"}')) as srv:
         models.add_model(s, "fake", "openai", "fake-model", base_url=srv.base_url, params={"max_retries": 0})
-        summary = eval_run.run_step(s, eval_run.EvalConfig(dataset="kice", model="fake", subject="한국사", limit=2),
+        summary = eval_run.run(s, eval_run.EvalConfig(dataset="kice", model="fake", subject="한국사", limit=2),
                                     JobContext.local())
     assert (summary["label"], summary["slice"], summary["questions"]) == ("fake [first 2 · 한국사]", "first 2 · 한국사", 2)
     s.close()

@@ -40,7 +40,7 @@ def mined(db_env, tmp_path) -> str:
     with Loopback("gemini", Script("교사", TEACHER)) as t, Loopback("openai", Script("학생", STUDENT)) as s, \
             Loopback("openai", Script("심판", verdicts={2: VERDICTS[1]})) as j:
         register(store, t, s, j)
-        summary = mining.mine(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student",
+        summary = mining.run(store, mining.MiningConfig(pool="kice", teacher="teacher", student="student",
                                                          judge="judge"))
     store.close()
     clear_cached_store()

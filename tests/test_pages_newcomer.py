@@ -178,7 +178,7 @@ def mined_unparsed(db_env, tmp_path, monkeypatch):
             Loopback("openai", lambda n, b: Reply(text="잘 모르겠다.")) as s:
         models.add_model(store, "teacher", "openai", "t-1", base_url=t.base_url, params=fast)
         models.add_model(store, "student", "openai", "s-1", base_url=s.base_url, params=fast)
-        summary = mining.mine(store, mining.MiningConfig(pool="pool", teacher="teacher", student="student"))
+        summary = mining.run(store, mining.MiningConfig(pool="pool", teacher="teacher", student="student"))
     store.close()
     clear_cached_store()
     assert summary["hard_negatives"] == 3
@@ -473,7 +473,7 @@ def test_sidebar_counts_only_finished_runs_with_plurals_right(db_env, tmp_path, 
     predictions.save_predictions(s, "mini", "m", {"q1": 1, "q2": 3}, source="test")
     models.add_model(s, "flash", "gemini", "gemini-2.5-flash")
     with pytest.raises(CoreError):
-        mining.mine(s, mining.MiningConfig(pool="mini", teacher="flash", student="gemma3-270m-local"))
+        mining.run(s, mining.MiningConfig(pool="mini", teacher="flash", student="gemma3-270m-local"))
     assert [r["state"] for r in mining.list_runs(s)] == ["failed"]
     s.close()
     clear_cached_store()

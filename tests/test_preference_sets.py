@@ -321,7 +321,7 @@ def test_freeze_a_real_augment_run(store, tmp_path, monkeypatch):
     mining_run = mine(store)
     with Loopback("gemini", Teacher(tests)) as srv:
         writer(store, srv)
-        s = augment.augment(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
+        s = augment.run(store, AugmentConfig(mining_run=mining_run, teacher="writer", per_seed=2))
     accepted = review.accept_passing(store, s["run"])
     assert len(accepted) == s["passed"] > 0
     frozen = ps.freeze(store, "real", s["run"])

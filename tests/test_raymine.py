@@ -67,7 +67,7 @@ def test_mining_over_ray_stores_what_live_mining_would_and_then_sends_nothing(ra
         live = Store(tmp_path / "live.duckdb")
         import_mini(live, tmp_path, n=6)
         register(live, srv)
-        mining.mine(live, config)
+        mining.run(live, config)
         live_bodies = [r["body"] for r in srv.requests]
         assert len(live_bodies) == 2 * 6 * 2
         # The Ray run: mine's teacher and student requests answered through Ray Data.
@@ -86,7 +86,7 @@ def test_mining_over_ray_stores_what_live_mining_would_and_then_sends_nothing(ra
         assert "윗글" in ray_bodies[0]["messages"][-1]["content"]
         # Live mining (and solve) now finds every teacher/student reply stored: nothing is sent.
         before = srv.count
-        summary = mining.mine(store, config)
+        summary = mining.run(store, config)
         assert srv.count == before and summary["requests_sent"] == 0 and summary["cached"] == 24
         assert solve.solve(store, "mini", "student", samples=2, temperature=0.7)["requests_sent"] == 0
         assert srv.count == before

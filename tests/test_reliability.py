@@ -485,7 +485,7 @@ def test_mined_question_whose_samples_errored_is_error_never_mined_and_resent(st
         add(store, teacher.base_url, name="teacher")
         add(store, student.base_url, name="student")  # a malformed reply is not retried: one attempt
         cfg = mining.MiningConfig(pool="pool", teacher="teacher", student="student")
-        first = mining.mine(store, cfg)
+        first = mining.run(store, cfg)
         items = {i["qid"]: i for i in mining.items(store, first["run"])}
         assert {q for q, i in items.items() if i["outcome"] == "error"} == {"q1", "q3"}
         for q in ("q1", "q3"):  # old: a kept hard negative whose failed path is {generation: null}
@@ -500,7 +500,7 @@ def test_mined_question_whose_samples_errored_is_error_never_mined_and_resent(st
         assert (first["teacher_accuracy"], first["student_accuracy"]) == (0.25, 0.25)  # over the 4 with outcomes
         sent = student.count
         broken.clear()  # the student's server recovers
-        second = mining.mine(store, cfg)
+        second = mining.run(store, cfg)
         assert student.count - sent == 2  # exactly the two failed requests are sent again
         assert second["errors"] == 0 and second["questions"] == 6
         items = {i["qid"]: i for i in mining.items(store, second["run"])}
@@ -516,7 +516,7 @@ def test_a_run_where_every_request_failed_fails_and_says_why(store, tmp_path, db
         add(store, dead.base_url, name="dead")  # HTTP 400: not retried
         add(store, ok.base_url, name="ok")
         with pytest.raises(CoreError, match="every one of the 4 requests to 'dead' failed"):
-            mining.mine(store, mining.MiningConfig(pool="pool", teacher="ok", student="dead"))
+            mining.run(store, mining.MiningConfig(pool="pool", teacher="ok", student="dead"))
         assert mining.list_runs(store)[0]["state"] == "failed"  # old: done, "4 both wrong", exit 0
         # The CLI: exit 1 and one Error line, on a store of its own.
         store.close()

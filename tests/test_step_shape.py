@@ -70,9 +70,9 @@ def test_same_config_is_the_same_run(store, tmp_path):
     with Loopback("openai") as srv:
         register(store, "srv", srv)
         cfg = solve.SolveConfig(dataset="mini", model="srv")
-        solve.run_step(store, cfg, JobContext.local())
-        solve.run_step(store, cfg, JobContext.local())
-        solve.run_step(store, solve.SolveConfig(dataset="mini", model="srv", samples=2), JobContext.local())
+        solve.run(store, cfg, JobContext.local())
+        solve.run(store, cfg, JobContext.local())
+        solve.run(store, solve.SolveConfig(dataset="mini", model="srv", samples=2), JobContext.local())
     listed = runs.list_runs(store, "solve")
     assert len(listed) == 2 and {r["state"] for r in listed} == {"done"}
     same = next(r for r in listed if r["config"]["samples"] == 1)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,6 +25,7 @@ from pydantic import Field
 
 from core import embeddings, engine, generations, jobs, models, pricing, prompts, runs
 from core.errors import CoreError, NotFound
+from core.jobs import JobContext
 from core.render import question_text
 from core.runs import StepConfig
 from core.steps.augment import gates
@@ -209,20 +209,16 @@ def parse_structure(row: dict[str, Any] | None) -> tuple[dict[str, Any] | None, 
 # ---- the run ----------------------------------------------------------------------------------------
 
 
-class _Phases:
-    """One progress bar over the phases (structure, blueprint, re-solve, student) and the totals."""
+class _Tally:
+    """What the phases (structure, blueprint, re-solve, student) sent, summed, and where the next
+    phase's bar starts (its progress goes through JobContext.phase)."""
 
-    def __init__(self, total: int, progress: Callable | None):
-        self.offset, self.total, self.progress = 0, total, progress
+    def __init__(self, ctx: JobContext, total: int):
+        self.ctx, self.offset, self.total = ctx, 0, total
         self.sent = self.cached = self.input_tokens = self.output_tokens = 0
-        self._in = self._out = 0
 
-    def report(self, p: engine.Progress) -> None:
-        self._in, self._out = p.input_tokens, p.output_tokens
-        if self.progress:
-            self.progress(done=self.offset + p.done, total=max(self.total, self.offset + p.total), errors=p.errors,
-                          input_tokens=self.input_tokens + p.input_tokens,
-                          output_tokens=self.output_tokens + p.output_tokens)
+    def progress(self) -> Callable:
+        return self.ctx.phase(self.offset, self.total, (self.input_tokens, self.output_tokens)).progress
 
     def add(self, res: engine.RunResult | None, planned: int) -> None:
         if res is not None:
@@ -233,9 +229,11 @@ class _Phases:
         self.offset += planned
 
 
-def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None = None,
-            progress: Callable | None = None, job_id: str | None = None) -> dict[str, Any]:
-    """Run the step; returns the summary (also stored on the run record)."""
+def run(store: Store, config: AugmentConfig, ctx: JobContext | None = None) -> dict[str, Any]:
+    """Run the step; returns the summary (also stored on the run record). ctx carries the job's
+    cancel and progress (a direct call: JobContext.local(cancel))."""
+    ctx = ctx or JobContext.local()
+    cancel, job_id = ctx.cancel, ctx.job_id
     teacher = models.get_model(store, config.teacher)
     if config.student:
         models.get_model(store, config.student)
@@ -245,10 +243,10 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
                         hint="mine a larger pool or with more samples (python -m core mine --help)")
     listed = load_targets()  # a bad targets list is refused before the run record opens
     n, per = len(seed_rows), config.per_seed
-    phases = _Phases(n + 2 * n * per + (n * per if config.student else 0), progress)
+    phases = _Tally(ctx, n + 2 * n * per + (n * per if config.student else 0))
 
     def stopped() -> bool:
-        return cancel is not None and cancel.is_set()
+        return cancel.is_set()
 
     def cancelled() -> dict[str, Any]:
         summary = summarise(store, run_id, config, n) | {"requests_sent": phases.sent, "cached": phases.cached,
@@ -260,7 +258,7 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
         # 1. structures
         reqs = [structure_request(pool, s) for s in seed_rows]
         res = engine.run(store, teacher, reqs, params=_json_params(teacher, STRUCTURE_SCHEMA, STRUCTURE_TOKENS),
-                         cancel=cancel, progress=phases.report, job_id=job_id)
+                         cancel=cancel, progress=phases.progress(), job_id=job_id)
         phases.add(res, n)
         structures = {}
         for s, row in zip(seed_rows, res.rows):
@@ -284,7 +282,7 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
                 breqs.append(blueprint_request(pool, s, st, target, i))
         res = engine.run(store, teacher, breqs, params=_json_params(teacher, gates.BLUEPRINT_SCHEMA, BLUEPRINT_TOKENS,
                                                                     config.temperature),
-                         cancel=cancel, progress=phases.report, job_id=job_id) if breqs else None
+                         cancel=cancel, progress=phases.progress(), job_id=job_id) if breqs else None
         phases.add(res, n * per)
         if stopped():
             return cancelled()
@@ -306,12 +304,12 @@ def augment(store: Store, config: AugmentConfig, cancel: threading.Event | None 
         # 3. cheap gates, then the paid re-solve of what passed them
         refs = gates.References.build(store, [pool], config.embedder)
         gates.cheap_gates(cands, refs, gates.Thresholds.of(config))
-        res = gates.resolve(store, cands, config.teacher, cancel=cancel, progress=phases.report, job_id=job_id)
+        res = gates.resolve(store, cands, config.teacher, cancel=cancel, progress=phases.progress(), job_id=job_id)
         phases.add(res, n * per)
         if stopped():
             return cancelled()
         if config.student:
-            res = gates.student_solve(store, cands, config.student, cancel=cancel, progress=phases.report,
+            res = gates.student_solve(store, cands, config.student, cancel=cancel, progress=phases.progress(),
                                       job_id=job_id)
             phases.add(res, n * per)
             if stopped():
@@ -433,7 +431,7 @@ def start_job(store: Store, config: AugmentConfig) -> str:
     est = estimate(store, config)
     n = est["seeds"] * (1 + config.per_seed * (2 + bool(config.student)))
     return jobs.start(store, "augment", f"augment {config.mining_run}: {config.teacher} ×{config.per_seed}",
-                      lambda ctx: augment(store, config, cancel=ctx.cancel, progress=ctx.progress, job_id=ctx.job_id),
+                      lambda ctx: run(store, config, ctx),
                       params=config.model_dump(), total=n, est_cost_usd=est["est_cost_usd"],
                       cost=lambda i, o: pricing.cost_usd(teacher, i, o))
 

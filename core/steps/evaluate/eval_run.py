@@ -55,7 +55,7 @@ class EvalConfig(StepConfig):
         return self.label or (f"{self.model} [{self.slice_text()}]" if self.slice_text() else self.model)
 
 
-def run_step(store: Store, config: EvalConfig, ctx: JobContext) -> dict[str, Any]:
+def run(store: Store, config: EvalConfig, ctx: JobContext) -> dict[str, Any]:
     """The job body: run record, solve + vote + store, summary (with `stored` and `label`)."""
     from core.steps.evaluate.predictions import run_model
 
@@ -78,7 +78,7 @@ def start_job(store: Store, config: EvalConfig) -> str:
                    subject=config.subject)
     part = f" [{config.slice_text()}]" if config.slice_text() else ""
     return jobs.start(
-        store, "eval", f"{m.name} on {config.dataset}{part} ×{config.samples}", lambda ctx: run_step(store, config, ctx),
+        store, "eval", f"{m.name} on {config.dataset}{part} ×{config.samples}", lambda ctx: run(store, config, ctx),
         params=config.model_dump(), total=est["requests"], est_cost_usd=est["est_cost_usd"],
         cost=lambda i, o: pricing.cost_usd(m, i, o))
 

@@ -20,7 +20,6 @@ live in their own modules, and stored replies are read through core/generations.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -107,13 +106,12 @@ def check(store: Store, config: MiningConfig) -> int:
     return sum(q["answer"] is not None for q in datasets.questions(store, config.pool))
 
 
-def mine(store: Store, config: MiningConfig, ctx: JobContext | None = None,
-         cancel: threading.Event | None = None) -> dict[str, Any]:
+def run(store: Store, config: MiningConfig, ctx: JobContext | None = None) -> dict[str, Any]:
     """Run the whole step; every model call goes through the cached engine, so re-runs are free.
 
-    ctx carries cancel and progress from the job (a direct call may pass just `cancel`).
+    ctx carries cancel and progress from the job (a direct call: JobContext.local(cancel)).
     """
-    ctx = ctx or JobContext.local(cancel)
+    ctx = ctx or JobContext.local()
     n = check(store, config)
     # The same config is the same run (core/runs.py): mining it again resumes it, its items recomputed
     # from the cache; any exception marks it failed with its reason.
@@ -335,7 +333,7 @@ def start_job(store: Store, config: MiningConfig) -> str:
             raise CoreError(problem, hint="set it in the environment (or .streamlit/secrets.toml) before starting "
                                           "the dashboard or the CLI, e.g. export GEMINI_API_KEY=…")
     return jobs.start(store, "mine", f"mine {config.pool}: {config.teacher} vs {config.student} ×{config.samples}",
-                      lambda ctx: mine(store, config, ctx), params=config.model_dump(), total=2 * n * config.samples)
+                      lambda ctx: run(store, config, ctx), params=config.model_dump(), total=2 * n * config.samples)
 
 
 def estimates(store: Store, config: MiningConfig) -> dict[str, dict[str, Any]]:

@@ -145,7 +145,7 @@ def _refuse_if_all_failed(m: Model, run: engine.RunResult) -> None:
                     hint=f"check the model with `models test {m.name}`; failed requests are sent again on the next run")
 
 
-def run_step(store: Store, config: SolveConfig, ctx: JobContext) -> dict[str, Any]:
+def run(store: Store, config: SolveConfig, ctx: JobContext) -> dict[str, Any]:
     """The solve step as a job body: a run record (resumed for the same config), the solve, its summary."""
     with runs.recording(store, config, ctx.job_id) as run_id:
         summary = solve(store, config.dataset, config.model, config.samples, config.temperature, ctx=ctx,
@@ -161,7 +161,7 @@ def start_job(store: Store, config: SolveConfig) -> str:
     first = f" (first {config.limit})" if config.limit else ""
     return jobs.start(
         store, "solve", f"{m.name} solves {config.dataset}{first} ×{config.samples}",
-        lambda ctx: run_step(store, config, ctx),
+        lambda ctx: run(store, config, ctx),
         params=config.model_dump(), total=est["requests"], est_cost_usd=est["est_cost_usd"],
         cost=lambda i, o: pricing.cost_usd(m, i, o))
 
