@@ -41,8 +41,11 @@ CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
-from core import mapping
-from core.steps.visualise.mapping import MapConfig
+try:  # a tree from before the steps/ packages keeps mapping in core/
+    from core.steps.visualise import mapping
+except ImportError:
+    from core import mapping
+MapConfig = mapping.MapConfig
 from core.store import Store
 store = Store(sys.argv[2])
 out = {}
@@ -65,7 +68,10 @@ print(json.dumps(out))
 EMBED_CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from core import mapping
+try:
+    from core.steps.visualise import mapping
+except ImportError:
+    from core import mapping
 from core.store import Store
 store = Store(sys.argv[2])
 if sys.argv[3] == "old":

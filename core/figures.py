@@ -104,6 +104,7 @@ def escape_figure(fig: go.Figure) -> go.Figure:
 
 
 EXPORT_TEMPLATE = "plotly_white"
+PNG_TRIES = 3
 
 
 def to_png(fig: go.Figure) -> bytes:
@@ -111,11 +112,18 @@ def to_png(fig: go.Figure) -> bytes:
     # A process that imported Streamlit has "streamlit" as Plotly's default template, whose colours live
     # in the browser's theme: exported as-is every bar comes out black. Exports use a plain template.
     fig = escape_figure(fig).update_layout(template=EXPORT_TEMPLATE)
-    try:
-        return fig.to_image(format="png", width=1100, height=550, scale=2)
-    except Exception as exc:  # kaleido raises several types when no browser is found
-        raise CoreError(f"PNG export failed: {exc}".splitlines()[0],
-                        hint="install Chrome or Chromium (e.g. apt-get install chromium), or use the chart's camera button") from None
+    for attempt in range(PNG_TRIES):
+        try:
+            return fig.to_image(format="png", width=1100, height=550, scale=2)
+        except Exception as exc:  # kaleido raises several types when no browser is found
+            # On a loaded machine kaleido 1.x can evaluate in its tab before kaleido_scopes.js has loaded
+            # ("kaleido_scopes is not defined"): a race in its tab set-up, gone on the next try.
+            if "kaleido_scopes is not defined" in str(exc) and attempt + 1 < PNG_TRIES:
+                continue
+            raise CoreError(f"PNG export failed: {exc}".splitlines()[0],
+                            hint="install Chrome or Chromium (e.g. apt-get install chromium), or use the chart's "
+                                 "camera button") from None
+    raise AssertionError("unreachable")
 
 
 def save_png(fig: go.Figure, path: str | Path) -> Path:

@@ -22,7 +22,7 @@ from statsmodels.stats.multitest import multipletests
 
 from core import figures, models, stats
 from core.cli import main
-from core.errors import ImportFailed, NotFound
+from core.errors import CoreError, ImportFailed, NotFound
 from core.steps.data import datasets
 from core.steps.evaluate import evaluation, gold_labels, predictions
 from core.store import Store
@@ -598,7 +598,7 @@ def test_cli_eval_run(capsys, db):
         rc, out, err = cli(capsys, db, "eval", "run", "--dataset", "kice", "--model", "fake", "--samples", "2")
         assert (rc, err) == (0, ""), err
         assert out == ("fake on kice: 9/16 sample answers correct (16 requests sent, 0 cached, 0 errors). "
-                       "See: python -m core eval report --dataset kice\n")
+                       "See: python -m core evaluate report --dataset kice\n")
         assert srv.count == 16
     rc, out, _ = cli(capsys, db, "eval", "report", "--dataset", "kice", "--json")
     (m,) = json.loads(out)["models"]
@@ -667,3 +667,32 @@ def test_cli_eval_run_scores_a_slice(capsys, db):
         assert cmp["questions"] == 2  # compared on the questions both answered
     finally:
         s.close()
+
+
+def test_png_export_retries_kaleidos_tab_race_and_reports_other_failures(monkeypatch):
+    """kaleido 1.x on a loaded machine can evaluate before its script loaded: tried again; any other
+    failure is one CoreError line at once."""
+    import plotly.graph_objects as go
+
+    from core import figures
+
+    calls = []
+
+    def flaky(self, **kw):
+        calls.append(kw)
+        if len(calls) == 1:
+            raise RuntimeError("{'description': 'ReferenceError: kaleido_scopes is not defined'}")
+        return b"\x89PNG fake"
+
+    monkeypatch.setattr(go.Figure, "to_image", flaky)
+    assert figures.to_png(go.Figure()) == b"\x89PNG fake" and len(calls) == 2
+
+    def broken(self, **kw):
+        calls.append(kw)
+        raise RuntimeError("no browser\nsecond line")
+
+    calls.clear()
+    monkeypatch.setattr(go.Figure, "to_image", broken)
+    with pytest.raises(CoreError, match="PNG export failed: no browser") as err:
+        figures.to_png(go.Figure())
+    assert len(calls) == 1 and "second line" not in str(err.value)

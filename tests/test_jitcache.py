@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 _PROBE = """
 import sys
-from core import jitcache
+from core.steps.visualise import jitcache
 folder = jitcache.enable()
 sys.path.insert(0, sys.argv[1])
 import probe_mod
