@@ -8,9 +8,13 @@ review, ORPO training, evaluation, twice — plus a map and an overlap on Visual
 every page with Streamlit's AppTest through app.py (navigation, sidebar and page as the dashboard runs
 them, no browser), in a
 fresh process per code tree: this working tree, and with --before REV a temporary `git worktree` of
-REV (e.g. main) on a copy of the same store; with --browser, as headless Chromium loads each page from
-`streamlit run app.py` (tests/dashboard.py), the way the browser e2e walk measured it. Prints each page's median render time (the first,
-cold run of each page is dropped) side by side with the ratio. A benchmark: it prints and asserts
+REV (e.g. main) on a copy of the same store; with --browser, in headless Chromium against
+`streamlit run app.py` (tests/dashboard.py), two figures per page: click → rendered (one tab open on
+the dashboard, each sidebar link clicked in turn, timed from the click until the page is drawn, no
+stale element or skeleton left and Streamlit idle: what a user feels between pages) and a full load
+(the page's address opened, which boots Streamlit's frontend as well, as a new tab or a reload does).
+Prints each page's median (the first, cold round is dropped) side by side with the ratio; with
+BENCH_JSON=path also every figure as JSON. A benchmark: it prints and asserts
 nothing; the figures depend on the machine and its load.
 """
 
@@ -62,9 +66,32 @@ from pathlib import Path
 sys.path.insert(0, os.getcwd())
 from tests.dashboard import browser_page, running_dashboard, wait_idle
 pages, repeat, db = sys.argv[1].split(","), int(sys.argv[2]), Path(sys.argv[3])
-out = {}
+out = {name: {} for name in pages}
+# Watches stApp's script state from the page itself: set before a click, it notes that a run started
+# (a quick run may be over before a poll from here would see it).
+ARM = ("() => { const app = document.querySelector('[data-testid=stApp]'); window.__ran = false;"
+       " window.__obs?.disconnect(); window.__obs = new MutationObserver(() => {"
+       " if (app.getAttribute('data-test-script-state') === 'running') window.__ran = true; });"
+       " window.__obs.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']}); }")
+# Rendered and idle: the run has started and ended, nothing of the page before is left (Streamlit marks
+# what the running script has not redrawn yet as stale and drops it when the run ends), no grey
+# placeholder (stSkeleton), no "running" status widget, and something drawn in the main area.
+RENDERED = ("path => window.__ran && location.pathname.replace(/\\/+$/, '').endsWith(path)"
+            " && document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state') === 'notRunning'"
+            " && !document.querySelector('[data-testid=stStatusWidget] [data-testid=stStatusWidgetRunningIcon],"
+            " [data-testid=stStatusWidget] [data-testid=stStatusWidgetRunningManIcon]')"
+            " && !document.querySelector('[data-testid=stMain] [data-testid=stSkeleton],"
+            " [data-testid=stMain] [data-stale=true]')"
+            " && document.querySelectorAll('[data-testid=stMain] [data-testid=stElementContainer]').length > 0")
+STATE = ("() => ({ran: window.__ran, path: location.pathname,"
+         " state: document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state'),"
+         " status: document.querySelector('[data-testid=stStatusWidget]')?.innerText,"
+         " skeleton: document.querySelectorAll('[data-testid=stMain] [data-testid=stSkeleton]').length,"
+         " stale: document.querySelectorAll('[data-testid=stMain] [data-stale=true]').length,"
+         " elements: document.querySelectorAll('[data-testid=stMain] [data-testid=stElementContainer]').length})")
 with running_dashboard(db, {"OPENAI_API_KEY": "bench"}) as url, browser_page() as page:
-    for name in pages:
+    # 1. A full load per page: a new address typed (or a reload), which boots Streamlit's frontend too.
+    for name in pages if not os.environ.get("BENCH_NO_LOAD") else []:
         times = []
         for i in range(repeat + 1):
             # a fresh load of the page's address, timed until its script run has ended with content drawn
@@ -72,7 +99,31 @@ with running_dashboard(db, {"OPENAI_API_KEY": "bench"}) as url, browser_page() a
             page.goto(f"{url}/{'' if name == 'home' else name}")
             wait_idle(page, timeout=120_000, started=3_000)
             times.append(time.perf_counter() - t0)
-        out[name] = {"median_s": statistics.median(times[1:]), "cold_s": times[0]}
+        out[name].update(load_s=statistics.median(times[1:]), load_cold_s=times[0])
+    # 2. What a user does: one tab on the dashboard, a click on each sidebar link in turn (st.navigation),
+    # timed from the click until that page is rendered and Streamlit idle. Round 0 (each page's first
+    # visit in this session) is dropped.
+    page.goto(url)
+    wait_idle(page, timeout=120_000, started=3_000)
+    nav = page.locator("[data-testid=stSidebarNav]")
+    clicks = {name: [] for name in pages}
+    order = pages[1:] + pages[:1]  # from Home: Data, Mine, …, Settings, then Home again
+    for r in range(repeat + 1):
+        for name in order:
+            link = nav.locator(f"[data-testid=stSidebarNavLink]:has(span[label={name.capitalize()!r}])")
+            page.evaluate(ARM)
+            t0 = time.perf_counter()
+            link.click()
+            try:
+                page.wait_for_function(RENDERED, arg="" if name == "home" else f"/{name}", timeout=120_000,
+                                       polling=20)
+            except Exception as exc:  # noqa: BLE001 - say which part of "rendered" never came
+                raise SystemExit(f"{name}: not rendered after a click: " + json.dumps(page.evaluate(STATE))) from exc
+            clicks[name].append(time.perf_counter() - t0)
+    for name in pages:
+        out[name].setdefault("load_s", None)
+        out[name].update(click_s=statistics.median(clicks[name][1:]), click_cold_s=clicks[name][0],
+                         click_all_s=[round(t, 3) for t in clicks[name]])
 print(json.dumps(out))
 """
 
@@ -125,10 +176,13 @@ def main() -> None:
     ap.add_argument("--store", type=Path, help="a store built by an earlier run (else built now)")
     ap.add_argument("--keep", type=Path, help="keep the built store at this path")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--pages", help="a comma-separated subset of " + ",".join(PAGES) + " (default: all)")
     ap.add_argument("--browser", action="store_true",
-                    help="time each page in headless Chromium against `streamlit run app.py` (load to idle), "
-                         "as the browser e2e walk measures it, instead of AppTest")
+                    help="time each page in headless Chromium against `streamlit run app.py` instead of AppTest: "
+                         "a sidebar click to rendered and idle, and a full load of its address")
     args = ap.parse_args()
+    if args.pages:
+        PAGES[:] = [p for p in PAGES if p in args.pages.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-pages-"))
     try:
         db = args.store or work / "pipeline.duckdb"
@@ -149,17 +203,24 @@ def main() -> None:
             if args.before:
                 subprocess.run(["git", "worktree", "remove", "--force", str(work / "before")], cwd=ROOT,
                                capture_output=True)
+        if os.environ.get("BENCH_JSON"):
+            Path(os.environ["BENCH_JSON"]).write_text(json.dumps(got, indent=1))
         cols = list(got)
-        how = "browser loads (goto → script idle)" if args.browser else "AppTest runs through app.py"
-        print(f"page render, median of {args.repeat} {how} after a cold one; store {db.name}")
-        print("page".ljust(11) + "".join(f"{c:>12}" for c in cols) + ("       ratio" if len(cols) == 2 else ""))
-        for page in PAGES:
-            cells = [got[c].get(page, {}) for c in cols]
-            line = page.ljust(11) + "".join(
-                f"{c['median_s']:>11.2f}s" if "median_s" in c else f"{'error':>12}" for c in cells)
-            if len(cols) == 2 and all("median_s" in c for c in cells):
-                line += f"{cells[1]['median_s'] / cells[0]['median_s']:>11.2f}×"
-            print(line)
+        metrics = ([("click_s", "click → rendered: one tab, a sidebar link clicked, until the page is drawn and "
+                                "Streamlit idle (what a user feels between pages)"),
+                    ("load_s", "full load: the page's address opened (goto → script idle; boots Streamlit's "
+                               "frontend too, as a new tab or a reload does)")]
+                   if args.browser else [("median_s", "AppTest runs through app.py (server side only)")])
+        for key, how in metrics:
+            print(f"\npage render, median of {args.repeat} after a dropped first; {how}; store {db.name}")
+            print("page".ljust(11) + "".join(f"{c:>12}" for c in cols) + ("       ratio" if len(cols) == 2 else ""))
+            for page in PAGES:
+                cells = [got[c].get(page, {}) for c in cols]
+                line = page.ljust(11) + "".join(
+                    f"{c[key]:>11.2f}s" if c.get(key) is not None else f"{'error':>12}" for c in cells)
+                if len(cols) == 2 and all(c.get(key) for c in cells):
+                    line += f"{cells[1][key] / cells[0][key]:>11.2f}×"
+                print(line)
         for c in cols:
             for page, r in got[c].items():
                 if "error" in r:
