@@ -64,12 +64,11 @@ def _counting(monkeypatch) -> list[str]:
 
 
 def test_the_data_page_drawn_again_reads_nothing(db_env, monkeypatch):
-    from core import datasets
-    from pages._ui import open_store
-
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
-    datasets.load_samples(open_store())  # through the page process's own Store, as Home's button does
+    next(b for b in at.button if b.label == "Load sample data").click()
+    at.run()  # Home's button: the bundled samples, through the page process's own Store
+    assert not at.exception, at.exception
     at.switch_page("pages/data.py")
     at.run()  # the first render reads and draws the subject chart
     assert not at.exception, at.exception
