@@ -217,7 +217,10 @@ def mark_interrupted(store: Store) -> int:
     # A run record that points at such a job (a CLI killed mid-run) reads as 'interrupted' too.
     dead = "state = 'running' AND job_id IS NOT NULL" + (
         " AND job_id NOT IN (SELECT unnest(?::VARCHAR[]))" if live else "")
-    store.execute(f"UPDATE runs SET state = 'interrupted' WHERE {dead}", [live] if live else [])
+    # Counted first, as above: a write bumps store.writes, which every page's cached read is keyed on
+    # (pages/_ui.py:cached), so an UPDATE of no row on every render would make every page read afresh.
+    if store.scalar(f"SELECT count(*) FROM runs WHERE {dead}", [live] if live else []):
+        store.execute(f"UPDATE runs SET state = 'interrupted' WHERE {dead}", [live] if live else [])
     return n
 
 

@@ -115,10 +115,28 @@ def table(rows: list[dict[str, Any]], **kwargs: Any) -> None:
 
 def chart(fig: Any, where: Any = None, **kwargs: Any) -> Any:
     """st.plotly_chart of a copy whose every label is text (core/figures.py:escape_figure); `where`
-    is a column or container to draw in. Pages call this, never st.plotly_chart (tests/test_layers.py)."""
+    is a column or container to draw in. Pages call this, never st.plotly_chart (tests/test_layers.py).
+
+    The copy is made once per figure object: a figure a page keeps (built through `cached` or `memo`)
+    is escaped on its first render only (escaping rebuilds and validates the whole figure, a tenth of a
+    second or more a chart). Such a figure is shared: never change it after it is drawn."""
+    return (where or st).plotly_chart(escaped_figure(fig), **kwargs)
+
+
+def escaped_figure(fig: Any) -> Any:
+    """core/figures.py:escape_figure(fig), computed once per figure object (see `chart`)."""
     from core.figures import escape_figure
 
-    return (where or st).plotly_chart(escape_figure(fig), **kwargs)
+    memo_ = _query_cache()
+    key = ("escaped-figure", id(fig))
+    hit = memo_.get(key)
+    if hit is not None and hit[1][0] is fig:  # the entry holds the figure: its id is never reused meanwhile
+        return hit[1][1]
+    out = escape_figure(fig)
+    if len(memo_) > 512:
+        memo_.clear()
+    memo_[key] = (None, (fig, out))
+    return out
 
 
 def show_question(q: dict[str, Any], number: str | None = None, highlight: dict[int, str] | None = None) -> None:

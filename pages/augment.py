@@ -24,6 +24,23 @@ from pages._ui import (
 BADGE = {True: "pass", False: "FAIL", None: "—"}
 ICON = {True: ":green[:material/check_circle:]", False: ":red[:material/cancel:]", None: ":gray[:material/remove:]"}
 
+
+
+def _gate_bars(store, run_id: str):
+    """Pass rate per gate: built (and escaped, pages/_ui.py:chart) once per write to the store."""
+    rates = augment.gate_rates(store, run_id)
+    return px.bar([{"gate": r["gate"], "pass rate": r["pass_rate"] or 0.0, "failed here": r["failed"],
+                    "reached": r["reached"]} for r in rates], x="gate", y="pass rate", text="failed here",
+                  hover_data=["reached"], range_y=[0, 1],
+                  title="Pass rate per gate, in order (label: candidates counted as failing there)")
+
+
+def _candidates(store, run_id: str, status: str, seed_filter: str) -> list[dict]:
+    return augment.candidates(store, run_id, failed_gate=status if status in GATES else None,
+                              passed={"passed": True, "failed": False}.get(status),
+                              seed_qid=None if seed_filter == "(all)" else seed_filter)
+
+
 store = get_store()
 st.title("Augment")
 flash()
@@ -32,22 +49,22 @@ st.caption("For each hard negative the teacher names the reasoning structure and
            "and a rejected reasoning. Gates, in order: " + " → ".join(GATES) + ". A candidate counts under the "
            "first gate it fails; only candidates that pass the cheap gates are re-solved (paid).")
 
-sources = augment.mining_runs(store)
-names = [m["name"] for m in models.list_models(store)]
+sources = cached(augment.mining_runs, store)
+names = [m["name"] for m in cached(models.list_models, store)]
 if not sources or not names:
     st.info("**Needs first:** a mining run with hard negatives (Mine page) and a registered teacher model "
             "(Settings page).")
     st.stop()
 
 # ---- start a run -------------------------------------------------------------------------------
-with st.expander("New augment run", expanded=not augment.list_runs(store)):
+with st.expander("New augment run", expanded=not cached(augment.list_runs, store)):
     st.caption("Transfer targets: leave *targets* empty to use the editable per-subject list (the 'targets' "
                "template on the Settings page), or write SUBJECT=target; another target per line.")
     labels = {s["run"]: f"{s['run']} · {s['pool']} · {s['seeds']} hard negatives" for s in sources}
     # The teacher that mined the newest run (as Mine defaults to the registered teacher), not the first
     # model registered (the built-in Gemma, which cannot write blueprints).
     teacher = next((s["teacher"] for s in sources if s.get("teacher") in names), None) or next(
-        (m["name"] for m in models.list_models(store) if m["provider"] == "gemini"), names[0])
+        (m["name"] for m in cached(models.list_models, store) if m["provider"] == "gemini"), names[0])
 
     def confirm(pending: AugmentConfig) -> bool:
         """The estimate of the settings submitted, and the button that starts them."""
@@ -66,16 +83,16 @@ with st.expander("New augment run", expanded=not augment.list_runs(store)):
                 labels={"mining_run": labels}, defaults={"teacher": teacher}, confirm=confirm)
 
 # ---- results -----------------------------------------------------------------------------------
-done = [r for r in augment.list_runs(store) if r["candidates"] is not None]
+done = [r for r in cached(augment.list_runs, store) if r["candidates"] is not None]
 if not done:
     st.info("No augment run has finished yet.")
     st.stop()
 run_id = st.selectbox("Run", [r["run"] for r in done], format_func=lambda r: next(
     f"{x['run']} · mining run {x['mining_run']} · {x['teacher']} · {x['state']} · {x['created_at'][:16]}"
     for x in done if x["run"] == r))
-run = augment.get_run(store, run_id)
+run = cached(augment.get_run, store, run_id)
 made_by(run)
-summary = augment.summarise(store, run_id)
+summary = cached(augment.summarise, store, run_id)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("seeds", summary["seeds"] or 0)
 m2.metric("candidates", summary["candidates"])
@@ -92,17 +109,12 @@ st.caption(f"Thresholds: contamination n-gram ≥ {cfg['contamination_ngram']}, 
            f"{cfg['duplicate_ngram']}, Korean ≥ {cfg['min_korean']:.0%} Hangul. Embedding thresholds "
            f"({cfg['contamination_embedding']}, {cfg['duplicate_embedding']}) apply when an embedder is used.")
 
-rates = augment.gate_rates(store, run_id)
 if summary["candidates"]:
-    fig = px.bar([{"gate": r["gate"], "pass rate": r["pass_rate"] or 0.0, "failed here": r["failed"],
-                   "reached": r["reached"]} for r in rates], x="gate", y="pass rate", text="failed here",
-                 hover_data=["reached"], range_y=[0, 1],
-                 title="Pass rate per gate, in order (label: candidates counted as failing there)")
-    chart(fig, width="stretch")
+    chart(cached(_gate_bars, store, run_id), width="stretch")
 
 # ---- structures per seed -----------------------------------------------------------------------
 with st.expander("Structures per seed"):
-    for srow in augment.structures(store, run_id):
+    for srow in cached(augment.structures, store, run_id):
         stc = srow["structure"]
         st.markdown(f"**{text(srow['seed_qid'])}** · {text(srow['subject'])} · {text((srow['question'] or '')[:80])}")
         if stc:
@@ -117,9 +129,7 @@ f1, f2 = st.columns(2)
 status = f1.selectbox("Gates", ["all", "passed", "failed", *GATES],
                       format_func=lambda v: v if v in ("all", "passed", "failed") else f"failed first at {v}")
 seed_filter = f2.selectbox("Seed", ["(all)", *sorted({r["seed_qid"] for r in cached(augment.candidates, store, run_id)})])
-listed = augment.candidates(store, run_id, failed_gate=status if status in GATES else None,
-                            passed={"passed": True, "failed": False}.get(status),
-                            seed_qid=None if seed_filter == "(all)" else seed_filter)
+listed = cached(_candidates, store, run_id, status, seed_filter)
 if not listed:
     st.info("No candidates with these filters.")
     st.stop()

@@ -20,6 +20,14 @@ def _browse(store, name: str, search: str | None, subject: str | None) -> list[d
     return datasets.questions(store, name, search=search, subject=subject)
 
 
+def _subject_bars(store):
+    """Questions per subject and dataset: built (and escaped, pages/_ui.py:chart) once per write."""
+    counts = [{"dataset": s["name"], "subject": subj, "questions": n}
+              for s in cached(datasets.list_datasets, store) for subj, n in s["subjects"].items()]
+    return px.bar(counts, x="subject", y="questions", color="dataset", barmode="group", text="questions",
+                  title="Questions per subject")
+
+
 flash()
 
 # ---- what is stored -----------------------------------------------------------------------
@@ -30,13 +38,9 @@ if sets:
                # one type per column: a number beside "—" makes pyarrow fail (and log it) on every render
                "points": str(s["points"]) if s["points"] is not None else "—", "format": s["format"],
                "source": s["source"]} for s in sets])
-    counts = [{"dataset": s["name"], "subject": subj, "questions": n}
-              for s in sets for subj, n in s["subjects"].items()]
-    subjects_all = sorted({c["subject"] for c in counts})
+    subjects_all = sorted({subj for s in sets for subj in s["subjects"]})
     table([{"subject": subj} | {s["name"]: s["subjects"].get(subj, 0) for s in sets} for subj in subjects_all])
-    fig = px.bar(counts, x="subject", y="questions", color="dataset", barmode="group", text="questions",
-                 title="Questions per subject")
-    chart(fig, width="stretch")
+    chart(cached(_subject_bars, store), width="stretch")
 else:
     st.info("No datasets yet: import a file below, or load the bundled samples on the Home page.")
 

@@ -80,6 +80,19 @@ with st.expander("Add predictions", expanded=not predictions.list_runs(store, da
 rep = cached(evaluation.report, store, dataset)
 
 
+# The charts, built (and escaped, pages/_ui.py:chart) once per write to the store, not on every rerun.
+def _subject_bars(store, dataset: str, metric: str):
+    return figures.subject_bars(cached(evaluation.report, store, dataset), metric)
+
+
+def _position_bars(store, dataset: str):
+    return figures.position_bars(cached(evaluation.positions, store, dataset))
+
+
+def _confusion_figure(store, dataset: str, model: str):
+    return figures.confusion_heatmap(cached(evaluation.confusion, store, dataset, model))
+
+
 def subject_cells(m: dict, subject: str) -> dict[str, str]:
     """One model's accuracy and CSAT points (earned / max) in one subject."""
     sub = m["by_subject"].get(subject, {})
@@ -122,18 +135,18 @@ table([{"model": m["model"], **({"slice": m.get("slice") or "whole set"} if any_
 for m in rep["models"]:
     made_by(eval_run.run_for(store, dataset, m["model"]))  # imported predictions have no run: no line
 metric = st.radio("Metric", ["accuracy", "macro_f1"], horizontal=True)
-bars = figures.subject_bars(rep, metric)
+bars = cached(_subject_bars, store, dataset, metric)
 chart(bars, width="stretch")
 table([{"subject": s, "n": m["by_subject"][s]["questions"]} | {
     k: v for mm in rep["models"] for k, v in subject_cells(mm, s).items()}
     for m in rep["models"][:1] for s in m["by_subject"]])
 
 # The full width: grouped bars (gold + every model) × 6 choices with a count on each collided in half of it.
-pos = figures.position_bars(cached(evaluation.positions, store, dataset))
+pos = cached(_position_bars, store, dataset)
 chart(pos, width="stretch", key="eval-positions")
 left, _ = st.columns(2)
 cm_model = left.selectbox("Confusion matrix for", [m["model"] for m in rep["models"]])
-chart(figures.confusion_heatmap(cached(evaluation.confusion, store, dataset, cm_model)), left, width="stretch")
+chart(cached(_confusion_figure, store, dataset, cm_model), left, width="stretch")
 
 d1, d2 = st.columns(2)
 d1.download_button("Report CSV", evaluation.report_csv(rep).encode("utf-8"), f"{dataset}_report.csv", "text/csv")

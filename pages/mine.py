@@ -9,6 +9,7 @@ from core.steps.data import datasets
 from core.steps.mine import mining
 from core.steps.solve import solve
 from pages._ui import (
+    cached,
     chart,
     flash,
     get_store,
@@ -25,14 +26,24 @@ OUTCOME_LABELS = {"hard_negative": "teacher ✓ student ✗ (hard negative)", "b
                   "both_wrong": "both ✗", "student_only": "teacher ✗ student ✓", "no_answer": "no gold answer",
                   "error": "error (a request failed: no outcome, re-sent next run)"}
 
+
+
+def _outcome_bars(store, run_id: str, n: int):
+    """Outcomes per subject: built (and escaped, pages/_ui.py:chart) once per write to the store."""
+    counts = [{"subject": r["subject"], "outcome": OUTCOME_LABELS[r["outcome"]], "questions": r["n"]}
+              for r in cached(mining.by_subject, store, run_id)]
+    return px.bar(counts, x="subject", y="questions", color="outcome", barmode="stack", text="questions",
+                  title=f"Outcomes per subject (n = {n})")
+
+
 store = get_store()
 st.title("Mine")
 flash()
 st.caption("Both models solve every question of a pool. Questions the teacher gets right and the student wrong are "
            "hard negatives: the teacher's golden reasoning and the student's failed reasoning are kept side by side.")
 
-sets = datasets.list_datasets(store)
-catalog = models.list_models(store)
+sets = cached(datasets.list_datasets, store)
+catalog = cached(models.list_models, store)
 registered = [m["name"] for m in catalog]
 if not sets or len(registered) < 2:
     st.info("**Needs first:** a train pool (Data page) and a teacher and a student model (Settings page).")
@@ -41,7 +52,7 @@ if not sets or len(registered) < 2:
 # ---- start a run -------------------------------------------------------------------------------
 # Open while there is no finished run, or while a job (running, or ended and not dismissed) is shown in it:
 # a failed run's error stays on the page until the user dismisses it.
-with st.expander("New mining run", expanded=not any(r["state"] == "done" for r in mining.list_runs(store))
+with st.expander("New mining run", expanded=not any(r["state"] == "done" for r in cached(mining.list_runs, store))
                  or bool(st.session_state.get("mine-job"))):
     pools = [s["name"] for s in sorted(sets, key=lambda s: s["split"] != "train")]
     # Defaults as in the original project: a Gemini teacher, a Qwen3 student (vLLM-served or local).
@@ -82,14 +93,14 @@ with st.expander("New mining run", expanded=not any(r["state"] == "done" for r i
                 if c.teacher == c.student else None)
 
 # ---- results -------------------------------------------------------------------------------------
-runs = [r for r in mining.list_runs(store) if r["state"] == "done"]
+runs = [r for r in cached(mining.list_runs, store) if r["state"] == "done"]
 if not runs:
     st.info("No finished mining run yet.")
     st.stop()
 run_id = st.selectbox("Run", [r["run"] for r in runs], format_func=lambda r: next(
     f"{x['run']} · {x['pool']} · {x['teacher']} vs {x['student']} · {x['created_at'][:16]}" for x in runs if x["run"] == r))
 s = next(r for r in runs if r["run"] == run_id)
-run = mining.get_run(store, run_id)
+run = cached(mining.get_run, store, run_id)
 cfg = run["config"]
 made_by(run | {"step": "mine"})
 m1, m2, m3, m4, m5 = st.columns(5)
@@ -106,12 +117,9 @@ st.caption(f"K = {cfg['samples']}, rule: {rule_text}; judge: {label_text(cfg['ju
               if s.get("errors") else "")
            + f"{s['requests_sent']} requests sent, {s['cached']} served from the cache.")
 
-rows = mining.by_subject(store, run_id)
+rows = cached(mining.by_subject, store, run_id)
 if rows:
-    counts = [{"subject": r["subject"], "outcome": OUTCOME_LABELS[r["outcome"]], "questions": r["n"]} for r in rows]
-    fig = px.bar(counts, x="subject", y="questions", color="outcome", barmode="stack", text="questions",
-                 title=f"Outcomes per subject (n = {s['questions']})")
-    chart(fig, width="stretch")
+    chart(cached(_outcome_bars, store, run_id, s["questions"]), width="stretch")
     subjects = sorted({r["subject"] for r in rows})
     table([{"subject": subj} | {OUTCOME_LABELS[o]: next((r["n"] for r in rows if r["subject"] == subj
                                                              and r["outcome"] == o), 0) for o in mining.OUTCOMES}

@@ -156,6 +156,15 @@ run_id = st.selectbox("Run", ids, key="train-pick",
 live = next(r for r in runs if r["run"] == run_id)["state"] == "running"
 
 
+def _sweep_figure(store, sweep_id: str):
+    """A finished sweep's chart, built (and escaped, pages/_ui.py:chart) once per write to the store."""
+    return figures.sweep(next(s for s in sweep.list_sweeps(store) if s["id"] == sweep_id)["summary"]["results"])
+
+
+def _overlay(store, run_ids: tuple[str, ...], metric: str):
+    return figures.overlay({r: ingest.metrics(store, r) for r in run_ids}, metric)
+
+
 def _curves(store, run_id: str):
     rows = ingest.metrics(store, run_id)
     return rows, (figures.curves(rows, title=f"run {run_id}") if rows else None)
@@ -270,7 +279,7 @@ def run_panel() -> None:
 run_panel()
 
 # ---- sweeps -----------------------------------------------------------------------------------------
-done_sweeps = [s for s in sweep.list_sweeps(store) if s.get("summary")]
+done_sweeps = [s for s in cached(sweep.list_sweeps, store) if s.get("summary")]
 if done_sweeps:
     st.subheader("Sweeps")
     pick = st.selectbox("Sweep", [s["id"] for s in done_sweeps], key="train-sweep-pick",
@@ -278,7 +287,7 @@ if done_sweeps:
                                                    if s["id"] == i))
     res = next(s for s in done_sweeps if s["id"] == pick)["summary"]["results"]
     if res:
-        chart(figures.sweep(res), width="stretch", key=f"train-sweep-fig-{pick}")
+        chart(cached(_sweep_figure, store, pick), width="stretch", key=f"train-sweep-fig-{pick}")
         st.dataframe([{"setting": r["label"], "state": r["state"], "held-out pairs": r["heldout_pairs"],
                        "margin base → tuned": f"{_num(r['base_margin'], '+.4f')} → {_num(r['tuned_margin'], '+.4f')}",
                        "accuracy base → tuned": f"{_num(r['base_accuracy'], '.0%')} → {_num(r['tuned_accuracy'], '.0%')}",
@@ -290,4 +299,4 @@ if len(runs) >= 2:
     picked = st.multiselect("Runs", ids, default=ids[:2], key="train-overlay")
     metric = st.selectbox("Metric", figures.METRICS, key="train-overlay-metric")
     if picked:
-        chart(figures.overlay({r: ingest.metrics(store, r) for r in picked}, metric), width="stretch")
+        chart(cached(_overlay, store, tuple(picked), metric), width="stretch")
