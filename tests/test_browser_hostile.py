@@ -189,6 +189,9 @@ def test_hostile_data_is_shown_as_text_on_every_page(tmp_path, monkeypatch):
             wait_idle(page)
             subject_cell = f'국어 [s]({host}/subject) <a href="{host}/subject-a">s</a> <b>b</b>'
             check(page, "data-tables", [subject_cell], tmp_path)  # st.table cells (old: live link, bold)
+            # Plotly draws its axes after Streamlit is idle: wait for the ticks (the event), then read them
+            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .xtick text').length > 0",
+                                   timeout=60_000)
             ticks = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .xtick text')]"
                                   ".map(t => t.textContent)")
             assert any('<a href="' in t and "<b>b</b>" in t for t in ticks), ticks  # Plotly: tags as text
@@ -222,6 +225,8 @@ def test_hostile_data_is_shown_as_text_on_every_page(tmp_path, monkeypatch):
             page.get_by_label(re.compile("open by id", re.I)).fill("exam / t1")
             page.keyboard.press("Enter")
             check(page, "visualise", [f"![x]({host}/t1-passage-img.png)", "밑줄\n==="], tmp_path)
+            page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(p => p.data)",
+                                   timeout=60_000)
             hover = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
                                   ".flatMap(p => (p.data || []).flatMap(t => (t.customdata || []).flat()))")
             assert any("&lt;a href=" in str(v) for v in hover) and not any("<a " in str(v) for v in hover), hover
