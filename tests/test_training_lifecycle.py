@@ -94,7 +94,10 @@ def test_ctrl_c_while_waiting_cancels_the_run_and_exits_130(tiny):
                                 env=dict(os.environ, PYTHONPATH=str(ROOT)))
     runs = db.parent / "runs" / "train"
     # The CLI holds the store; the run folder shows progress: wait for a logged step.
-    metrics = until(lambda: next((p for p in runs.glob("*/metrics.jsonl") if p.stat().st_size), None), "a logged step")
+    # Also wait for the first checkpoint: a step is logged before its checkpoint is written (save_steps=1).
+    metrics = until(lambda: next((p for p in runs.glob("*/metrics.jsonl")
+                                  if p.stat().st_size and files.last_checkpoint(p.parent)), None),
+                    "a logged step and its checkpoint")
     worker_pid = json.loads((metrics.parent / files.STATUS).read_text())["pid"]
     cli_proc.send_signal(signal.SIGINT)
     _, err = cli_proc.communicate(timeout=DEADLINE_S)
