@@ -38,44 +38,48 @@ dataset = st.selectbox("Test set", [s["name"] for s in order],
                        format_func=lambda n: f"{n} ({next(s for s in sets if s['name'] == n)['split']})")
 
 # ---- predictions: run a model, or import ---------------------------------------------------
-with st.expander("Add predictions", expanded=not predictions.list_runs(store, dataset)):
-    run_tab, import_tab = st.tabs(["Run a registered model", "Import predictions CSV"])
-    with run_tab:
-        registered = [m["name"] for m in models.list_models(store)]
+# Filled only when open: the forms and the live estimate, laid out hidden on every visit, slowed the page.
+box = st.expander("Add predictions", expanded=not cached(predictions.list_runs, store, dataset), key="eval-add",
+                  on_change="rerun")
+if box.open:
+    with box:
+        run_tab, import_tab = st.tabs(["Run a registered model", "Import predictions CSV"])
+        with run_tab:
+            registered = [m["name"] for m in models.list_models(store)]
 
-        def preview(shown: dict) -> None:
-            """The estimate (and a template warning) of the run the form would start now."""
-            if not shown.get("model"):
-                return
-            if shown["limit"] and not str(shown["limit"]).isdigit():
-                st.caption("First N questions: a whole number ≥ 1 (empty: all).")
-                return
-            estimate_caption(lambda: solve.estimate(
-                store, dataset, shown["model"], int(shown["samples"]),
-                float(shown["temperature"]) if shown["temperature"] else None,
-                limit=int(shown["limit"]) if shown["limit"] else None, subject=shown["subject"]))
-            if warn := eval_run.prompt_warning(store, eval_run.EvalConfig(dataset=dataset, model=shown["model"])):
-                st.warning(text(warn))
+            def preview(shown: dict) -> None:
+                """The estimate (and a template warning) of the run the form would start now."""
+                if not shown.get("model"):
+                    return
+                if shown["limit"] and not str(shown["limit"]).isdigit():
+                    st.caption("First N questions: a whole number ≥ 1 (empty: all).")
+                    return
+                estimate_caption(lambda: solve.estimate(
+                    store, dataset, shown["model"], int(shown["samples"]),
+                    float(shown["temperature"]) if shown["temperature"] else None,
+                    limit=int(shown["limit"]) if shown["limit"] else None, subject=shown["subject"]))
+                if warn := eval_run.prompt_warning(store, eval_run.EvalConfig(dataset=dataset, model=shown["model"])):
+                    st.warning(text(warn))
 
-        # live: the estimate follows the model, K and slice on screen, before Run is pressed
-        step_runner(store, eval_run.EvalConfig, eval_run.start_job, key="eval", kind="eval", live=True,
-                    submit="Run", columns=4, fixed={"dataset": dataset}, disabled=not registered, preview=preview,
-                    choices={"model": registered, "subject": cached(eval_run.subjects, store, dataset)},
-                    labels={"subject": {None: "(all subjects)"}, "limit": {None: "(all)"}})
-    with import_tab:
-        up = st.file_uploader("CSV with columns id,answer (answers 1–5, blank = no answer)", type=["csv"])
-        imp_label = st.text_input("Label", placeholder="e.g. submission-v3")
-        tmp = saved_upload(up, "eval-import")  # once per file; a replaced upload is removed
-        if st.button("Import predictions", disabled=not (up and imp_label)):
-            r = run_action(lambda: predictions.import_predictions(store, dataset, tmp, imp_label))
-            if r:
-                msg = f"Stored {r.stored} predictions as {imp_label!r}."
-                if r.missing:
-                    msg += f" {r.missing} questions have no prediction (count as unanswered)."
-                if r.unknown_ids:
-                    msg += f" {len(r.unknown_ids)} id(s) not in {dataset!r} were not stored: " + ", ".join(r.unknown_ids[:10])
-                flash(msg)
-                st.rerun()
+            # live: the estimate follows the model, K and slice on screen, before Run is pressed
+            step_runner(store, eval_run.EvalConfig, eval_run.start_job, key="eval", kind="eval", live=True,
+                        submit="Run", columns=4, fixed={"dataset": dataset}, disabled=not registered, preview=preview,
+                        choices={"model": registered, "subject": cached(eval_run.subjects, store, dataset)},
+                        labels={"subject": {None: "(all subjects)"}, "limit": {None: "(all)"}})
+        with import_tab:
+            up = st.file_uploader("CSV with columns id,answer (answers 1–5, blank = no answer)", type=["csv"])
+            imp_label = st.text_input("Label", placeholder="e.g. submission-v3")
+            tmp = saved_upload(up, "eval-import")  # once per file; a replaced upload is removed
+            if st.button("Import predictions", disabled=not (up and imp_label)):
+                r = run_action(lambda: predictions.import_predictions(store, dataset, tmp, imp_label))
+                if r:
+                    msg = f"Stored {r.stored} predictions as {imp_label!r}."
+                    if r.missing:
+                        msg += f" {r.missing} questions have no prediction (count as unanswered)."
+                    if r.unknown_ids:
+                        msg += f" {len(r.unknown_ids)} id(s) not in {dataset!r} were not stored: " + ", ".join(r.unknown_ids[:10])
+                    flash(msg)
+                    st.rerun()
 
 rep = cached(evaluation.report, store, dataset)
 
@@ -134,24 +138,28 @@ table([{"model": m["model"], **({"slice": m.get("slice") or "whole set"} if any_
           for m in rep["models"]])
 for m in rep["models"]:
     made_by(eval_run.run_for(store, dataset, m["model"]))  # imported predictions have no run: no line
-metric = st.radio("Metric", ["accuracy", "macro_f1"], horizontal=True)
-bars = cached(_subject_bars, store, dataset, metric)
-chart(bars, width="stretch")
 table([{"subject": s, "n": m["by_subject"][s]["questions"]} | {
     k: v for mm in rep["models"] for k, v in subject_cells(mm, s).items()}
     for m in rep["models"][:1] for s in m["by_subject"]])
-
-# The full width: grouped bars (gold + every model) × 6 choices with a count on each collided in half of it.
-pos = cached(_position_bars, store, dataset)
-chart(pos, width="stretch", key="eval-positions")
-left, _ = st.columns(2)
-cm_model = left.selectbox("Confusion matrix for", [m["model"] for m in rep["models"]])
-chart(cached(_confusion_figure, store, dataset, cm_model), left, width="stretch")
+# One chart at a time: the browser drawing three Plotly charts made this page slow to open, and the
+# position and confusion charts are the second look, not the first.
+view = st.radio("Chart", ["by subject", "answer positions", "confusion matrix"], horizontal=True, key="eval-chart")
+if view == "by subject":
+    metric = st.radio("Metric", ["accuracy", "macro_f1"], horizontal=True, key="eval-metric")
+    chart(cached(_subject_bars, store, dataset, metric), width="stretch")
+elif view == "answer positions":
+    # The full width: grouped bars (gold + every model) × 6 choices with a count on each collided in half of it.
+    chart(cached(_position_bars, store, dataset), width="stretch", key="eval-positions")
+else:
+    left, _ = st.columns(2)
+    cm_model = left.selectbox("Confusion matrix for", [m["model"] for m in rep["models"]])
+    chart(cached(_confusion_figure, store, dataset, cm_model), left, width="stretch")
 
 d1, d2 = st.columns(2)
 d1.download_button("Report CSV", evaluation.report_csv(rep).encode("utf-8"), f"{dataset}_report.csv", "text/csv")
-if d2.button("Prepare chart PNG"):
-    png = run_action(lambda: figures.to_png(bars))
+if d2.button("Prepare chart PNG", help="the chart by subject, in the metric last picked"):
+    png = run_action(lambda: figures.to_png(cached(_subject_bars, store, dataset,
+                                                   st.session_state.get("eval-metric", "accuracy"))))
     if isinstance(png, bytes):
         st.session_state["eval-png"] = png
 if st.session_state.get("eval-png"):

@@ -30,89 +30,93 @@ if not sets or not bases:
     st.info("**Needs first:** a frozen preference set (Review page, or `review import`) and a local base model "
             "(the built-in gemma3-270m-local, or one registered on Settings with provider `local`).")
 else:
-    with st.expander("New training run", expanded=not runs):
-        names = list(PRESETS)
-        chosen_preset = st.selectbox("Preset", names, key="train-preset",
-                                     help="fills the form; 'original (orpo-train)' is the seed project's set-up")
-        st.caption("**beta (ORPO λ)** — the ORPO authors used 0.1 (0.05 on small sets) and advise 0.5–1.0 for small "
-                   "models; the original project's config has 0.8 while its README says 0.15. A sweep (below) "
-                   "measures which one works on your pairs.")
-        cfg = config_form(TrainConfig, f"train-form-{names.index(chosen_preset)}", submit="Check (pre-flight)",
-                          choices={"set_name": [s["name"] for s in sets], "base_model": bases},
-                          defaults=PRESETS[chosen_preset] | {"base_model": bases[0]}, adjust=TrainConfig.resolve)
-        if cfg:
-            check = run_action(lambda: preflight.preflight(store, cfg))
-            if check:
-                st.session_state["train-check"] = (cfg.model_dump(), check)
-        pending = st.session_state.get("train-check")
-        if pending:
-            values, pf = pending
-            st.subheader("Pre-flight")
-            c = st.columns(5)
-            c[0].metric("pairs kept", f"{pf['kept']} / {pf['pairs']}",
-                        help=f"{pf['train_pairs']} to train on, {pf['heldout_pairs']} held out for the check")
-            c[1].metric("train / held out", f"{pf['train_pairs']} / {pf['heldout_pairs']}")
-            c[2].metric("dropped / truncated", f"{len(pf['dropped'])} / {len(pf['truncated'])}")
-            c[3].metric("backend", f"{pf['backend']} · {pf['precision']}")
-            c[4].metric("time (est.)", f"{pf['estimate']['seconds'] / 60:.1f} min",
-                        help=f"{pf['estimate']['steps']} steps; memory ≈ {pf['estimate']['memory_gb']} GB")
-            gpu = pf["gpu"]
-            tok = pf["tokens"]
-            st.caption(
-                (f"GPU: {gpu['name']}, {gpu['memory_gb']} GB ({gpu['used_gb']} GB in use), compute {gpu['compute']}"
-                 if gpu else "No GPU found: training runs on the CPU in float32 (fine for tiny models only).")
-                + f" · effective batch {pf['effective_batch']} (per device {values['per_device_train_batch_size']} × "
-                + f"{pf['processes']} process{'es' if pf['processes'] > 1 else ''} × accumulation "
-                + f"{values['gradient_accumulation_steps']})"
-                + f" · memory ≈ {pf['estimate']['memory_gb']} GB · free disk {pf['disk_free_gb']} GB · prompt: "
-                + f"{pf['template']['kind']} template"
-                + (f", thinking {'on' if pf['template']['thinking'] else 'off'}" if pf['template']['thinking'] is not None else "")
-                + (f", prefill {pf['template']['prefill']!r}" if pf['template']['prefill'] else ""))
-            st.caption(f"Tokens — prompt max {tok['prompt']['max']} (p95 {tok['prompt']['p95']}), chosen max "
-                       f"{tok['chosen']['max']}, rejected max {tok['rejected']['max']}; limits: prompt "
-                       f"{tok['limits']['max_prompt_length']}, completion {tok['limits']['max_completion_length']}, "
-                       f"total {tok['limits']['max_length']}.")
-            for w in pf["warnings"]:
-                st.warning(w)
-            if pf["dropped"] or pf["truncated"]:
-                st.dataframe([{"pair": d["idx"], "decision": kind, "why": d["reason"]}
-                              for kind, items in (("dropped", pf["dropped"]), ("truncated", pf["truncated"]))
-                              for d in items], hide_index=True, width="stretch")
-            if st.button("Start training", type="primary", key="train-start", disabled=not pf["train_pairs"]):
-                started = run_action(lambda: launcher.start(store, TrainConfig(**values)))
-                if started:
-                    run_id, what = started
-                    st.session_state["train-run"] = run_id
-                    st.session_state["train-pick"] = run_id  # the selector follows the run just started
-                    st.session_state.pop("train-check", None)
-                    flash({"started": f"Started training run {run_id}.", "resumed": f"Resumed run {run_id} (same settings).",
-                           "running": f"Run {run_id} with these settings is already running.",
-                           "done": f"Run {run_id} with these settings already finished."}[what])
-                    st.rerun()
-            with st.popover("Sweep a setting instead"):
-                st.caption("One run per value, one after another, with the settings above for the rest; each is an "
-                           "ordinary run (a stopped sweep resumes). Compared on the held-out pairs.")
-                grid_text = st.text_area("Values to try (one setting per line)", "beta=0.1,0.25,0.5,0.8",
-                                         key="train-sweep-grid")
-                if st.button("Start sweep", key="train-sweep-start"):
-                    def start_sweep():
-                        grid = sweep.parse_grid([ln for ln in grid_text.splitlines() if ln.strip()])
-                        config = sweep.SweepConfig(train=values, grid=grid)
-                        grid_points = sweep.points(config)  # checked here: a bad value fails before the job
-                        n = len(grid_points)
-
-                        def body(ctx):
-                            def progress(i, total, run):
-                                p = (run or {}).get("progress") or {}
-                                ctx.progress(done=i, total=total, message=f"{sweep.label(grid_points[i][0])}: "
-                                             f"step {p.get('step') or 0}/{p.get('max_steps') or '?'}")
-                            return sweep.run(store, config, on_progress=progress, stop=ctx.cancelled)
-
-                        return jobs.start(store, "train-sweep", f"sweep of {n} runs", body, total=n)
-
-                    if launch("train-sweep-job", start_sweep):
+    # Filled only when open: the form (every TrainConfig field) and its pre-flight, sent and laid out
+    # hidden on every visit, were a third of the time Train took to open.
+    box = st.expander("New training run", expanded=not runs, key="train-new", on_change="rerun")
+    if box.open:
+        with box:
+            names = list(PRESETS)
+            chosen_preset = st.selectbox("Preset", names, key="train-preset",
+                                         help="fills the form; 'original (orpo-train)' is the seed project's set-up")
+            st.caption("**beta (ORPO λ)** — the ORPO authors used 0.1 (0.05 on small sets) and advise 0.5–1.0 for small "
+                       "models; the original project's config has 0.8 while its README says 0.15. A sweep (below) "
+                       "measures which one works on your pairs.")
+            cfg = config_form(TrainConfig, f"train-form-{names.index(chosen_preset)}", submit="Check (pre-flight)",
+                              choices={"set_name": [s["name"] for s in sets], "base_model": bases},
+                              defaults=PRESETS[chosen_preset] | {"base_model": bases[0]}, adjust=TrainConfig.resolve)
+            if cfg:
+                check = run_action(lambda: preflight.preflight(store, cfg))
+                if check:
+                    st.session_state["train-check"] = (cfg.model_dump(), check)
+            pending = st.session_state.get("train-check")
+            if pending:
+                values, pf = pending
+                st.subheader("Pre-flight")
+                c = st.columns(5)
+                c[0].metric("pairs kept", f"{pf['kept']} / {pf['pairs']}",
+                            help=f"{pf['train_pairs']} to train on, {pf['heldout_pairs']} held out for the check")
+                c[1].metric("train / held out", f"{pf['train_pairs']} / {pf['heldout_pairs']}")
+                c[2].metric("dropped / truncated", f"{len(pf['dropped'])} / {len(pf['truncated'])}")
+                c[3].metric("backend", f"{pf['backend']} · {pf['precision']}")
+                c[4].metric("time (est.)", f"{pf['estimate']['seconds'] / 60:.1f} min",
+                            help=f"{pf['estimate']['steps']} steps; memory ≈ {pf['estimate']['memory_gb']} GB")
+                gpu = pf["gpu"]
+                tok = pf["tokens"]
+                st.caption(
+                    (f"GPU: {gpu['name']}, {gpu['memory_gb']} GB ({gpu['used_gb']} GB in use), compute {gpu['compute']}"
+                     if gpu else "No GPU found: training runs on the CPU in float32 (fine for tiny models only).")
+                    + f" · effective batch {pf['effective_batch']} (per device {values['per_device_train_batch_size']} × "
+                    + f"{pf['processes']} process{'es' if pf['processes'] > 1 else ''} × accumulation "
+                    + f"{values['gradient_accumulation_steps']})"
+                    + f" · memory ≈ {pf['estimate']['memory_gb']} GB · free disk {pf['disk_free_gb']} GB · prompt: "
+                    + f"{pf['template']['kind']} template"
+                    + (f", thinking {'on' if pf['template']['thinking'] else 'off'}" if pf['template']['thinking'] is not None else "")
+                    + (f", prefill {pf['template']['prefill']!r}" if pf['template']['prefill'] else ""))
+                st.caption(f"Tokens — prompt max {tok['prompt']['max']} (p95 {tok['prompt']['p95']}), chosen max "
+                           f"{tok['chosen']['max']}, rejected max {tok['rejected']['max']}; limits: prompt "
+                           f"{tok['limits']['max_prompt_length']}, completion {tok['limits']['max_completion_length']}, "
+                           f"total {tok['limits']['max_length']}.")
+                for w in pf["warnings"]:
+                    st.warning(w)
+                if pf["dropped"] or pf["truncated"]:
+                    st.dataframe([{"pair": d["idx"], "decision": kind, "why": d["reason"]}
+                                  for kind, items in (("dropped", pf["dropped"]), ("truncated", pf["truncated"]))
+                                  for d in items], hide_index=True, width="stretch")
+                if st.button("Start training", type="primary", key="train-start", disabled=not pf["train_pairs"]):
+                    started = run_action(lambda: launcher.start(store, TrainConfig(**values)))
+                    if started:
+                        run_id, what = started
+                        st.session_state["train-run"] = run_id
+                        st.session_state["train-pick"] = run_id  # the selector follows the run just started
                         st.session_state.pop("train-check", None)
+                        flash({"started": f"Started training run {run_id}.", "resumed": f"Resumed run {run_id} (same settings).",
+                               "running": f"Run {run_id} with these settings is already running.",
+                               "done": f"Run {run_id} with these settings already finished."}[what])
                         st.rerun()
+                with st.popover("Sweep a setting instead"):
+                    st.caption("One run per value, one after another, with the settings above for the rest; each is an "
+                               "ordinary run (a stopped sweep resumes). Compared on the held-out pairs.")
+                    grid_text = st.text_area("Values to try (one setting per line)", "beta=0.1,0.25,0.5,0.8",
+                                             key="train-sweep-grid")
+                    if st.button("Start sweep", key="train-sweep-start"):
+                        def start_sweep():
+                            grid = sweep.parse_grid([ln for ln in grid_text.splitlines() if ln.strip()])
+                            config = sweep.SweepConfig(train=values, grid=grid)
+                            grid_points = sweep.points(config)  # checked here: a bad value fails before the job
+                            n = len(grid_points)
+
+                            def body(ctx):
+                                def progress(i, total, run):
+                                    p = (run or {}).get("progress") or {}
+                                    ctx.progress(done=i, total=total, message=f"{sweep.label(grid_points[i][0])}: "
+                                                 f"step {p.get('step') or 0}/{p.get('max_steps') or '?'}")
+                                return sweep.run(store, config, on_progress=progress, stop=ctx.cancelled)
+
+                            return jobs.start(store, "train-sweep", f"sweep of {n} runs", body, total=n)
+
+                        if launch("train-sweep-job", start_sweep):
+                            st.session_state.pop("train-check", None)
+                            st.rerun()
 
 job_panel(store, "train-sweep-job", kind="train-sweep")
 
@@ -165,9 +169,9 @@ def _overlay(store, run_ids: tuple[str, ...], metric: str):
     return figures.overlay({r: ingest.metrics(store, r) for r in run_ids}, metric)
 
 
-def _curves(store, run_id: str):
+def _curves(store, run_id: str, all_curves: bool):
     rows = ingest.metrics(store, run_id)
-    return rows, (figures.curves(rows, title=f"run {run_id}") if rows else None)
+    return rows, (figures.curves(rows, title=f"run {run_id}", key_only=not all_curves) if rows else None)
 
 
 def lineage_line(set_name: str) -> None:
@@ -256,8 +260,12 @@ def run_panel() -> None:
             st.rerun(scope="app")
     heldout_panel(run)
     # a finished run's curves are drawn once per write to the store; a running one's on every poll
-    rows, fig = (memo(("train-curves", store.path, run_id, state, steps), lambda: _curves(store, run_id))
-                 if state != "running" else _curves(store, run_id))
+    all_curves = st.toggle("All curves", key="train-all-curves",
+                           help="NLL loss, log-odds ratio, learning rate, grad norm and tokens/s beside the four "
+                                "that say whether ORPO learns")
+    rows, fig = (memo(("train-curves", store.path, run_id, state, steps, all_curves),
+                      lambda: _curves(store, run_id, all_curves))
+                 if state != "running" else _curves(store, run_id, all_curves))
     if rows:
         health_badges(rows, run.get("heldout"))
         chart(fig, width="stretch", key=f"train-curves-{run_id}")
@@ -296,7 +304,8 @@ if done_sweeps:
 # ---- compare runs -----------------------------------------------------------------------------------
 if len(runs) >= 2:
     st.subheader("Compare runs")
-    picked = st.multiselect("Runs", ids, default=ids[:2], key="train-overlay")
+    # Drawn when asked: one more chart on every visit made Train slow to open.
+    picked = st.multiselect("Runs", ids, key="train-overlay", placeholder="pick runs to draw one metric of each")
     metric = st.selectbox("Metric", figures.METRICS, key="train-overlay-metric")
     if picked:
         chart(cached(_overlay, store, tuple(picked), metric), width="stretch")

@@ -411,8 +411,12 @@ def step_evaluate(w: Walk) -> None:
     assert "teacher" in by_model and "student" in by_model, report
     assert "100.00%" in by_model["teacher"] and "7 / 7" in by_model["teacher"]  # 3 questions, 2+3+2 points
     traces = chart_traces(w.page)
-    assert sorted(traces[0]) == ["student", "teacher"]  # subject bars: one trace per model
-    assert sorted(traces[1]) == ["gold", "student", "teacher"]  # answer positions
+    assert len(traces) == 1 and sorted(traces[0]) == ["student", "teacher"]  # one chart at a time: by subject
+    w.page.get_by_test_id("stRadio").get_by_text("answer positions", exact=True).click()
+    w.page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                             ".some(p => (p.data || []).some(t => t.name === 'gold'))", timeout=60_000 * SLOW)
+    wait_idle(w.page)
+    assert [sorted(t) for t in chart_traces(w.page)] == [["gold", "student", "teacher"]]  # answer positions
     body = main_text(w.page)
     assert "Compare" in body
     # student vs teacher: the widest CI value there is ("[+100.0, +100.0] %p") is shown whole

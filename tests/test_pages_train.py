@@ -80,15 +80,23 @@ def test_preset_preflight_start_live_curves_and_overlay(db_env, tiny_qwen):
     assert list(held["model"]) == ["base (adapter off)", "tuned"] and list(held["pairs"]) == [1, 1]
     assert any("badge[" in m.value and "grad norm" in m.value for m in at.markdown)  # health signals by the curves
     charts = at.get("plotly_chart")
-    assert len(charts) == 3  # held-out by step (before and after), the run's curves and the two-run overlay
+    # held-out by step (before and after) and the run's four key curves; the comparison waits to be asked
+    assert len(charts) == 2
     import json
 
     held_fig = json.loads(charts.pop(0).proto.spec)
     assert [t["x"] for t in held_fig["data"]][0] == [0, 2] and held_fig["layout"]["xaxis"]["tickformat"] == "d"
     curves = json.loads(charts[0].proto.spec)
+    assert {t.get("name") for t in curves["data"]} == {"loss", "chosen", "rejected", "margin", "accuracy"}
+    next(t for t in at.toggle if t.label == "All curves").set_value(True).run()
+    curves = json.loads(at.get("plotly_chart")[1].proto.spec)
     names = {t.get("name") for t in curves["data"]}
     assert {"loss", "nll_loss", "log_odds_ratio", "chosen", "rejected", "margin", "accuracy", "lr", "grad_norm"} <= names
-    overlay = json.loads(charts[1].proto.spec)
+    next(m for m in at.multiselect if m.label == "Runs").set_value([run_id, other]).run()
+    assert not at.exception, at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3
+    overlay = json.loads(charts[2].proto.spec)
     assert {t["name"] for t in overlay["data"]} == {run_id, other}
     assert next(m for m in at.metric if m.label == "steps/s").value != "—"
 

@@ -17,26 +17,32 @@ PANELS: list[tuple[str, list[tuple[str, str]]]] = [
     ("tokens/s", [("tokens_per_s", "tokens/s")]),
 ]
 METRICS = [m for _, traces in PANELS for m, _ in traces]
+# What says whether ORPO is learning, shown first: the page draws the other panels on request (each
+# subplot costs the browser drawing time; nine of them made Train the slowest page to open).
+KEY_PANELS = ("loss (ORPO)", "rewards", "reward margin", "reward accuracy")
 
 
-def curves(rows: list[dict[str, Any]], title: str | None = None) -> Any:
-    """One run's curves against the optimizer step, one small panel per quantity."""
+def curves(rows: list[dict[str, Any]], title: str | None = None, key_only: bool = False) -> Any:
+    """One run's curves against the optimizer step, one small panel per quantity (key_only: the four of
+    KEY_PANELS in one row)."""
     from plotly.subplots import make_subplots
 
-    cols = 3
-    fig = make_subplots(rows=(len(PANELS) + cols - 1) // cols, cols=cols, subplot_titles=[p[0] for p in PANELS],
-                        horizontal_spacing=0.07, vertical_spacing=0.12)
+    panels = [p for p in PANELS if p[0] in KEY_PANELS] if key_only else PANELS
+    cols = 4 if key_only else 3
+    n_rows = (len(panels) + cols - 1) // cols
+    fig = make_subplots(rows=n_rows, cols=cols, subplot_titles=[p[0] for p in panels],
+                        horizontal_spacing=0.06 if key_only else 0.07, vertical_spacing=0.12)
     steps = [r["step"] for r in rows]
-    for i, (_, traces) in enumerate(PANELS):
+    for i, (_, traces) in enumerate(panels):
         for metric, name in traces:
             fig.add_scatter(x=steps, y=[r.get(metric) for r in rows], name=name, mode="lines+markers",
                             marker_size=4, showlegend=metric in ("rewards_chosen", "rewards_rejected"),
                             row=i // cols + 1, col=i % cols + 1)
-    fig.update_xaxes(title_text="step", row=(len(PANELS) - 1) // cols + 1)
+    fig.update_xaxes(title_text="step", row=n_rows)
     _integer_steps(fig, steps)
-    acc = next(i for i, (_, traces) in enumerate(PANELS) if traces[0][0] == "rewards_accuracies")
+    acc = next(i for i, (_, traces) in enumerate(panels) if traces[0][0] == "rewards_accuracies")
     fig.update_yaxes(range=[-0.05, 1.05], row=acc // cols + 1, col=acc % cols + 1)  # a share: 0–1, never 0–2
-    fig.update_layout(height=720, title=title, margin={"t": 70, "l": 40, "r": 20, "b": 40},
+    fig.update_layout(height=330 if key_only else 720, title=title, margin={"t": 70, "l": 40, "r": 20, "b": 40},
                       legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"})
     return fig
 
